@@ -1,0 +1,123 @@
+"""AuthService: admin management of API keys, always within the caller's own account."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf import timestamp_pb2
+
+from services import call_context
+from services.auth.store import InvalidPageToken, KeyNotFound, KeyState, KeyStore, key_state
+from services.auth.verifier import KeyVerifier
+from services.errors import Reason, ServiceError
+from services.storage.database import as_utc, utcnow
+from services.storage.tables import ApiKeyRecord
+from switchyard.auth.v1 import auth_pb2, auth_pb2_grpc
+
+_STATE_TO_PROTO = {
+    KeyState.ACTIVE: auth_pb2.KEY_STATE_ACTIVE,
+    KeyState.REVOKED: auth_pb2.KEY_STATE_REVOKED,
+    KeyState.EXPIRED: auth_pb2.KEY_STATE_EXPIRED,
+}
+_PROTO_TO_STATE = {v: k for k, v in _STATE_TO_PROTO.items()}
+_MAX_RATE_LIMIT = 1_000_000
+
+
+def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(as_utc(value))
+    return stamp
+
+
+def key_to_proto(record: ApiKeyRecord, now: datetime | None = None) -> auth_pb2.ApiKey:
+    return auth_pb2.ApiKey(
+        id=record.id,
+        name=record.name,
+        account_id=record.account_id,
+        scopes=record.scopes.split(),
+        prefix=record.prefix,
+        last_four=record.last_four,
+        state=_STATE_TO_PROTO[key_state(record, now or utcnow())],
+        rate_limit_per_minute=record.rate_limit_per_minute,
+        create_time=_timestamp(record.created_at),
+        last_use_time=_timestamp(record.last_used_at),
+        expire_time=_timestamp(record.expires_at),
+        revoke_time=_timestamp(record.revoked_at),
+    )
+
+
+def _invalid(message: str, field: str) -> ServiceError:
+    return ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, message, metadata={"field": field})
+
+
+def validate_new_key(name: str, scopes, rate_limit: int, expires_at: datetime | None) -> None:
+    """The rules for a new key, shared by the RPC and the CLI."""
+    if not name.strip() or len(name) > 100:
+        raise _invalid("name is required and must be at most 100 characters.", "name")
+    for scope in scopes:
+        if not scope or len(scope) > 64 or any(c.isspace() for c in scope):
+            raise _invalid(f"invalid scope {scope!r}: 1–64 characters without spaces.", "scopes")
+    if rate_limit < 0 or rate_limit > _MAX_RATE_LIMIT:
+        raise _invalid(f"rate_limit_per_minute must be between 1 and {_MAX_RATE_LIMIT}.", "rate_limit_per_minute")
+    if expires_at is not None and expires_at <= utcnow():
+        raise _invalid("expire_time must be in the future.", "expire_time")
+
+
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, store: KeyStore, verifier: KeyVerifier, default_rate_limit: int) -> None:
+        self._store = store
+        self._verifier = verifier
+        self._default_rate_limit = default_rate_limit
+
+    async def CreateKey(self, request: auth_pb2.CreateKeyRequest, context) -> auth_pb2.CreateKeyResponse:
+        caller = call_context.current().principal
+        expires_at = request.expire_time.ToDatetime(tzinfo=utcnow().tzinfo) if request.HasField("expire_time") else None
+        validate_new_key(request.name, request.scopes, request.rate_limit_per_minute, expires_at)
+        record, secret = await self._store.create_key(
+            account_id=caller.account_id,
+            name=request.name.strip(),
+            scopes=list(request.scopes),
+            rate_limit_per_minute=request.rate_limit_per_minute or self._default_rate_limit,
+            expires_at=expires_at,
+        )
+        return auth_pb2.CreateKeyResponse(api_key=key_to_proto(record), key=secret)
+
+    async def ListKeys(self, request: auth_pb2.ListKeysRequest, context) -> auth_pb2.ListKeysResponse:
+        caller = call_context.current().principal
+        if request.page_size < 0 or request.page_size > 100:
+            raise _invalid("page_size must be between 1 and 100.", "page_size")
+        try:
+            records, next_token = await self._store.list_keys(
+                caller.account_id,
+                state=_PROTO_TO_STATE.get(request.state),
+                page_size=request.page_size or 50,
+                page_token=request.page_token,
+            )
+        except InvalidPageToken as exc:
+            raise _invalid(str(exc), "page_token") from exc
+        now = utcnow()
+        return auth_pb2.ListKeysResponse(keys=[key_to_proto(r, now) for r in records], next_page_token=next_token)
+
+    async def GetKey(self, request: auth_pb2.GetKeyRequest, context) -> auth_pb2.GetKeyResponse:
+        caller = call_context.current().principal
+        try:
+            record = await self._store.get_key(caller.account_id, request.key_id)
+        except KeyNotFound:
+            raise _not_found(request.key_id) from None
+        return auth_pb2.GetKeyResponse(api_key=key_to_proto(record))
+
+    async def RevokeKey(self, request: auth_pb2.RevokeKeyRequest, context) -> auth_pb2.RevokeKeyResponse:
+        caller = call_context.current().principal
+        try:
+            record = await self._store.revoke_key(caller.account_id, request.key_id)
+        except KeyNotFound:
+            raise _not_found(request.key_id) from None
+        self._verifier.forget(record.id)
+        return auth_pb2.RevokeKeyResponse(api_key=key_to_proto(record))
+
+
+def _not_found(key_id: str) -> ServiceError:
+    # Keys of other accounts are reported exactly like keys that do not exist.
+    return ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"No API key with id {key_id!r}.", metadata={"resource": "api_key"})

@@ -1,0 +1,110 @@
+"""Turning an `authorization` header into a Principal, on every request.
+
+Verified keys are cached for at most `cache_seconds` (≤ 1 s): the database is asked again after
+that, so a revocation made by any process (CLI, another replica) takes effect everywhere within
+that time without any cross-process messaging. Last-use times are written in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.auth import secrets as key_secrets
+from services.auth.store import KeyState, KeyStore, key_state
+from services.errors import Reason, ServiceError
+from services.storage.database import as_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+# A key's last-use time is written at most this often; it is a coarse signal, not an audit log.
+_LAST_USE_RESOLUTION_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: str
+    account_id: str
+    scopes: frozenset[str]
+    rate_limit_per_minute: int
+    expires_at: datetime | None
+
+
+class KeyVerifier:
+    def __init__(self, store: KeyStore, cache_seconds: float = 0.5, clock=time.monotonic) -> None:
+        self._store = store
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._pending_use: dict[str, datetime] = {}
+        self._last_written: dict[str, float] = {}
+
+    async def verify(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise ServiceError(
+                Reason.ERROR_REASON_MISSING_API_KEY,
+                "No API key provided. Send it as 'Authorization: Bearer tk_live_…'.",
+            )
+        scheme, _, secret = authorization.strip().partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret:
+            raise ServiceError(
+                Reason.ERROR_REASON_MISSING_API_KEY,
+                "The Authorization header must be 'Bearer <API key>'.",
+            )
+        principal = await self._lookup(secret) if key_secrets.well_formed(secret) else None
+        if principal is None:
+            raise ServiceError(Reason.ERROR_REASON_INVALID_API_KEY, "Invalid API key.")
+        if principal.expires_at is not None and principal.expires_at <= utcnow():
+            raise ServiceError(Reason.ERROR_REASON_INVALID_API_KEY, "This API key has expired.")
+        self._note_use(principal.key_id)
+        return principal
+
+    async def _lookup(self, secret: str) -> Principal | None:
+        digest = key_secrets.digest(secret)
+        now = self._clock()
+        cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1]
+        record = await self._store.find_by_digest(digest)
+        principal = None
+        if record is not None and key_secrets.matches(secret, record.key_hash):
+            if key_state(record, utcnow()) != KeyState.REVOKED:
+                principal = Principal(
+                    key_id=record.id,
+                    account_id=record.account_id,
+                    scopes=frozenset(record.scopes.split()),
+                    rate_limit_per_minute=record.rate_limit_per_minute,
+                    expires_at=as_utc(record.expires_at),
+                )
+        if len(self._cache) > 100_000:  # a flood of random keys must not grow memory without bound
+            self._cache.clear()
+        self._cache[digest] = (now, principal)
+        return principal
+
+    def forget(self, key_id: str) -> None:
+        """Drop a key from this process's cache at once (after revoking it here)."""
+        for digest, (_, principal) in list(self._cache.items()):
+            if principal is not None and principal.key_id == key_id:
+                del self._cache[digest]
+
+    def _note_use(self, key_id: str) -> None:
+        now = self._clock()
+        if now - self._last_written.get(key_id, -_LAST_USE_RESOLUTION_SECONDS) >= _LAST_USE_RESOLUTION_SECONDS:
+            self._last_written[key_id] = now
+            self._pending_use[key_id] = utcnow()
+
+    async def flush_last_use(self) -> None:
+        pending, self._pending_use = self._pending_use, {}
+        try:
+            await self._store.record_last_use(pending)
+        except Exception:  # noqa: BLE001 - a lost last-use time must never fail requests
+            log.warning("could not record last-use times for %d keys", len(pending), exc_info=True)
+
+    async def run_flusher(self, interval: float = 5.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.flush_last_use()

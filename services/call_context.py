@@ -1,0 +1,43 @@
+"""What the interceptor learned about the current call, visible to the servicer handling it."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from services.auth.verifier import Principal
+from services.policy import Policy
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def sane_request_id(value: str | None) -> str | None:
+    """A client-chosen request id is kept only if it cannot smuggle anything into logs or headers."""
+    if value and _REQUEST_ID.fullmatch(value):
+        return value
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    principal: Principal
+    request_id: str
+    policy: Policy
+
+
+_current: ContextVar[CallContext] = ContextVar("switchyard_call")
+
+
+def current() -> CallContext:
+    """The authenticated caller of the RPC being served (set by the interceptor)."""
+    return _current.get()
+
+
+def bind(ctx: CallContext):
+    return _current.set(ctx)

@@ -1,0 +1,153 @@
+"""Gateway configuration: one YAML file plus SWITCHYARD_* environment variables.
+
+Provider secrets are never read from the YAML file: a provider names the environment
+variable that holds its key (`api_key_env`), so a config file can be committed safely.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ProviderKind = Literal["openai", "azure", "anthropic", "gemini", "deepseek", "xai", "perplexity", "mock"]
+
+# The public endpoints of each kind; `base_url` in the config overrides them (tests point
+# them at fake upstreams on 127.0.0.1).
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "deepseek": "https://api.deepseek.com",
+    "xai": "https://api.x.ai/v1",
+    "perplexity": "https://api.perplexity.ai",
+}
+
+# Kinds that speak the OpenAI REST dialect (probe: GET {base_url}/models with a Bearer key).
+OPENAI_COMPATIBLE_KINDS = frozenset({"openai", "deepseek", "xai", "perplexity"})
+
+
+class ProviderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    kind: ProviderKind
+    base_url: str | None = None
+    api_key_env: str | None = None
+    # Azure OpenAI only: the `api-version` query parameter.
+    api_version: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ProviderConfig":
+        if self.kind == "azure" and not self.base_url:
+            raise ValueError("an azure provider needs base_url (https://<resource>.openai.azure.com)")
+        if self.kind != "mock" and self.base_url is None:
+            self.base_url = DEFAULT_BASE_URLS[self.kind]
+        if self.base_url:
+            self.base_url = self.base_url.rstrip("/")
+        return self
+
+    def api_key(self) -> str | None:
+        """The provider's secret, read from the environment at call time (never stored)."""
+        if not self.api_key_env:
+            return None
+        return os.environ.get(self.api_key_env) or None
+
+
+class HealthConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # The provider snapshot is reused for at most this long (the brief caps it at 5 minutes).
+    cache_ttl_seconds: float = Field(default=300.0, gt=0, le=300)
+    probe_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+
+class LimitsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default_rate_limit_per_minute: int = Field(default=30, ge=1)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    # Where the edge finds the gRPC services when they run in another process.
+    grpc_target: str | None = None
+    database_url: str = "sqlite:///./switchyard.db"
+    redis_url: str | None = None
+    # Every Redis key this gateway writes starts with this, so deployments (and tests) can share a server.
+    redis_prefix: str = "switchyard:"
+    # How long a verified key is trusted without looking at the database again; revocation
+    # takes effect everywhere within this time.
+    key_cache_seconds: float = Field(default=0.5, ge=0, le=1.0)
+    providers: dict[str, ProviderConfig] = Field(
+        default_factory=lambda: {"mock": ProviderConfig(name="mock", kind="mock")}
+    )
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+
+    @field_validator("providers")
+    @classmethod
+    def _name_providers(cls, providers: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
+        for name, provider in providers.items():
+            provider.name = name
+        return providers
+
+
+# SWITCHYARD_<NAME> environment variables that override top-level or nested settings.
+_ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "SWITCHYARD_HOST": ("host",),
+    "SWITCHYARD_PORT": ("port",),
+    "SWITCHYARD_GRPC_HOST": ("grpc_host",),
+    "SWITCHYARD_GRPC_PORT": ("grpc_port",),
+    "SWITCHYARD_GRPC_TARGET": ("grpc_target",),
+    "SWITCHYARD_DATABASE_URL": ("database_url",),
+    "SWITCHYARD_REDIS_URL": ("redis_url",),
+    "SWITCHYARD_REDIS_PREFIX": ("redis_prefix",),
+    "SWITCHYARD_KEY_CACHE_SECONDS": ("key_cache_seconds",),
+    "SWITCHYARD_HEALTH_TTL_SECONDS": ("health", "cache_ttl_seconds"),
+    "SWITCHYARD_HEALTH_PROBE_TIMEOUT_SECONDS": ("health", "probe_timeout_seconds"),
+    "SWITCHYARD_DEFAULT_RATE_LIMIT": ("limits", "default_rate_limit_per_minute"),
+    "SWITCHYARD_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
+}
+
+
+class ConfigError(Exception):
+    pass
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None, **overrides) -> Settings:
+    """YAML file (or SWITCHYARD_CONFIG), then environment variables, then explicit overrides."""
+    env = dict(os.environ) if env is None else env
+    path = path or env.get("SWITCHYARD_CONFIG")
+    data: dict = {}
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {path} must be a mapping")
+        data = loaded
+    for var, where in _ENV_OVERRIDES.items():
+        if var in env and env[var] != "":
+            node = data
+            for part in where[:-1]:
+                node = node.setdefault(part, {})
+            node[where[-1]] = env[var]
+    for key, value in overrides.items():
+        if value is not None:
+            data[key] = value
+    try:
+        return Settings.model_validate(data)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc

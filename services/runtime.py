@@ -1,0 +1,114 @@
+"""The gRPC side of the gateway: storage, shared state, the four services and their interceptor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.auth.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
+from services.auth.servicer import AuthServicer
+from services.auth.store import KeyStore
+from services.auth.verifier import KeyVerifier
+from services.config import Settings
+from services.health.monitor import HealthMonitor
+from services.health.servicer import HealthServicer
+from services.interceptor import PolicyInterceptor
+from services.policy import method_policies, service_descriptors
+from services.storage.database import create_engine_for, migrate, session_factory
+from switchyard.auth.v1 import auth_pb2_grpc
+from switchyard.billing.v1 import billing_pb2_grpc
+from switchyard.health.v1 import health_pb2_grpc as sy_health_pb2_grpc
+from switchyard.routing.v1 import routing_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+def open_redis(settings: Settings):
+    if not settings.redis_url:
+        return None
+    import redis.asyncio
+
+    return redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+
+
+class ServiceRuntime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.grpc_port: int | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health: health.aio.HealthServicer | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def open_storage(self) -> None:
+        """Migrate and connect; enough for the CLI's key commands."""
+        await asyncio.to_thread(migrate, self.settings.database_url)
+        self.engine = create_engine_for(self.settings.database_url)
+        self.store = KeyStore(session_factory(self.engine))
+
+    async def start(self) -> int:
+        settings = self.settings
+        await self.open_storage()
+        self.redis = open_redis(settings)
+        self.limiter: RateLimiter = (
+            RedisRateLimiter(self.redis, settings.redis_prefix) if self.redis is not None else InProcessRateLimiter()
+        )
+        self.verifier = KeyVerifier(self.store, settings.key_cache_seconds)
+        self.monitor = HealthMonitor(
+            list(settings.providers.values()), settings.health, redis=self.redis, prefix=settings.redis_prefix
+        )
+        message_limit = settings.limits.max_body_bytes + (1 << 20)
+        server = grpc.aio.server(
+            interceptors=[PolicyInterceptor(method_policies(), self.verifier, self.limiter)],
+            options=[
+                ("grpc.max_receive_message_length", message_limit),
+                ("grpc.max_send_message_length", message_limit),
+            ],
+        )
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(
+            AuthServicer(self.store, self.verifier, settings.limits.default_rate_limit_per_minute), server
+        )
+        sy_health_pb2_grpc.add_HealthServiceServicer_to_server(HealthServicer(self.monitor), server)
+        billing_pb2_grpc.add_BillingServiceServicer_to_server(billing_pb2_grpc.BillingServiceServicer(), server)
+        routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing_pb2_grpc.RoutingServiceServicer(), server)
+
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = [s.full_name for s in service_descriptors()]
+        for name in ["", *names]:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+
+        self.grpc_port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        await server.start()
+        self._server = server
+        self._tasks.append(asyncio.create_task(self.verifier.run_flusher()))
+        return self.grpc_port
+
+    async def bootstrap_admin_key(self) -> str | None:
+        return await self.store.bootstrap_admin_key(self.settings.limits.default_rate_limit_per_minute)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        if self._health is not None:
+            # Tell load balancers first, so no new calls are routed here while in-flight ones finish.
+            await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if getattr(self, "verifier", None) is not None:
+            await self.verifier.flush_last_use()
+        if getattr(self, "monitor", None) is not None:
+            await self.monitor.close()
+        if getattr(self, "limiter", None) is not None:
+            await self.limiter.close()
+        if getattr(self, "redis", None) is not None:
+            await self.redis.aclose()
+        if getattr(self, "engine", None) is not None:
+            await self.engine.dispose()
