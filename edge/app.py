@@ -1,0 +1,219 @@
+"""The Starlette edge: public JSON REST in, gRPC to the services, each surface's JSON and errors out.
+
+It holds no business rules: authentication, limits and validation happen behind the gRPC boundary,
+so REST and gRPC callers are treated identically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import grpc
+import orjson
+from grpc_health.v1 import health_pb2 as grpc_health_pb2
+from grpc_health.v1 import health_pb2_grpc as grpc_health_pb2_grpc
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edge.errors import PublicError, error_body, from_rpc_error, public_error, surface_of
+from edge.httprule import MethodNotAllowed
+from edge.routes import Binding, build_matcher
+from edge.transcode import JsonStyle, TranscodeError, build_request, render_response
+from services.call_context import new_request_id, sane_request_id
+from services.errors import Reason
+from services.policy import service_descriptors
+
+log = logging.getLogger(__name__)
+
+# gRPC metadata the services send that clients see as HTTP headers.
+_FORWARDED_METADATA = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after")
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_UNARY_TIMEOUT_SECONDS = 120.0
+_DEFAULT_STYLE = JsonStyle(proto_names=False)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing one above `limit` before reading it whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def json_response(payload, status: int, headers: dict[str, str]) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
+
+
+class Edge:
+    def __init__(self, grpc_target: str, max_body_bytes: int) -> None:
+        self.grpc_target = grpc_target
+        self.max_body_bytes = max_body_bytes
+        self.matcher = build_matcher(service_descriptors())
+        self.channel: grpc.aio.Channel | None = None
+        self._callables: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}
+
+    async def open(self) -> None:
+        limit = self.max_body_bytes + (1 << 20)
+        self.channel = grpc.aio.insecure_channel(
+            self.grpc_target,
+            options=[("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)],
+        )
+
+    async def close(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
+
+    def _unary(self, binding: Binding) -> grpc.aio.UnaryUnaryMultiCallable:
+        call = self._callables.get(binding.rpc_path)
+        if call is None:
+            call = self.channel.unary_unary(
+                binding.rpc_path,
+                request_serializer=binding.request_class.SerializeToString,
+                response_deserializer=binding.response_class.FromString,
+            )
+            self._callables[binding.rpc_path] = call
+        return call
+
+    def error(self, surface: str, error: PublicError, request_id: str, headers: dict[str, str]) -> Response:
+        headers["x-request-id"] = request_id
+        return json_response(error_body(surface, error, request_id), error.http_status, headers)
+
+    async def dispatch(self, request: Request) -> Response:
+        request_id = sane_request_id(request.headers.get("x-request-id")) or new_request_id()
+        surface = surface_of(request.url.path)
+        try:
+            return await self._dispatch(request, request_id, surface)
+        except Exception:  # noqa: BLE001 - whatever broke, the client gets its surface's 500 shape
+            log.exception("edge failure on %s %s (request %s)", request.method, request.url.path, request_id)
+            return self.error(surface, public_error(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), request_id, {})
+
+    async def _dispatch(self, request: Request, request_id: str, surface: str) -> Response:
+        path = request.url.path
+        raw_path = request.scope.get("raw_path")
+        raw_path = raw_path.decode("latin-1") if raw_path else path
+        found = self.matcher.match(request.method, raw_path)
+        if found is None:
+            return self.error(
+                surface,
+                public_error(Reason.ERROR_REASON_NOT_FOUND, f"Unknown endpoint: {request.method} {path}"),
+                request_id,
+                {},
+            )
+        if isinstance(found, MethodNotAllowed):
+            allowed = ", ".join(sorted(found.allowed))
+            return self.error(
+                surface,
+                public_error(Reason.ERROR_REASON_METHOD_NOT_ALLOWED, f"{request.method} is not allowed on {path}; use {allowed}."),
+                request_id,
+                {"allow": allowed},
+            )
+        binding: Binding = found.value
+        try:
+            body = None
+            if binding.body:
+                raw = await read_body(request, self.max_body_bytes)
+                if raw.strip():
+                    try:
+                        body = orjson.loads(raw)
+                    except orjson.JSONDecodeError as exc:
+                        raise TranscodeError(f"The request body is not valid JSON: {exc.msg}.") from None
+            message = build_request(
+                binding.request_class,
+                path_params=found.params,
+                query=request.query_params.multi_items(),
+                body=body,
+                body_field=binding.body,
+            )
+        except BodyTooLarge:
+            return self.error(
+                surface,
+                public_error(
+                    Reason.ERROR_REASON_PAYLOAD_TOO_LARGE,
+                    f"The request body exceeds the limit of {self.max_body_bytes} bytes.",
+                ),
+                request_id,
+                {"connection": "close"},
+            )
+        except TranscodeError as exc:
+            return self.error(surface, public_error(Reason.ERROR_REASON_INVALID_REQUEST, str(exc), exc.field), request_id, {})
+
+        metadata = [("x-request-id", request_id)]
+        authorization = request.headers.get("authorization")
+        if authorization:
+            metadata.append(("authorization", _metadata_safe(authorization)))
+        call = self._unary(binding)(message, metadata=metadata, timeout=_UNARY_TIMEOUT_SECONDS)
+        try:
+            response = await call
+            headers = _headers_from(await call.initial_metadata())
+        except grpc.aio.AioRpcError as exc:
+            headers = _headers_from(exc.initial_metadata(), exc.trailing_metadata())
+            error = from_rpc_error(exc.code(), exc.details(), exc.trailing_metadata())
+            if error.http_status >= 500:
+                log.warning("%s %s -> %s (%s) request %s", request.method, path, exc.code().name, error.reason.code, request_id)
+            return self.error(surface, error, request_id, headers)
+        headers["x-request-id"] = request_id
+        return json_response(render_response(response, binding.response_body, _DEFAULT_STYLE), 200, headers)
+
+    async def healthz(self, request: Request) -> Response:
+        """Liveness of the edge and readiness of the services behind it (no key needed)."""
+        stub = grpc_health_pb2_grpc.HealthStub(self.channel)
+        try:
+            reply = await stub.Check(grpc_health_pb2.HealthCheckRequest(service=""), timeout=2.0)
+            serving = reply.status == grpc_health_pb2.HealthCheckResponse.SERVING
+        except grpc.aio.AioRpcError:
+            serving = False
+        payload = {"status": "ok" if serving else "unavailable"}
+        return json_response(payload, 200 if serving else 503, {"x-request-id": new_request_id()})
+
+
+def _metadata_safe(value: str) -> str:
+    """gRPC metadata values must be printable ASCII; anything else cannot be a valid credential,
+    so it is passed on as one that fails verification rather than breaking the call."""
+    if value.isascii() and value.isprintable() and len(value) <= 4096:
+        return value
+    return "Bearer invalid"
+
+
+def _headers_from(*metadata_sets) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for metadata in metadata_sets:
+        for key, value in metadata or ():
+            if key in _FORWARDED_METADATA and isinstance(value, str):
+                headers[key] = value
+    return headers
+
+
+def create_app(grpc_target: str, max_body_bytes: int) -> Starlette:
+    edge = Edge(grpc_target, max_body_bytes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await edge.open()
+        try:
+            yield
+        finally:
+            await edge.close()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", edge.healthz, methods=["GET", "HEAD"]),
+            Route("/{path:path}", edge.dispatch, methods=_ALL_METHODS),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.edge = edge
+    return app
