@@ -1,0 +1,117 @@
+"""Running the gateway as a process: services and edge together (embedded) or either alone (split).
+
+Shutdown order matters: on SIGTERM the HTTP edge stops accepting and drains its in-flight requests
+first (they still need the gRPC services), then the gRPC server drains and the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from typing import Callable, Literal
+
+import uvicorn
+
+from services.config import Settings
+from services.runtime import ServiceRuntime
+
+log = logging.getLogger(__name__)
+Mode = Literal["embedded", "services", "edge"]
+
+
+class _EdgeServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):
+        # The process owns SIGTERM/SIGINT (see GatewayProcess.request_stop); uvicorn re-raising the
+        # signal after its own shutdown would kill us before the gRPC side has drained.
+        yield
+
+
+def bind_http_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class GatewayProcess:
+    def __init__(self, settings: Settings, mode: Mode = "embedded") -> None:
+        self.settings = settings
+        self.mode = mode
+        self.runtime: ServiceRuntime | None = None
+        self.http_port: int | None = None
+        self.grpc_port: int | None = None
+        self.admin_key: str | None = None
+        self._edge: _EdgeServer | None = None
+        self._stopped = asyncio.Event()
+        self._stopping = False
+
+    async def run(self, *, ready: Callable[["GatewayProcess"], None] | None = None, handle_signals: bool = True) -> None:
+        settings = self.settings
+        if handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+        try:
+            if self.mode in ("embedded", "services"):
+                self.runtime = ServiceRuntime(settings)
+                self.grpc_port = await self.runtime.start()
+                self.admin_key = await self.runtime.bootstrap_admin_key()
+            if self.mode in ("embedded", "edge"):
+                from edge.app import create_app
+
+                target = settings.grpc_target or f"{settings.grpc_host}:{self.grpc_port or settings.grpc_port}"
+                sock = bind_http_socket(settings.host, settings.port)
+                self.http_port = sock.getsockname()[1]
+                config = uvicorn.Config(
+                    create_app(target, settings.limits.max_body_bytes),
+                    lifespan="on",
+                    # Off: access lines would carry query strings, where some clients put keys.
+                    access_log=False,
+                    log_level="warning",
+                    timeout_graceful_shutdown=30,
+                    server_header=False,
+                )
+                self._edge = _EdgeServer(config)
+                edge_task = asyncio.create_task(self._edge.serve(sockets=[sock]))
+                while not self._edge.started and not edge_task.done():
+                    await asyncio.sleep(0.01)
+                if edge_task.done():
+                    edge_task.result()  # surfaces the start-up error
+                if ready:
+                    ready(self)
+                if self._stopping:
+                    self._edge.should_exit = True
+                await edge_task
+            else:
+                if ready:
+                    ready(self)
+                await self._stopped.wait()
+        finally:
+            if self.runtime is not None:
+                await self.runtime.stop(grace=10.0)
+
+    def request_stop(self) -> None:
+        if self._stopping and self._edge is not None:
+            self._edge.force_exit = True  # a second signal: stop waiting for slow clients
+        self._stopping = True
+        if self._edge is not None:
+            self._edge.should_exit = True
+        self._stopped.set()
+
+
+def run_forever(settings: Settings, mode: Mode, ready: Callable[[GatewayProcess], None]) -> None:
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # uvloop is optional (not on Windows)
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(GatewayProcess(settings, mode).run(ready=ready))
