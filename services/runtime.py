@@ -40,6 +40,12 @@ class ServiceRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.grpc_port: int | None = None
+        self.engine = None
+        self.store: KeyStore | None = None
+        self.redis = None
+        self.limiter: RateLimiter | None = None
+        self.verifier: KeyVerifier | None = None
+        self.monitor: HealthMonitor | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
         self._tasks: list[asyncio.Task] = []
@@ -54,7 +60,7 @@ class ServiceRuntime:
         settings = self.settings
         await self.open_storage()
         self.redis = open_redis(settings)
-        self.limiter: RateLimiter = (
+        self.limiter = (
             RedisRateLimiter(self.redis, settings.redis_prefix) if self.redis is not None else InProcessRateLimiter()
         )
         self.verifier = KeyVerifier(self.store, settings.key_cache_seconds)
@@ -102,13 +108,12 @@ class ServiceRuntime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if getattr(self, "verifier", None) is not None:
-            await self.verifier.flush_last_use()
-        if getattr(self, "monitor", None) is not None:
-            await self.monitor.close()
-        if getattr(self, "limiter", None) is not None:
-            await self.limiter.close()
-        if getattr(self, "redis", None) is not None:
+        if self.verifier is not None:
+            await self.verifier.flush_last_use()  # nothing pending is lost on shutdown
+        for closable in (self.monitor, self.limiter):
+            if closable is not None:
+                await closable.close()
+        if self.redis is not None:
             await self.redis.aclose()
-        if getattr(self, "engine", None) is not None:
+        if self.engine is not None:
             await self.engine.dispose()

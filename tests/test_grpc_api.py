@@ -124,3 +124,17 @@ def test_standard_health_and_reflection(channel):
         "switchyard.auth.v1.AuthService", "switchyard.health.v1.HealthService",
         "switchyard.billing.v1.BillingService", "switchyard.routing.v1.RoutingService", "grpc.health.v1.Health",
     } <= names
+
+
+def test_internal_error_over_grpc_hides_internals(gateway, channel, tmp_path):
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "switchyard.db")
+    db.execute("DROP TABLE accounts")  # a real fault under the running gateway
+    db.commit()
+    db.close()
+    with pytest.raises(grpc.RpcError) as err:
+        auth_pb2_grpc.AuthServiceStub(channel).CreateKey(auth_pb2.CreateKeyRequest(name="x"), metadata=md(gateway.admin_key))
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert error_info(err.value).reason == "INTERNAL_ERROR"
+    assert err.value.details() == "Internal error."

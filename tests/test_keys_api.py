@@ -158,3 +158,14 @@ def test_invalid_create_requests(gateway, admin_headers):
     assert r.status_code == 400 and "bogus" in r.json()["error"]["message"]
     r = requests.get(f"{gateway.url}/v1/keys", params={"pageToken": "garbage!"}, headers=admin_headers, timeout=10)
     assert r.status_code == 400 and r.json()["error"]["param"] == "page_token"
+
+
+def test_last_use_time_is_recorded(gateway, admin_headers):
+    created = create_key(gateway, admin_headers)
+    key_id = created["apiKey"]["id"]
+    assert "lastUseTime" not in created["apiKey"]
+    requests.get(f"{gateway.url}/v1/health/llm", headers=bearer(created["key"]), timeout=10)
+    # Last-use times are written off the request path, in batches; flush the pending batch now.
+    gateway.call(lambda: gateway.process.runtime.verifier.flush_last_use())
+    key = requests.get(f"{gateway.url}/v1/keys/{key_id}", headers=admin_headers, timeout=10).json()
+    assert key["lastUseTime"] >= key["createTime"]
