@@ -15,9 +15,11 @@ from grpc_health.v1 import health_pb2 as grpc_health_pb2
 from grpc_health.v1 import health_pb2_grpc as grpc_health_pb2_grpc
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from edge.codecs import OPENAI_CODECS, Codec
+from edge.dialects.openai import DialectError
 from edge.errors import PublicError, error_body, from_rpc_error, public_error, surface_of
 from edge.httprule import MethodNotAllowed
 from edge.routes import Binding, build_matcher
@@ -59,14 +61,20 @@ def json_response(payload, status: int, headers: dict[str, str]) -> Response:
 
 
 class Edge:
-    def __init__(self, grpc_target: str, max_body_bytes: int) -> None:
+    def __init__(self, grpc_target: str, max_body_bytes: int, channel=None) -> None:
         self.grpc_target = grpc_target
+        self._given_channel = channel
         self.max_body_bytes = max_body_bytes
         self.matcher = build_matcher(service_descriptors())
         self.channel: grpc.aio.Channel | None = None
         self._callables: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}
+        self._stream_callables: dict[str, grpc.aio.UnaryStreamMultiCallable] = {}
+        self.codecs: dict[str, Codec] = dict(OPENAI_CODECS)
 
     async def open(self) -> None:
+        if self._given_channel is not None:
+            self.channel = self._given_channel
+            return
         limit = self.max_body_bytes + (1 << 20)
         self.channel = grpc.aio.insecure_channel(
             self.grpc_target,
@@ -74,7 +82,7 @@ class Edge:
         )
 
     async def close(self) -> None:
-        if self.channel is not None:
+        if self.channel is not None and self._given_channel is None:
             await self.channel.close()
 
     def _unary(self, binding: Binding) -> grpc.aio.UnaryUnaryMultiCallable:
@@ -86,6 +94,17 @@ class Edge:
                 response_deserializer=binding.response_class.FromString,
             )
             self._callables[binding.rpc_path] = call
+        return call
+
+    def _stream(self, binding: Binding) -> grpc.aio.UnaryStreamMultiCallable:
+        call = self._stream_callables.get(binding.rpc_path)
+        if call is None:
+            call = self.channel.unary_stream(
+                binding.rpc_path,
+                request_serializer=binding.request_class.SerializeToString,
+                response_deserializer=binding.response_class.FromString,
+            )
+            self._stream_callables[binding.rpc_path] = call
         return call
 
     def error(self, surface: str, error: PublicError, request_id: str, headers: dict[str, str]) -> Response:
@@ -122,6 +141,8 @@ class Edge:
                 {"allow": allowed},
             )
         binding: Binding = found.value
+        codec = self.codecs.get(found.template.template)
+        codec_context = None
         try:
             body = None
             if binding.body:
@@ -131,13 +152,15 @@ class Edge:
                         body = orjson.loads(raw)
                     except orjson.JSONDecodeError as exc:
                         raise TranscodeError(f"The request body is not valid JSON: {exc.msg}.") from None
-            message = build_request(
-                binding.request_class,
-                path_params=found.params,
-                query=request.query_params.multi_items(),
-                body=body,
-                body_field=binding.body,
-            )
+            query = request.query_params.multi_items()
+            if codec is not None:
+                message, codec_context = codec.decode(body, found.params, query)
+            else:
+                message = build_request(
+                    binding.request_class, path_params=found.params, query=query, body=body, body_field=binding.body
+                )
+        except DialectError as exc:
+            return self.error(surface, public_error(Reason.ERROR_REASON_INVALID_REQUEST, str(exc), exc.param), request_id, {})
         except BodyTooLarge:
             return self.error(
                 surface,
@@ -155,6 +178,8 @@ class Edge:
         authorization = request.headers.get("authorization")
         if authorization:
             metadata.append(("authorization", _metadata_safe(authorization)))
+        if binding.server_streaming:
+            return await self._call_streaming(request, binding, codec, message, codec_context, metadata, request_id, surface)
         call = self._unary(binding)(message, metadata=metadata, timeout=_UNARY_TIMEOUT_SECONDS)
         try:
             response = await call
@@ -166,7 +191,46 @@ class Edge:
                 log.warning("%s %s -> %s (%s) request %s", request.method, path, exc.code().name, error.reason.code, request_id)
             return self.error(surface, error, request_id, headers)
         headers["x-request-id"] = request_id
+        if codec is not None:
+            return json_response(codec.encode(response, codec_context), 200, headers)
         return json_response(render_response(response, binding.response_body, _DEFAULT_STYLE), 200, headers)
+
+    async def _call_streaming(self, request, binding, codec, message, codec_context, metadata, request_id, surface) -> Response:
+        """A server-streaming RPC: its first message decides the HTTP status, so an error before
+        any output (bad key, unknown model, every upstream down) is a normal JSON error response;
+        an error after the first byte becomes an error event that ends the stream."""
+        call = self._stream(binding)(message, metadata=metadata)
+        try:
+            first = await call.read()
+            headers = _headers_from(await call.initial_metadata())
+        except grpc.aio.AioRpcError as exc:
+            headers = _headers_from(exc.initial_metadata(), exc.trailing_metadata())
+            return self.error(surface, from_rpc_error(exc.code(), exc.details(), exc.trailing_metadata()), request_id, headers)
+        headers["x-request-id"] = request_id
+        if first is grpc.aio.EOF:
+            call.cancel()
+            error = public_error(Reason.ERROR_REASON_UPSTREAM_ERROR, "The upstream returned no answer.")
+            return self.error(surface, error, request_id, headers)
+        if codec is None or codec.wants_stream is None or not codec.wants_stream(message):
+            call.cancel()  # a non-streamed answer is the stream's only message
+            return json_response(codec.encode(first, codec_context), 200, headers)
+
+        async def events():
+            try:
+                yield codec.encode_events(first, codec_context)
+                while (item := await call.read()) is not grpc.aio.EOF:
+                    yield codec.encode_events(item, codec_context)
+                yield codec.stream_end
+            except grpc.aio.AioRpcError as exc:
+                error = from_rpc_error(exc.code(), exc.details(), exc.trailing_metadata())
+                log.warning("stream %s broke off: %s (request %s)", request.url.path, error.reason.code, request_id)
+                yield codec.encode_stream_error(error_body(surface, error, request_id))
+            finally:
+                # Also reached when the client disconnects: cancelling the call cancels the upstream request.
+                call.cancel()
+
+        headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
     async def healthz(self, request: Request) -> Response:
         """Liveness of the edge and readiness of the services behind it (no key needed)."""
@@ -197,8 +261,10 @@ def _headers_from(*metadata_sets) -> dict[str, str]:
     return headers
 
 
-def create_app(grpc_target: str, max_body_bytes: int) -> Starlette:
-    edge = Edge(grpc_target, max_body_bytes)
+def create_app(grpc_target: str, max_body_bytes: int, channel=None) -> Starlette:
+    """The edge app. `channel`: an in-process channel to the services (embedded mode), else a gRPC
+    channel to `grpc_target` is opened at start-up."""
+    edge = Edge(grpc_target, max_body_bytes, channel)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -89,13 +89,14 @@ def _keys_create(args) -> int:
 
     async def work(store, settings):
         expires_at = utcnow() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
-        validate_new_key(args.name, args.scope, args.rate_limit or 0, expires_at)
+        validate_new_key(args.name, args.scope, args.rate_limit or 0, expires_at, args.model)
         return await store.create_key(
             account_id=args.account or DEFAULT_ACCOUNT_ID,
             name=args.name,
             scopes=args.scope,
             rate_limit_per_minute=args.rate_limit or settings.limits.default_rate_limit_per_minute,
             expires_at=expires_at,
+            allowed_models=args.model,
         )
 
     try:
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--scope", action="append", default=[], help="extra scope (repeatable), e.g. admin")
     create.add_argument("--rate-limit", type=int, help="requests per minute (default 30)")
     create.add_argument("--expires-in-days", type=float, help="the key stops working after this many days")
+    create.add_argument("--model", action="append", default=[], help="restrict the key to this model (repeatable)")
     create.add_argument("--account", help="account id (default acct_default)")
     create.add_argument("--json", action="store_true", help="print a JSON object with id and key")
     create.set_defaults(func=_keys_create)

@@ -7,6 +7,7 @@ variable that holds its key (`api_key_env`), so a config file can be committed s
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -73,6 +74,68 @@ class LimitsConfig(BaseModel):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
 
 
+class DeploymentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str
+    # The model's name at the provider (Azure: the deployment name).
+    model: str
+    priority: int = 0
+    weight: int = Field(default=1, ge=1)
+
+
+class ModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["chat", "embedding", "rerank"] = "chat"
+    owned_by: str | None = None
+    context_window: int = Field(default=128_000, ge=1)
+    max_output_tokens: int = Field(default=4096, ge=1)
+    # USD per million tokens, exact (write them as strings or plain decimals: "0.15").
+    input_usd_per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
+    output_usd_per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
+    deployments: list[DeploymentConfig] = Field(min_length=1)
+
+
+class RoutingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Until the upstream's response headers arrive, and between streamed chunks.
+    first_byte_timeout_seconds: float = Field(default=60.0, gt=0)
+    total_timeout_seconds: float = Field(default=600.0, gt=0)
+    # Extra attempts on the same deployment for connection errors, 429 and 5xx, before falling back.
+    retries_per_deployment: int = Field(default=1, ge=0, le=10)
+    backoff_base_seconds: float = Field(default=0.25, ge=0)
+    backoff_max_seconds: float = Field(default=8.0, ge=0)
+    # A Retry-After longer than this moves on to the next deployment instead of waiting.
+    max_retry_after_seconds: float = Field(default=10.0, ge=0)
+    # This many failures within a minute cool a deployment down for cooldown_seconds.
+    allowed_fails_per_minute: int = Field(default=3, ge=1)
+    cooldown_seconds: float = Field(default=30.0, ge=0)
+    # How often every replica re-reads registry changes made by admins.
+    registry_refresh_seconds: float = Field(default=2.0, gt=0)
+
+
+def _default_models() -> dict[str, "ModelConfig"]:
+    mock = [DeploymentConfig(provider="mock", model="mock")]
+    return {
+        "mock-chat": ModelConfig(
+            owned_by="switchyard", context_window=32_768, max_output_tokens=4096,
+            input_usd_per_million_tokens=Decimal("0.50"), output_usd_per_million_tokens=Decimal("1.50"),
+            deployments=mock,
+        ),
+        "mock-embed": ModelConfig(
+            mode="embedding", owned_by="switchyard", context_window=8192, max_output_tokens=1,
+            input_usd_per_million_tokens=Decimal("0.02"), deployments=mock,
+        ),
+        "mock-rerank": ModelConfig(
+            mode="rerank", owned_by="switchyard", context_window=8192, max_output_tokens=1,
+            input_usd_per_million_tokens=Decimal("0.05"), deployments=mock,
+        ),
+    }
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -82,6 +145,9 @@ class Settings(BaseModel):
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     # Where the edge finds the gRPC services when they run in another process.
     grpc_target: str | None = None
+    # Embedded mode: "local" hands requests from the edge to the services in-process (same
+    # interceptor and servicers, no serialization); "grpc" goes through the gRPC server on loopback.
+    edge_transport: Literal["local", "grpc"] = "local"
     database_url: str = "sqlite:///./switchyard.db"
     redis_url: str | None = None
     # Every Redis key this gateway writes starts with this, so deployments (and tests) can share a server.
@@ -92,8 +158,27 @@ class Settings(BaseModel):
     providers: dict[str, ProviderConfig] = Field(
         default_factory=lambda: {"mock": ProviderConfig(name="mock", kind="mock")}
     )
+    # Public model name -> where it is served. Without providers and models in the config, the
+    # built-in mock models answer, so a fresh gateway works without any provider key.
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mock_models_by_default(cls, data):
+        if isinstance(data, dict) and "providers" not in data and "models" not in data:
+            data = {**data, "models": _default_models()}
+        return data
+
+    @model_validator(mode="after")
+    def _deployments_name_providers(self) -> "Settings":
+        for name, model in self.models.items():
+            for deployment in model.deployments:
+                if deployment.provider not in self.providers:
+                    raise ValueError(f"model {name!r}: deployment names unknown provider {deployment.provider!r}")
+        return self
 
     @field_validator("providers")
     @classmethod
@@ -110,6 +195,7 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "SWITCHYARD_GRPC_HOST": ("grpc_host",),
     "SWITCHYARD_GRPC_PORT": ("grpc_port",),
     "SWITCHYARD_GRPC_TARGET": ("grpc_target",),
+    "SWITCHYARD_EDGE_TRANSPORT": ("edge_transport",),
     "SWITCHYARD_DATABASE_URL": ("database_url",),
     "SWITCHYARD_REDIS_URL": ("redis_url",),
     "SWITCHYARD_REDIS_PREFIX": ("redis_prefix",),

@@ -67,10 +67,11 @@ class GatewayProcess:
                 from edge.app import create_app
 
                 target = settings.grpc_target or f"{settings.grpc_host}:{self.grpc_port or settings.grpc_port}"
+                local = self.runtime.local_channel if self.runtime and settings.edge_transport == "local" else None
                 sock = bind_http_socket(settings.host, settings.port)
                 self.http_port = sock.getsockname()[1]
                 config = uvicorn.Config(
-                    create_app(target, settings.limits.max_body_bytes),
+                    create_app(target, settings.limits.max_body_bytes, channel=local),
                     lifespan="on",
                     # Off: access lines would carry query strings, where some clients put keys.
                     access_log=False,

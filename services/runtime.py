@@ -18,7 +18,12 @@ from services.config import Settings
 from services.health.monitor import HealthMonitor
 from services.health.servicer import HealthServicer
 from services.interceptor import PolicyInterceptor
+from services.local_channel import LocalChannel
 from services.policy import method_policies, service_descriptors
+from services.routing.cooldown import CooldownTracker
+from services.routing.registry import ModelRegistry
+from services.routing.router import Router
+from services.routing.servicer import RoutingServicer
 from services.storage.database import create_engine_for, migrate, session_factory
 from switchyard.auth.v1 import auth_pb2_grpc
 from switchyard.billing.v1 import billing_pb2_grpc
@@ -46,6 +51,8 @@ class ServiceRuntime:
         self.limiter: RateLimiter | None = None
         self.verifier: KeyVerifier | None = None
         self.monitor: HealthMonitor | None = None
+        self.registry: ModelRegistry | None = None
+        self.router: Router | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
         self._tasks: list[asyncio.Task] = []
@@ -54,7 +61,8 @@ class ServiceRuntime:
         """Migrate and connect; enough for the CLI's key commands."""
         await asyncio.to_thread(migrate, self.settings.database_url)
         self.engine = create_engine_for(self.settings.database_url)
-        self.store = KeyStore(session_factory(self.engine))
+        self.sessions = session_factory(self.engine)
+        self.store = KeyStore(self.sessions)
 
     async def start(self) -> int:
         settings = self.settings
@@ -67,23 +75,27 @@ class ServiceRuntime:
         self.monitor = HealthMonitor(
             list(settings.providers.values()), settings.health, redis=self.redis, prefix=settings.redis_prefix
         )
+        self.cooldown = CooldownTracker(
+            settings.routing.allowed_fails_per_minute, settings.routing.cooldown_seconds,
+            redis=self.redis, prefix=settings.redis_prefix,
+        )
+        self.registry = ModelRegistry.from_config(settings.models, self.sessions, settings.routing.registry_refresh_seconds)
+        await self.registry.refresh()
+        self.router = Router(settings.providers, settings.routing, self.cooldown)
         message_limit = settings.limits.max_body_bytes + (1 << 20)
+        interceptor = PolicyInterceptor(method_policies(), self.verifier, self.limiter)
         server = grpc.aio.server(
-            interceptors=[PolicyInterceptor(method_policies(), self.verifier, self.limiter)],
+            interceptors=[interceptor],
             options=[
                 ("grpc.max_receive_message_length", message_limit),
                 ("grpc.max_send_message_length", message_limit),
             ],
         )
-        auth_pb2_grpc.add_AuthServiceServicer_to_server(
-            AuthServicer(self.store, self.verifier, settings.limits.default_rate_limit_per_minute), server
-        )
-        sy_health_pb2_grpc.add_HealthServiceServicer_to_server(HealthServicer(self.monitor), server)
-        billing_pb2_grpc.add_BillingServiceServicer_to_server(billing_pb2_grpc.BillingServiceServicer(), server)
-        routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing_pb2_grpc.RoutingServiceServicer(), server)
-
         self._health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self.local_channel = LocalChannel([interceptor])
+        for target in (server, self.local_channel):
+            self._register(target)
+        await self.local_channel.prepare()
         names = [s.full_name for s in service_descriptors()]
         for name in ["", *names]:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -93,7 +105,21 @@ class ServiceRuntime:
         await server.start()
         self._server = server
         self._tasks.append(asyncio.create_task(self.verifier.run_flusher()))
+        self._tasks.append(asyncio.create_task(self.registry.run_refresher()))
         return self.grpc_port
+
+    def _register(self, server) -> None:
+        """Add every servicer to a grpc.aio.Server or to the in-process LocalChannel."""
+        settings = self.settings
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(
+            AuthServicer(self.store, self.verifier, settings.limits.default_rate_limit_per_minute), server
+        )
+        sy_health_pb2_grpc.add_HealthServiceServicer_to_server(HealthServicer(self.monitor, self.cooldown), server)
+        billing_pb2_grpc.add_BillingServiceServicer_to_server(billing_pb2_grpc.BillingServiceServicer(), server)
+        routing_pb2_grpc.add_RoutingServiceServicer_to_server(
+            RoutingServicer(self.registry, self.router, settings.providers, self.monitor, self.cooldown), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
 
     async def bootstrap_admin_key(self) -> str | None:
         return await self.store.bootstrap_admin_key(self.settings.limits.default_rate_limit_per_minute)
@@ -110,7 +136,7 @@ class ServiceRuntime:
                 await task
         if self.verifier is not None:
             await self.verifier.flush_last_use()  # nothing pending is lost on shutdown
-        for closable in (self.monitor, self.limiter):
+        for closable in (self.monitor, self.limiter, self.router):
             if closable is not None:
                 await closable.close()
         if self.redis is not None:

@@ -45,6 +45,7 @@ def key_to_proto(record: ApiKeyRecord, now: datetime | None = None) -> auth_pb2.
         last_use_time=_timestamp(record.last_used_at),
         expire_time=_timestamp(record.expires_at),
         revoke_time=_timestamp(record.revoked_at),
+        allowed_models=record.allowed_models.split(),
     )
 
 
@@ -52,7 +53,7 @@ def _invalid(message: str, field: str) -> ServiceError:
     return ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, message, metadata={"field": field})
 
 
-def validate_new_key(name: str, scopes, rate_limit: int, expires_at: datetime | None) -> None:
+def validate_new_key(name: str, scopes, rate_limit: int, expires_at: datetime | None, allowed_models=()) -> None:
     """The rules for a new key, shared by the RPC and the CLI."""
     if not name.strip() or len(name) > 100:
         raise _invalid("name is required and must be at most 100 characters.", "name")
@@ -61,6 +62,9 @@ def validate_new_key(name: str, scopes, rate_limit: int, expires_at: datetime | 
             raise _invalid(f"invalid scope {scope!r}: 1–64 characters without spaces.", "scopes")
     if rate_limit < 0 or rate_limit > _MAX_RATE_LIMIT:
         raise _invalid(f"rate_limit_per_minute must be between 1 and {_MAX_RATE_LIMIT}.", "rate_limit_per_minute")
+    for model in allowed_models:
+        if not model or len(model) > 200 or any(c.isspace() for c in model):
+            raise _invalid(f"invalid model name {model!r} in allowed_models.", "allowed_models")
     if expires_at is not None and expires_at <= utcnow():
         raise _invalid("expire_time must be in the future.", "expire_time")
 
@@ -74,13 +78,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def CreateKey(self, request: auth_pb2.CreateKeyRequest, context) -> auth_pb2.CreateKeyResponse:
         caller = call_context.current().principal
         expires_at = request.expire_time.ToDatetime(tzinfo=utcnow().tzinfo) if request.HasField("expire_time") else None
-        validate_new_key(request.name, request.scopes, request.rate_limit_per_minute, expires_at)
+        validate_new_key(request.name, request.scopes, request.rate_limit_per_minute, expires_at, request.allowed_models)
         record, secret = await self._store.create_key(
             account_id=caller.account_id,
             name=request.name.strip(),
             scopes=list(request.scopes),
             rate_limit_per_minute=request.rate_limit_per_minute or self._default_rate_limit,
             expires_at=expires_at,
+            allowed_models=list(request.allowed_models),
         )
         return auth_pb2.CreateKeyResponse(api_key=key_to_proto(record), key=secret)
 

@@ -90,10 +90,12 @@ class KeyStore:
         scopes: list[str] | tuple[str, ...] = (),
         rate_limit_per_minute: int,
         expires_at: datetime | None = None,
+        allowed_models: list[str] | tuple[str, ...] = (),
     ) -> tuple[ApiKeyRecord, str]:
         await self.ensure_account(account_id)
         async with self._sessions() as session:
             record, secret = self._new_record(account_id, name, scopes, rate_limit_per_minute, expires_at)
+            record.allowed_models = " ".join(dict.fromkeys(m.strip() for m in allowed_models if m.strip()))
             session.add(record)
             await session.commit()
             return record, secret

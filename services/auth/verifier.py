@@ -31,6 +31,11 @@ class Principal:
     scopes: frozenset[str]
     rate_limit_per_minute: int
     expires_at: datetime | None
+    # Empty: every model.
+    allowed_models: frozenset[str] = frozenset()
+
+    def may_use(self, model: str) -> bool:
+        return not self.allowed_models or model in self.allowed_models
 
 
 class KeyVerifier:
@@ -79,6 +84,7 @@ class KeyVerifier:
                     scopes=frozenset(record.scopes.split()),
                     rate_limit_per_minute=record.rate_limit_per_minute,
                     expires_at=as_utc(record.expires_at),
+                    allowed_models=frozenset(record.allowed_models.split()),
                 )
         if len(self._cache) > 100_000:  # a flood of random keys must not grow memory without bound
             self._cache.clear()

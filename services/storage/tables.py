@@ -34,6 +34,8 @@ class ApiKeyRecord(SQLModel, table=True):
     # Space-separated (scopes never contain spaces).
     scopes: str = Field(max_length=1000)
     rate_limit_per_minute: int
+    # Space-separated public model names this key may use; empty means every model.
+    allowed_models: str = Field(default="", max_length=4000)
     created_at: datetime = Field(sa_column=_utc_column(nullable=False))
     last_used_at: datetime | None = Field(default=None, sa_column=_utc_column())
     expires_at: datetime | None = Field(default=None, sa_column=_utc_column())
@@ -47,3 +49,18 @@ class GatewayMeta(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=100)
     value: str = Field(max_length=1000)
+
+
+class RegistryModel(SQLModel, table=True):
+    """An admin's change to the model registry, layered over the config file's models.
+
+    A row replaces the config's model of the same id; a `deleted` row hides it.
+    """
+
+    __tablename__ = "registry_models"
+
+    id: str = Field(primary_key=True, max_length=200)
+    # The switchyard.routing.v1.Model message, serialized (deployments included).
+    spec: bytes
+    deleted: bool = False
+    updated_at: datetime = Field(sa_column=_utc_column(nullable=False))

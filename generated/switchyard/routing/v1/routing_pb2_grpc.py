@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from switchyard.routing.v1 import routing_pb2 as switchyard_dot_routing_dot_v1_dot_routing__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -25,9 +26,7 @@ if _version_not_supported:
 
 
 class RoutingServiceStub:
-    """The model registry and the data plane (chat, embeddings, rerank) across providers.
-    Its RPCs arrive with the routing work; the service is registered already so that clients and
-    reflection see the whole shape of the gateway.
+    """The model registry and the data plane: any public model, on any configured provider.
     """
 
     def __init__(self, channel):
@@ -36,17 +35,153 @@ class RoutingServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreateChatCompletion = channel.unary_stream(
+                '/switchyard.routing.v1.RoutingService/CreateChatCompletion',
+                request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateChatCompletionRequest.SerializeToString,
+                response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateChatCompletionResponse.FromString,
+                _registered_method=True)
+        self.CreateEmbeddings = channel.unary_unary(
+                '/switchyard.routing.v1.RoutingService/CreateEmbeddings',
+                request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateEmbeddingsRequest.SerializeToString,
+                response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateEmbeddingsResponse.FromString,
+                _registered_method=True)
+        self.Rerank = channel.unary_unary(
+                '/switchyard.routing.v1.RoutingService/Rerank',
+                request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.RerankRequest.SerializeToString,
+                response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.RerankResponse.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/switchyard.routing.v1.RoutingService/ListModels',
+                request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.GetModel = channel.unary_unary(
+                '/switchyard.routing.v1.RoutingService/GetModel',
+                request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.GetModelRequest.SerializeToString,
+                response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.GetModelResponse.FromString,
+                _registered_method=True)
+        self.ListProviders = channel.unary_unary(
+                '/switchyard.routing.v1.RoutingService/ListProviders',
+                request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.ListProvidersRequest.SerializeToString,
+                response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.ListProvidersResponse.FromString,
+                _registered_method=True)
+        self.PutModel = channel.unary_unary(
+                '/switchyard.routing.v1.RoutingService/PutModel',
+                request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.PutModelRequest.SerializeToString,
+                response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.PutModelResponse.FromString,
+                _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/switchyard.routing.v1.RoutingService/DeleteModel',
+                request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.DeleteModelResponse.FromString,
+                _registered_method=True)
 
 
 class RoutingServiceServicer:
-    """The model registry and the data plane (chat, embeddings, rerank) across providers.
-    Its RPCs arrive with the routing work; the service is registered already so that clients and
-    reflection see the whole shape of the gateway.
+    """The model registry and the data plane: any public model, on any configured provider.
     """
+
+    def CreateChatCompletion(self, request, context):
+        """A chat completion. Always server-streaming: with chat.stream false the stream carries exactly one
+        message holding the whole completion; with chat.stream true it carries the chunks as the upstream
+        produces them, several coalesced per message, the last with the usage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateEmbeddings(self, request, context):
+        """Embeddings for one or more inputs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rerank(self, request, context):
+        """Orders documents by relevance to a query.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """The public models, with prices and limits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModel(self, request, context):
+        """One public model. Model names may contain "/".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProviders(self, request, context):
+        """The configured providers, their kind, models and live status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutModel(self, request, context):
+        """Adds a model to the registry (or replaces one with the same id). Every replica uses it within seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModel(self, request, context):
+        """Removes a model from the registry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
 
 def add_RoutingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'CreateChatCompletion': grpc.unary_stream_rpc_method_handler(
+                    servicer.CreateChatCompletion,
+                    request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateChatCompletionRequest.FromString,
+                    response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateChatCompletionResponse.SerializeToString,
+            ),
+            'CreateEmbeddings': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateEmbeddings,
+                    request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateEmbeddingsRequest.FromString,
+                    response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateEmbeddingsResponse.SerializeToString,
+            ),
+            'Rerank': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rerank,
+                    request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.RerankRequest.FromString,
+                    response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.RerankResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.ListModelsRequest.FromString,
+                    response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'GetModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModel,
+                    request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.GetModelRequest.FromString,
+                    response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.GetModelResponse.SerializeToString,
+            ),
+            'ListProviders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProviders,
+                    request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.ListProvidersRequest.FromString,
+                    response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.ListProvidersResponse.SerializeToString,
+            ),
+            'PutModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutModel,
+                    request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.PutModelRequest.FromString,
+                    response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.PutModelResponse.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.DeleteModelRequest.FromString,
+                    response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.DeleteModelResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'switchyard.routing.v1.RoutingService', rpc_method_handlers)
@@ -56,7 +191,221 @@ def add_RoutingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RoutingService:
-    """The model registry and the data plane (chat, embeddings, rerank) across providers.
-    Its RPCs arrive with the routing work; the service is registered already so that clients and
-    reflection see the whole shape of the gateway.
+    """The model registry and the data plane: any public model, on any configured provider.
     """
+
+    @staticmethod
+    def CreateChatCompletion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/switchyard.routing.v1.RoutingService/CreateChatCompletion',
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateChatCompletionRequest.SerializeToString,
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateChatCompletionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateEmbeddings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.routing.v1.RoutingService/CreateEmbeddings',
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateEmbeddingsRequest.SerializeToString,
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateEmbeddingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rerank(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.routing.v1.RoutingService/Rerank',
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.RerankRequest.SerializeToString,
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.RerankResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.routing.v1.RoutingService/ListModels',
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.ListModelsRequest.SerializeToString,
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.routing.v1.RoutingService/GetModel',
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.GetModelRequest.SerializeToString,
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.GetModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProviders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.routing.v1.RoutingService/ListProviders',
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.ListProvidersRequest.SerializeToString,
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.ListProvidersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.routing.v1.RoutingService/PutModel',
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.PutModelRequest.SerializeToString,
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.PutModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.routing.v1.RoutingService/DeleteModel',
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.DeleteModelRequest.SerializeToString,
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.DeleteModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

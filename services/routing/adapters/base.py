@@ -1,0 +1,103 @@
+"""What every provider adapter implements: canonical request -> the provider's native API -> canonical answer.
+
+N dialects + M providers, not N x M translations: dialect codecs (edge/dialects) turn vendor JSON into
+the canonical messages of switchyard.routing.v1; adapters here turn those into each provider's wire
+format and back. The router (retries, fallback, cool-down) sits above the adapters and only sees
+`UpstreamError`s.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+
+from services.config import ProviderConfig
+from switchyard.routing.v1 import chat_pb2, routing_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 10.0
+    # Until the response headers arrive and, for streams, until the first chunk after them.
+    first_byte: float = 60.0
+    # The whole call, streams included.
+    total: float = 600.0
+
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self.total, sock_connect=self.connect, sock_read=self.first_byte)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One deployment being called: the provider and the model's name there (Azure: deployment name)."""
+
+    provider: ProviderConfig
+    upstream_model: str
+
+
+class UpstreamError(Exception):
+    """A failed upstream call, classified for the router.
+
+    retryable: worth another attempt (connection error, timeout, 429, 5xx), on this or another deployment.
+    client_error: the request itself is wrong (upstream 400/404/413/422): passed to the client as
+        invalid_request with the upstream's message; never retried, never failed over.
+    status: the upstream HTTP status, if there was one.
+    retry_after: seconds the upstream asked us to wait (Retry-After), if it did.
+    message: safe to show a client: never contains a key; for client errors, the upstream's own message.
+    started: True once any part of the answer was passed on (a stream's first chunk): too late to retry.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        client_error: bool = False,
+        status: int | None = None,
+        retry_after: float | None = None,
+        started: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.client_error = client_error
+        self.status = status
+        self.retry_after = retry_after
+        self.started = started
+
+
+class ProviderAdapter(Protocol):
+    async def chat(
+        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+    ) -> chat_pb2.ChatCompletion:
+        """The whole answer. Fill id, created, choices, usage, system_fingerprint; the router sets
+        model/provider/upstream_model."""
+
+    def stream_chat(
+        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+    ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+        """Chunks in OpenAI's terms as they arrive: the first carries delta.role "assistant", then
+        content / tool-call deltas, then a chunk with finish_reason, and last a chunk with no choices
+        and the usage. Always ask the upstream for usage (the gateway bills from it). Use `async with`
+        around the HTTP response so that cancelling the iteration closes the upstream request."""
+
+    async def embed(
+        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateEmbeddingsRequest, timeouts: Timeouts
+    ) -> routing_pb2.CreateEmbeddingsResponse: ...
+
+    async def rerank(
+        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
+    ) -> routing_pb2.RerankResponse: ...
+
+
+def unsupported(kind: str, operation: str) -> UpstreamError:
+    return UpstreamError(f"Provider kind '{kind}' does not support {operation}.", retryable=False, client_error=True)
+
+
+def estimate_tokens(text: str) -> int:
+    """The documented estimate where a count is needed but no upstream reported one: ~4 characters a token."""
+    return max(1, math.ceil(len(text) / 4)) if text else 0

@@ -1,0 +1,216 @@
+"""Choosing deployments and riding out their failures: retries with backoff, fallback, cool-down.
+
+A model's deployments are tried by priority (lowest first); equal priorities share traffic by
+weight; deployments in cool-down go last (still tried if nothing else is left). On each deployment a
+retryable failure (connection error, timeout, 429, 5xx) is retried with exponential backoff and full
+jitter, honouring the upstream's Retry-After; a refused request (4xx) goes straight back to the
+client; anything else moves on to the next deployment. A stream can only fail over before its first
+chunk has been passed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import aiohttp
+
+from services.config import OPENAI_COMPATIBLE_KINDS, ProviderConfig, RoutingConfig
+from services.errors import Reason, ServiceError
+from services.routing.adapters.base import ProviderAdapter, Target, Timeouts, UpstreamError
+from services.routing.cooldown import CooldownTracker
+from switchyard.routing.v1 import chat_pb2, routing_pb2
+
+T = TypeVar("T")
+_OVERLOADED = frozenset({429, 503, 529})
+
+
+def default_adapters() -> dict[str, ProviderAdapter]:
+    from services.routing.adapters.anthropic import AnthropicAdapter
+    from services.routing.adapters.gemini import GeminiAdapter
+    from services.routing.adapters.mock import MockAdapter
+    from services.routing.adapters.openai_compat import OpenAICompatAdapter
+
+    openai = OpenAICompatAdapter()
+    adapters: dict[str, ProviderAdapter] = {kind: openai for kind in OPENAI_COMPATIBLE_KINDS}
+    adapters.update(azure=openai, anthropic=AnthropicAdapter(), gemini=GeminiAdapter(), mock=MockAdapter())
+    return adapters
+
+
+def deployment_key(deployment: routing_pb2.Deployment) -> str:
+    return f"{deployment.provider}/{deployment.upstream_model}"
+
+
+class Router:
+    def __init__(
+        self,
+        providers: dict[str, ProviderConfig],
+        config: RoutingConfig,
+        cooldown: CooldownTracker,
+        adapters: dict[str, ProviderAdapter] | None = None,
+    ) -> None:
+        self._providers = providers
+        self._config = config
+        self._cooldown = cooldown
+        self._adapters = adapters or default_adapters()
+        self.timeouts = Timeouts(
+            connect=config.connect_timeout_seconds,
+            first_byte=config.first_byte_timeout_seconds,
+            total=config.total_timeout_seconds,
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # One pooled session for every upstream; trust_env=False so proxy variables in the
+            # environment can never redirect provider traffic (and its keys) elsewhere.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True),
+                trust_env=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def candidates(self, model: routing_pb2.Model) -> list[tuple[Target, ProviderAdapter, str]]:
+        cooling = await self._cooldown.cooling()
+        ranked = []
+        for deployment in model.deployments:
+            provider = self._providers.get(deployment.provider)
+            adapter = self._adapters.get(provider.kind) if provider is not None else None
+            if adapter is None:
+                continue  # a registry entry naming a provider this gateway does not have
+            key = deployment_key(deployment)
+            # Efraimidis–Spirakis: sorting by random()**(1/weight) is a weighted shuffle.
+            shuffle = random.random() ** (1.0 / max(deployment.weight, 1))
+            ranked.append(((key in cooling, deployment.priority, -shuffle), (Target(provider, deployment.upstream_model), adapter, key)))
+        ranked.sort(key=lambda item: item[0])
+        return [entry for _, entry in ranked]
+
+    async def _run(self, model: routing_pb2.Model, attempt: Callable[[Target, ProviderAdapter], Awaitable[T]]) -> T:
+        last: UpstreamError | None = None
+        for target, adapter, key in await self.candidates(model):
+            for retry in range(self._config.retries_per_deployment + 1):
+                try:
+                    return await attempt(target, adapter)
+                except UpstreamError as err:
+                    if err.client_error:
+                        raise _client_error(err) from None
+                    last = err
+                    await self._cooldown.record_failure(key)
+                    delay = self._retry_delay(err, retry)
+                    if delay is None:
+                        break
+                    await asyncio.sleep(delay)
+        raise _exhausted(model.id, last)
+
+    def _retry_delay(self, err: UpstreamError, retry: int) -> float | None:
+        """Seconds to wait before retrying on the same deployment, or None to move on."""
+        if not err.retryable or retry >= self._config.retries_per_deployment:
+            return None
+        if err.retry_after is not None and err.retry_after > self._config.max_retry_after_seconds:
+            return None
+        backoff = min(self._config.backoff_max_seconds, self._config.backoff_base_seconds * (2**retry))
+        return max(random.uniform(0, backoff), err.retry_after or 0.0)
+
+    async def chat(self, model: routing_pb2.Model, request: chat_pb2.ChatRequest) -> chat_pb2.ChatCompletion:
+        async def attempt(target: Target, adapter: ProviderAdapter) -> chat_pb2.ChatCompletion:
+            completion = await adapter.chat(self.session, target, request, self.timeouts)
+            completion.model = model.id
+            completion.provider = target.provider.name
+            completion.upstream_model = target.upstream_model
+            return completion
+
+        return await self._run(model, attempt)
+
+    async def stream_chat(self, model: routing_pb2.Model, request: chat_pb2.ChatRequest) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+        last: UpstreamError | None = None
+        for target, adapter, key in await self.candidates(model):
+            for retry in range(self._config.retries_per_deployment + 1):
+                started = False
+                stream = adapter.stream_chat(self.session, target, request, self.timeouts)
+                try:
+                    async for chunk in stream:
+                        started = True
+                        chunk.model = model.id
+                        chunk.provider = target.provider.name
+                        chunk.upstream_model = target.upstream_model
+                        yield chunk
+                    return
+                except UpstreamError as err:
+                    if err.client_error and not started:
+                        raise _client_error(err) from None
+                    await self._cooldown.record_failure(key)
+                    if started:
+                        raise _interrupted(model.id, err) from None
+                    last = err
+                    delay = self._retry_delay(err, retry)
+                    if delay is None:
+                        break
+                    await asyncio.sleep(delay)
+                finally:
+                    await stream.aclose()
+        raise _exhausted(model.id, last)
+
+    async def embed(self, model: routing_pb2.Model, request: routing_pb2.CreateEmbeddingsRequest) -> routing_pb2.CreateEmbeddingsResponse:
+        async def attempt(target: Target, adapter: ProviderAdapter):
+            response = await adapter.embed(self.session, target, request, self.timeouts)
+            response.model = model.id
+            response.provider = target.provider.name
+            return response
+
+        return await self._run(model, attempt)
+
+    async def rerank(self, model: routing_pb2.Model, request: routing_pb2.RerankRequest) -> routing_pb2.RerankResponse:
+        async def attempt(target: Target, adapter: ProviderAdapter):
+            response = await adapter.rerank(self.session, target, request, self.timeouts)
+            response.model = model.id
+            response.provider = target.provider.name
+            return response
+
+        return await self._run(model, attempt)
+
+
+def _client_error(err: UpstreamError) -> ServiceError:
+    return ServiceError(
+        Reason.ERROR_REASON_INVALID_REQUEST,
+        err.message,
+        metadata={"upstreamStatus": str(err.status)} if err.status else None,
+    )
+
+
+def _exhausted(model_id: str, last: UpstreamError | None) -> ServiceError:
+    if last is None:
+        return ServiceError(
+            Reason.ERROR_REASON_SERVICE_UNAVAILABLE, f"Model '{model_id}' has no usable deployment.", metadata={"model": model_id}
+        )
+    metadata = {"model": model_id}
+    trailers = []
+    if last.retry_after is not None:
+        seconds = str(max(1, round(last.retry_after)))
+        metadata["retryAfter"] = seconds
+        trailers.append(("retry-after", seconds))
+    if last.status in _OVERLOADED:
+        return ServiceError(
+            Reason.ERROR_REASON_SERVICE_UNAVAILABLE,
+            f"Model '{model_id}' is overloaded upstream; retry shortly. ({last.message})",
+            metadata=metadata, trailers=trailers,
+        )
+    return ServiceError(
+        Reason.ERROR_REASON_UPSTREAM_ERROR,
+        f"Model '{model_id}' failed upstream after retries: {last.message}",
+        metadata=metadata, trailers=trailers,
+    )
+
+
+def _interrupted(model_id: str, err: UpstreamError) -> ServiceError:
+    return ServiceError(
+        Reason.ERROR_REASON_UPSTREAM_ERROR,
+        f"The upstream stream for model '{model_id}' broke off: {err.message}",
+        metadata={"model": model_id},
+    )

@@ -1,0 +1,231 @@
+"""RoutingService: the data plane (chat, embeddings, rerank) and the model registry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from services import call_context
+from services.config import ProviderConfig
+from services.errors import Reason, ServiceError
+from services.health.monitor import HealthMonitor
+from services.policy import ADMIN_SCOPE
+from services.routing.cooldown import CooldownTracker
+from services.routing.registry import ModelRegistry
+from services.routing.router import Router
+from switchyard.routing.v1 import chat_pb2, routing_pb2, routing_pb2_grpc
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+_MODES = frozenset({"chat", "embedding", "rerank"})
+
+
+def _invalid(message: str, field: str | None = None) -> ServiceError:
+    return ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, message, metadata={"field": field} if field else None)
+
+
+def validate_chat(chat: chat_pb2.ChatRequest, model: routing_pb2.Model) -> None:
+    """Checks every caller gets, whichever dialect (or gRPC client) built the request."""
+    if not chat.messages:
+        raise _invalid("messages must not be empty.", "messages")
+    for i, message in enumerate(chat.messages):
+        if message.role not in _ROLES:
+            raise _invalid(f"messages[{i}].role must be one of {', '.join(sorted(_ROLES))}.", f"messages[{i}].role")
+    if chat.HasField("max_tokens"):
+        if chat.max_tokens < 1:
+            raise _invalid("max_tokens must be at least 1.", "max_tokens")
+        if chat.max_tokens > model.max_output_tokens:
+            raise _invalid(
+                f"max_tokens is too large: {chat.max_tokens}. Model '{model.id}' supports at most "
+                f"{model.max_output_tokens} output tokens.",
+                "max_tokens",
+            )
+    if chat.HasField("n") and chat.n < 1:
+        raise _invalid("n must be at least 1.", "n")
+
+
+def validate_model(model: routing_pb2.Model, providers: dict[str, ProviderConfig]) -> None:
+    if not model.id or len(model.id) > 200 or any(c.isspace() for c in model.id):
+        raise _invalid("model id must be 1–200 characters without spaces.", "id")
+    if model.mode not in _MODES:
+        raise _invalid(f"mode must be one of {', '.join(sorted(_MODES))}.", "mode")
+    if not model.deployments:
+        raise _invalid("a model needs at least one deployment.", "deployments")
+    for i, deployment in enumerate(model.deployments):
+        if deployment.provider not in providers:
+            raise _invalid(f"deployments[{i}].provider '{deployment.provider}' is not a configured provider.", f"deployments[{i}].provider")
+        if not deployment.upstream_model:
+            raise _invalid(f"deployments[{i}].upstream_model is required.", f"deployments[{i}].upstream_model")
+        if deployment.weight < 1:
+            raise _invalid(f"deployments[{i}].weight must be at least 1.", f"deployments[{i}].weight")
+    if model.context_window < 1 or model.max_output_tokens < 1:
+        raise _invalid("context_window and max_output_tokens must be positive.", "context_window")
+    if model.pricing.input_nano_usd_per_million_tokens < 0 or model.pricing.output_nano_usd_per_million_tokens < 0:
+        raise _invalid("prices must not be negative.", "pricing")
+
+
+class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        router: Router,
+        providers: dict[str, ProviderConfig],
+        monitor: HealthMonitor,
+        cooldown: CooldownTracker,
+    ) -> None:
+        self._registry = registry
+        self._router = router
+        self._providers = providers
+        self._monitor = monitor
+        self._cooldown = cooldown
+
+    def _model(self, model_id: str, mode: str) -> routing_pb2.Model:
+        if not model_id:
+            raise _invalid("model is required.", "model")
+        principal = call_context.current().principal
+        model = self._registry.get(model_id)
+        if model is None or not principal.may_use(model_id):
+            raise ServiceError(
+                Reason.ERROR_REASON_MODEL_NOT_FOUND,
+                f"The model '{model_id}' does not exist or you do not have access to it.",
+                metadata={"field": "model", "model": model_id},
+            )
+        if model.mode != mode:
+            raise _invalid(f"Model '{model_id}' is a {model.mode} model and cannot serve this endpoint.", "model")
+        return model
+
+    async def CreateChatCompletion(self, request, context) -> AsyncIterator[routing_pb2.CreateChatCompletionResponse]:
+        chat = request.chat
+        model = self._model(chat.model, "chat")
+        validate_chat(chat, model)
+        if not chat.stream:
+            yield routing_pb2.CreateChatCompletionResponse(completion=await self._router.chat(model, chat))
+            return
+        async for batch in _coalesce(self._router.stream_chat(model, chat)):
+            yield routing_pb2.CreateChatCompletionResponse(chunks=batch)
+
+    async def CreateEmbeddings(self, request, context) -> routing_pb2.CreateEmbeddingsResponse:
+        model = self._model(request.model, "embedding")
+        if not request.input:
+            raise _invalid("input must not be empty.", "input")
+        return await self._router.embed(model, request)
+
+    async def Rerank(self, request, context) -> routing_pb2.RerankResponse:
+        model = self._model(request.model, "rerank")
+        if not request.query:
+            raise _invalid("query must not be empty.", "query")
+        if not request.documents:
+            raise _invalid("documents must not be empty.", "documents")
+        if request.HasField("top_n") and request.top_n < 1:
+            raise _invalid("top_n must be at least 1.", "top_n")
+        return await self._router.rerank(model, request)
+
+    def _visible(self, model: routing_pb2.Model) -> routing_pb2.Model | None:
+        principal = call_context.current().principal
+        if not principal.may_use(model.id):
+            return None
+        if ADMIN_SCOPE in principal.scopes:
+            return model
+        shown = routing_pb2.Model()
+        shown.CopyFrom(model)
+        del shown.deployments[:]  # where a model runs is the operator's business
+        return shown
+
+    async def ListModels(self, request, context) -> routing_pb2.ListModelsResponse:
+        shown = [m for m in map(self._visible, self._registry.all()) if m is not None]
+        return routing_pb2.ListModelsResponse(object="list", data=shown)
+
+    async def GetModel(self, request, context) -> routing_pb2.GetModelResponse:
+        model = self._registry.get(request.model_id)
+        shown = self._visible(model) if model is not None else None
+        if shown is None:
+            raise ServiceError(
+                Reason.ERROR_REASON_MODEL_NOT_FOUND,
+                f"The model '{request.model_id}' does not exist or you do not have access to it.",
+                metadata={"model": request.model_id},
+            )
+        return routing_pb2.GetModelResponse(model=shown)
+
+    async def ListProviders(self, request, context) -> routing_pb2.ListProvidersResponse:
+        snapshot = await self._monitor.snapshot()
+        cooling = provider_cooldowns(await self._cooldown.cooling())
+        models_by_provider: dict[str, list[str]] = {name: [] for name in self._providers}
+        for model in self._registry.all():
+            for provider in dict.fromkeys(d.provider for d in model.deployments):
+                models_by_provider.setdefault(provider, []).append(model.id)
+        data = []
+        for name, provider in self._providers.items():
+            entry = routing_pb2.Provider(name=name, kind=provider.kind, models=models_by_provider.get(name, []))
+            probed = snapshot.providers.get(name)
+            if name in cooling:
+                entry.status, entry.detail = "cooling_down", cooling[name]
+            elif probed is not None:
+                entry.status = probed.status
+                if probed.detail:
+                    entry.detail = probed.detail
+            data.append(entry)
+        return routing_pb2.ListProvidersResponse(object="list", data=data)
+
+    async def PutModel(self, request, context) -> routing_pb2.PutModelResponse:
+        validate_model(request.model, self._providers)
+        return routing_pb2.PutModelResponse(model=await self._registry.put(request.model))
+
+    async def DeleteModel(self, request, context) -> routing_pb2.DeleteModelResponse:
+        if not await self._registry.delete(request.model_id):
+            raise ServiceError(
+                Reason.ERROR_REASON_MODEL_NOT_FOUND, f"The model '{request.model_id}' does not exist.",
+                metadata={"model": request.model_id},
+            )
+        return routing_pb2.DeleteModelResponse()
+
+
+def provider_cooldowns(cooling: dict[str, float]) -> dict[str, str]:
+    """Provider name -> why it is cooling down, from the deployments ("provider/model") that are."""
+    out: dict[str, list[str]] = {}
+    for deployment, seconds in cooling.items():
+        provider, _, upstream_model = deployment.partition("/")
+        out.setdefault(provider, []).append(f"{upstream_model} ({seconds:.0f}s left)")
+    return {p: "cooling down after repeated failures: " + ", ".join(models) for p, models in out.items()}
+
+
+async def _coalesce(chunks: AsyncIterator[chat_pb2.ChatCompletionChunk]) -> AsyncIterator[list]:
+    """Batches of the chunks that are ready whenever the consumer can take more.
+
+    Every gRPC stream message costs real CPU in Python; a fast upstream often delivers many chunks in
+    one read, and they then travel as one message. A slow one still gets each chunk out at once.
+    """
+    ready: list = []
+    wake = asyncio.Event()
+    failure: list[BaseException] = []
+    finished = False
+
+    async def pump() -> None:
+        nonlocal finished
+        try:
+            async for chunk in chunks:
+                ready.append(chunk)
+                wake.set()
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            failure.append(exc)
+        finally:
+            finished = True
+            wake.set()
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            await wake.wait()
+            wake.clear()
+            if ready:
+                batch = ready[:]
+                ready.clear()
+                yield batch
+            if finished and not ready:
+                break
+        if failure and not isinstance(failure[0], asyncio.CancelledError):
+            raise failure[0]
+    finally:
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
