@@ -61,7 +61,9 @@ import orjson
 from aiohttp import web
 
 DEFAULT_API_KEY = "sk-fake-upstream-key"
-MODES = frozenset({"ok", "fail", "stall", "unauthorized"})
+# "cut" is for streaming routes: the handler sends `after_chunks` chunks (default 2) and then drops
+# the connection. Modes the dispatcher does not act on itself reach the handler as request["mode"].
+MODES = frozenset({"ok", "fail", "stall", "unauthorized", "cut"})
 
 # A fixed creation time keeps model lists byte-stable across runs.
 _CREATED = 1_715_367_049
@@ -466,5 +468,9 @@ class FakeUpstream:
         rejection = family.check_auth(request, self.api_key)
         if rejection is not None:
             return json_response(family.error_body(*rejection), rejection[0])
+        request["mode"] = mode
         return await chosen.handler(self, request, recorded, params)
 
+
+# Data-plane routes live in their own modules (one per wire format); importing them registers them.
+from tests.fake_routes import anthropic_messages, gemini_generate, openai_chat  # noqa: E402,F401

@@ -1,0 +1,652 @@
+"""The OpenAI REST dialect: OpenAI itself, DeepSeek, xAI, Perplexity (Bearer key, `{base_url}/...`) and
+Azure OpenAI (`api-key` header, `{base_url}/openai/deployments/{deployment}/...?api-version=`).
+
+This is the gateway's hot path, so bodies are built as plain dicts and serialised once with orjson,
+JSON that is already JSON (tool schemas, other content parts) travels as orjson.Fragment, and responses
+are read straight into protobuf messages.
+
+Choices not forced by the wire format:
+- `max_tokens` goes out as `max_completion_tokens` to OpenAI (its newer models reject `max_tokens`)
+  and as `max_tokens` to every other kind, Azure included.
+- The request's extra_json keys that no canonical field set travel unchanged; when none of them clash
+  with the body the object is spliced in byte for byte (so e.g. 20-digit integers survive), else the
+  non-clashing keys are merged. `model`, `messages`, `stream` and `stream_options` are never taken
+  from it (a client's own stream_options keys are kept, but include_usage is always true).
+- Embeddings are always requested as floats (the canonical response holds doubles); a base64 answer
+  is decoded anyway.
+- A stream's usage is passed on once, as the last chunk, whatever the upstream did (OpenAI sends it
+  in a chunk of its own, some compatible servers on every chunk); if the upstream sent none it is
+  estimated, so billing never sees a stream without usage.
+- SSE `data:` lines are handled one at a time (every OpenAI-compatible server sends one JSON per line).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import struct
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+from aiohttp.http_exceptions import HttpProcessingError
+from yarl import URL
+
+from services.config import ProviderConfig
+from services.routing.adapters.base import Target, Timeouts, UpstreamError, estimate_tokens, unsupported
+from switchyard.routing.v1 import chat_pb2, routing_pb2
+from switchyard.type.v1 import usage_pb2
+
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
+
+_CLIENT_ERROR_STATUSES = frozenset({400, 404, 413, 422})
+_CREDENTIAL_STATUSES = frozenset({401, 403})
+_RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+_MAX_ERROR_BODY = 64 * 1024
+# Upstream text copied into a message is for people, not a dump.
+_MAX_MESSAGE = 500
+# One SSE line can hold a big tool-call argument chunk; aiohttp's default line limit is 128 KiB.
+_READ_BUFSIZE = 1 << 20
+# Caches keyed by configuration values; bounded in case a registry churns through many models.
+_CACHE_LIMIT = 4096
+
+_CHAT_RESERVED = frozenset({"model", "messages", "stream", "stream_options"})
+_CHAT_RESERVED_WITH_MAX = _CHAT_RESERVED | {"max_tokens", "max_completion_tokens"}
+_EMBED_RESERVED = frozenset({"model", "input", "encoding_format"})
+_KNOWN_MESSAGE_KEYS = frozenset({"role", "content", "tool_calls", "function_call"})
+
+_TIMED_OUT = "upstream timed out"
+_CONNECT_FAILED = "could not connect to upstream"
+_CONNECTION_FAILED = "upstream connection failed"
+_MALFORMED = "malformed upstream response"
+
+
+def _malformed(started: bool = False) -> UpstreamError:
+    return UpstreamError(_MALFORMED, retryable=True, started=started)
+
+
+def _scrub(message: str, key: str | None) -> str:
+    """An upstream may echo what it was sent (OpenAI echoes a wrong key): never pass a key on."""
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + "…"
+    if key and key in message:
+        message = message.replace(key, "[redacted]")
+    return message
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds from `retry-after-ms` (OpenAI, more precise) or `Retry-After` (seconds or an HTTP-date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            value = float(ms) / 1000.0
+            if value >= 0 and math.isfinite(value):
+                return value
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+        return value if value >= 0 and math.isfinite(value) else None
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _error_message(body: bytes) -> str | None:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    if isinstance(error, dict):
+        message = error.get("message")
+    elif isinstance(error, str):
+        message = error
+    else:
+        # vLLM: {"object": "error", "message": ...}; FastAPI-based servers: {"detail": ...}.
+        message = data.get("message") or data.get("detail")
+    return message if isinstance(message, str) and message else None
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    chunks = []
+    size = 0
+    while size < _MAX_ERROR_BODY:
+        chunk = await response.content.read(_MAX_ERROR_BODY - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+async def _status_error(response: aiohttp.ClientResponse, key: str | None) -> UpstreamError:
+    status = response.status
+    if status >= 500 or status in _RETRYABLE_4XX:
+        what = "rate limit reached" if status == 429 else "server error" if status >= 500 else "temporary failure"
+        return UpstreamError(
+            f"upstream {what} (HTTP {status})", retryable=True, status=status, retry_after=parse_retry_after(response.headers)
+        )
+    if status in _CREDENTIAL_STATUSES:
+        return UpstreamError(
+            f"upstream provider rejected the gateway's credentials (HTTP {status})", retryable=False, status=status
+        )
+    if status in _CLIENT_ERROR_STATUSES:
+        message = _error_message(await _read_capped(response)) or f"upstream rejected the request (HTTP {status})"
+        return UpstreamError(_scrub(message, key), retryable=False, client_error=True, status=status)
+    return UpstreamError(f"unexpected upstream answer (HTTP {status})", retryable=False, status=status)
+
+
+def _transport_error(exc: BaseException, started: bool = False) -> UpstreamError:
+    """Connection-level failures, with no internals (hosts, ports, exception text) in the message."""
+    if isinstance(exc, TimeoutError):
+        return UpstreamError(_TIMED_OUT, retryable=True, started=started)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamError(_CONNECT_FAILED, retryable=True, started=started)
+    if isinstance(exc, HttpProcessingError):
+        return _malformed(started)
+    return UpstreamError(_CONNECTION_FAILED, retryable=True, started=started)
+
+
+# -- request encoding -------------------------------------------------------------------------
+
+
+def _encode_part(part: chat_pb2.ContentPart) -> Any:
+    kind = part.WhichOneof("part")
+    if kind == "text":
+        return {"type": "text", "text": part.text}
+    if kind == "image_url":
+        image = part.image_url
+        url: dict[str, str] = {"url": image.url}
+        if image.detail:
+            url["detail"] = image.detail
+        return {"type": "image_url", "image_url": url}
+    if kind == "other_json":
+        return orjson.Fragment(part.other_json)
+    return {"type": "text", "text": ""}
+
+
+def _encode_message(message: chat_pb2.ChatMessage) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role}
+    if message.HasField("text"):
+        out["content"] = message.text
+    elif message.parts:
+        out["content"] = [_encode_part(p) for p in message.parts]
+    if message.name:
+        out["name"] = message.name
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": c.type or "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id:
+        out["tool_call_id"] = message.tool_call_id
+    if message.extra_json:
+        try:
+            extra = orjson.loads(message.extra_json)
+        except orjson.JSONDecodeError:
+            extra = None
+        if isinstance(extra, dict):
+            for k, v in extra.items():
+                if k not in out:
+                    out[k] = v
+    if "content" not in out:
+        # OpenAI accepts null content only next to tool_calls.
+        out["content"] = None if "tool_calls" in out else ""
+    return out
+
+
+def _encode_tool(tool: chat_pb2.Tool) -> dict[str, Any]:
+    f = tool.function
+    function: dict[str, Any] = {"name": f.name}
+    if f.description:
+        function["description"] = f.description
+    if f.parameters_json:
+        function["parameters"] = orjson.Fragment(f.parameters_json)
+    if f.HasField("strict"):
+        function["strict"] = f.strict
+    return {"type": tool.type or "function", "function": function}
+
+
+def _merge_extra(body: dict[str, Any], extra: bytes, reserved: frozenset[str], stream: bool = False) -> bytes:
+    try:
+        parsed = orjson.loads(extra)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict) or not parsed:
+        return orjson.dumps(body)
+    for k in parsed:
+        if k in body or k in reserved:
+            break
+    else:
+        # No clash: splice the client's own bytes in, so values orjson would re-render travel as sent.
+        return orjson.dumps(body)[:-1] + b"," + extra.strip()[1:]
+    if stream:
+        options = parsed.get("stream_options")
+        if isinstance(options, dict):
+            body["stream_options"] = {**options, "include_usage": True}
+    for k, v in parsed.items():
+        if k not in body and k not in reserved:
+            body[k] = v
+    return orjson.dumps(body)
+
+
+def encode_chat(kind: str, upstream_model: str, request: chat_pb2.ChatRequest, stream: bool) -> bytes:
+    """The request body for POST .../chat/completions."""
+    body: dict[str, Any] = {}
+    if kind != "azure":
+        body["model"] = upstream_model
+    body["messages"] = [_encode_message(m) for m in request.messages]
+    has_max = request.HasField("max_tokens")
+    if has_max:
+        body["max_completion_tokens" if kind == "openai" else "max_tokens"] = request.max_tokens
+    if request.HasField("temperature"):
+        body["temperature"] = request.temperature
+    if request.HasField("top_p"):
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop"] = list(request.stop)
+    if request.HasField("n"):
+        body["n"] = request.n
+    if request.HasField("seed"):
+        body["seed"] = request.seed
+    if request.user:
+        body["user"] = request.user
+    if request.HasField("presence_penalty"):
+        body["presence_penalty"] = request.presence_penalty
+    if request.HasField("frequency_penalty"):
+        body["frequency_penalty"] = request.frequency_penalty
+    if request.tools:
+        body["tools"] = [_encode_tool(t) for t in request.tools]
+    choice = request.tool_choice.WhichOneof("choice")
+    if choice == "mode":
+        body["tool_choice"] = request.tool_choice.mode
+    elif choice == "function_name":
+        body["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice.function_name}}
+    fmt = request.response_format
+    if fmt.type:
+        if fmt.json_schema_json:
+            body["response_format"] = {"type": fmt.type, "json_schema": orjson.Fragment(fmt.json_schema_json)}
+        else:
+            body["response_format"] = {"type": fmt.type}
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    if request.extra_json:
+        return _merge_extra(body, request.extra_json, _CHAT_RESERVED_WITH_MAX if has_max else _CHAT_RESERVED, stream)
+    return orjson.dumps(body)
+
+
+# -- response decoding ------------------------------------------------------------------------
+
+
+def _usage(data: Any) -> usage_pb2.TokenUsage:
+    prompt = int(data.get("prompt_tokens") or 0)
+    completion = int(data.get("completion_tokens") or 0)
+    return usage_pb2.TokenUsage(
+        input_tokens=prompt, output_tokens=completion, total_tokens=int(data.get("total_tokens") or prompt + completion)
+    )
+
+
+def _prompt_chars(request: chat_pb2.ChatRequest) -> int:
+    total = 0
+    for m in request.messages:
+        total += len(m.text)
+        for p in m.parts:
+            total += len(p.text)
+        for c in m.tool_calls:
+            total += len(c.function.arguments)
+    return total
+
+
+def _estimated_usage(request: chat_pb2.ChatRequest, completion_chars: int) -> usage_pb2.TokenUsage:
+    prompt = math.ceil(_prompt_chars(request) / 4)
+    completion = math.ceil(completion_chars / 4)
+    return usage_pb2.TokenUsage(input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    # Some compatible servers answer with content parts.
+    return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+
+
+def _arguments(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def decode_completion(data: dict[str, Any], request: chat_pb2.ChatRequest) -> chat_pb2.ChatCompletion:
+    choices = data["choices"]
+    if not isinstance(choices, list):
+        raise TypeError("choices")
+    completion = chat_pb2.ChatCompletion(
+        id=data.get("id") or "", created=int(data.get("created") or time.time()),
+        system_fingerprint=data.get("system_fingerprint") or "",
+    )
+    out_chars = 0
+    for position, c in enumerate(choices):
+        choice = completion.choices.add(index=c.get("index", position), finish_reason=c.get("finish_reason") or "")
+        m = c.get("message") or {}
+        message = choice.message
+        message.role = m.get("role") or "assistant"
+        content = m.get("content")
+        if content is not None:
+            message.text = _text_of(content)
+            out_chars += len(message.text)
+        calls = m.get("tool_calls")
+        if calls:
+            for call in calls:
+                fn = call.get("function") or {}
+                arguments = _arguments(fn.get("arguments"))
+                out_chars += len(arguments)
+                t = message.tool_calls.add(id=call.get("id") or "", type=call.get("type") or "function")
+                t.function.name = fn.get("name") or ""
+                t.function.arguments = arguments
+        if len(m) > 2:
+            # refusal, reasoning_content, annotations...: kept when they say something.
+            extra = {k: v for k, v in m.items() if v and k not in _KNOWN_MESSAGE_KEYS}
+            if extra:
+                message.extra_json = orjson.dumps(extra)
+    usage = data.get("usage")
+    if usage:
+        completion.usage.CopyFrom(_usage(usage))
+    else:
+        completion.usage.CopyFrom(_estimated_usage(request, out_chars))
+    return completion
+
+
+def _decode_chunk(event: dict[str, Any], choices: list[Any]) -> tuple[chat_pb2.ChatCompletionChunk, int, bool]:
+    """The chunk, the characters of output it carries, and whether a choice finished in it."""
+    chunk = chat_pb2.ChatCompletionChunk(id=event.get("id") or "", created=int(event.get("created") or 0))
+    chars = 0
+    finished = False
+    for c in choices:
+        choice = chunk.choices.add()
+        index = c.get("index")
+        if index:
+            choice.index = index
+        d = c.get("delta")
+        if d:
+            delta = choice.delta
+            role = d.get("role")
+            if role:
+                delta.role = role
+            content = d.get("content")
+            if content is not None:
+                delta.content = content
+                chars += len(content)
+            calls = d.get("tool_calls")
+            if calls:
+                for call in calls:
+                    t = delta.tool_calls.add(index=call.get("index") or 0)
+                    v = call.get("id")
+                    if v:
+                        t.id = v
+                    v = call.get("type")
+                    if v:
+                        t.type = v
+                    fn = call.get("function")
+                    if fn:
+                        v = fn.get("name")
+                        if v:
+                            t.function_name = v
+                        v = fn.get("arguments")
+                        if v:
+                            t.function_arguments = v = _arguments(v)
+                            chars += len(v)
+        reason = c.get("finish_reason")
+        if reason:
+            choice.finish_reason = reason
+            finished = True
+    return chunk, chars, finished
+
+
+def _stream_error(error: Any, key: str | None, started: bool) -> UpstreamError:
+    message = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    text = "upstream error mid-stream" + (f": {_scrub(message, key)}" if isinstance(message, str) and message else "")
+    if kind == "invalid_request_error" and not started:
+        return UpstreamError(text, retryable=False, client_error=True, started=started)
+    return UpstreamError(text, retryable=True, started=started)
+
+
+def _decode_vector(value: Any) -> Any:
+    if isinstance(value, str):
+        raw = base64.b64decode(value)
+        return struct.unpack(f"<{len(raw) // 4}f", raw)
+    return value
+
+
+# -- the adapter ------------------------------------------------------------------------------
+
+
+class OpenAICompatAdapter:
+    """One instance serves every OpenAI-dialect provider; it holds only caches of derived values."""
+
+    def __init__(self) -> None:
+        self._urls: dict[tuple, URL] = {}
+        self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+
+    def _url(self, provider: ProviderConfig, upstream_model: str, operation: str) -> URL:
+        cache_key = (provider.kind, provider.base_url, provider.api_version, upstream_model, operation)
+        url = self._urls.get(cache_key)
+        if url is None:
+            if provider.kind == "azure":
+                url = URL(f"{provider.base_url}/openai/deployments/{quote(upstream_model, safe='')}/{operation}").with_query(
+                    {"api-version": provider.api_version or DEFAULT_AZURE_API_VERSION}
+                )
+            else:
+                url = URL(f"{provider.base_url}/{operation}")
+            if len(self._urls) >= _CACHE_LIMIT:
+                self._urls.clear()
+            self._urls[cache_key] = url
+        return url
+
+    def _client_timeout(self, timeouts: Timeouts) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(timeouts)
+        if timeout is None:
+            if len(self._timeouts) >= _CACHE_LIMIT:
+                self._timeouts.clear()
+            timeout = self._timeouts[timeouts] = timeouts.client_timeout()
+        return timeout
+
+    @staticmethod
+    def _headers(provider: ProviderConfig, key: str | None) -> dict[str, str]:
+        headers = dict(provider.headers)
+        headers["Content-Type"] = "application/json"
+        if key:
+            if provider.kind == "azure":
+                headers["api-key"] = key
+            else:
+                headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    async def _post(
+        self, session: aiohttp.ClientSession, provider: ProviderConfig, url: URL, body: bytes, timeouts: Timeouts
+    ) -> dict[str, Any]:
+        key = provider.api_key()
+        try:
+            async with session.post(
+                url, data=body, headers=self._headers(provider, key), timeout=self._client_timeout(timeouts),
+                allow_redirects=False,
+            ) as response:
+                if not 200 <= response.status < 300:
+                    raise await _status_error(response, key)
+                raw = await response.read()
+        except UpstreamError:
+            raise
+        except (aiohttp.ClientError, TimeoutError, OSError, HttpProcessingError) as exc:
+            raise _transport_error(exc) from None
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise _malformed() from None
+        if not isinstance(data, dict):
+            raise _malformed()
+        return data
+
+    async def chat(
+        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+    ) -> chat_pb2.ChatCompletion:
+        provider = target.provider
+        body = encode_chat(provider.kind, target.upstream_model, request, stream=False)
+        data = await self._post(session, provider, self._url(provider, target.upstream_model, "chat/completions"), body, timeouts)
+        try:
+            return decode_completion(data, request)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            raise _malformed() from None
+
+    async def stream_chat(
+        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+    ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+        provider = target.provider
+        key = provider.api_key()
+        body = encode_chat(provider.kind, target.upstream_model, request, stream=True)
+        url = self._url(provider, target.upstream_model, "chat/completions")
+        started = done = finished = False
+        usage: Any = None
+        out_chars = 0
+        last_id = ""
+        last_created = 0
+        try:
+            # `async with`: closing this generator (a cancelled client) closes the upstream connection.
+            async with session.post(
+                url, data=body, headers=self._headers(provider, key), timeout=self._client_timeout(timeouts),
+                allow_redirects=False, read_bufsize=_READ_BUFSIZE,
+            ) as response:
+                if not 200 <= response.status < 300:
+                    raise await _status_error(response, key)
+                async for line in response.content:
+                    # Comments (":"), "event:"/"id:" fields and blank separators carry nothing we need.
+                    if not line.startswith(b"data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == b"[DONE]":
+                        done = True
+                        break
+                    if not payload:
+                        continue
+                    event = orjson.loads(payload)
+                    if not isinstance(event, dict):
+                        raise _malformed(started)
+                    error = event.get("error")
+                    if error is not None:
+                        raise _stream_error(error, key, started)
+                    u = event.get("usage")
+                    if u:
+                        usage = u
+                    choices = event.get("choices")
+                    if not choices:
+                        # Usage-only chunks are re-sent at the end; Azure's prompt_filter_results chunk is dropped.
+                        continue
+                    chunk, chars, ended = _decode_chunk(event, choices)
+                    out_chars += chars
+                    finished = finished or ended
+                    last_id = chunk.id or last_id
+                    last_created = chunk.created or last_created
+                    if not started and not chunk.choices[0].delta.role:
+                        chunk.choices[0].delta.role = "assistant"
+                    started = True
+                    yield chunk
+        except UpstreamError:
+            raise
+        except (aiohttp.ClientError, TimeoutError, OSError, HttpProcessingError) as exc:
+            raise _transport_error(exc, started) from None
+        except (KeyError, TypeError, AttributeError, ValueError):  # orjson.JSONDecodeError is a ValueError
+            raise _malformed(started) from None
+        if not done and not finished:
+            raise UpstreamError("upstream stream ended early", retryable=True, started=started)
+        final = chat_pb2.ChatCompletionChunk(id=last_id, created=last_created or int(time.time()))
+        if usage and isinstance(usage, dict):
+            final.usage.CopyFrom(_usage(usage))
+        else:
+            final.usage.CopyFrom(_estimated_usage(request, out_chars))
+        yield final
+
+    async def embed(
+        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateEmbeddingsRequest, timeouts: Timeouts
+    ) -> routing_pb2.CreateEmbeddingsResponse:
+        provider = target.provider
+        body: dict[str, Any] = {}
+        if provider.kind != "azure":
+            body["model"] = target.upstream_model
+        body["input"] = list(request.input)
+        body["encoding_format"] = "float"
+        if request.HasField("dimensions"):
+            body["dimensions"] = request.dimensions
+        if request.user:
+            body["user"] = request.user
+        raw = _merge_extra(body, request.extra_json, _EMBED_RESERVED) if request.extra_json else orjson.dumps(body)
+        data = await self._post(session, provider, self._url(provider, target.upstream_model, "embeddings"), raw, timeouts)
+        try:
+            response = routing_pb2.CreateEmbeddingsResponse()
+            for position, item in enumerate(data["data"]):
+                embedding = response.data.add(index=item.get("index", position))
+                embedding.embedding.extend(_decode_vector(item["embedding"]))
+            usage = data.get("usage")
+            if usage:
+                prompt = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
+                total = int(usage.get("total_tokens") or prompt)
+            else:
+                prompt = total = sum(estimate_tokens(text) for text in request.input)
+            response.usage.input_tokens = prompt
+            response.usage.total_tokens = total
+            return response
+        except (KeyError, TypeError, AttributeError, ValueError, struct.error):
+            raise _malformed() from None
+
+    async def rerank(
+        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
+    ) -> routing_pb2.RerankResponse:
+        provider = target.provider
+        if provider.kind == "azure":
+            raise unsupported("azure", "rerank")
+        documents = request.documents
+        body: dict[str, Any] = {
+            "model": target.upstream_model, "query": request.query, "documents": list(documents),
+            "return_documents": request.return_documents,
+        }
+        if request.HasField("top_n"):
+            body["top_n"] = request.top_n
+        data = await self._post(session, provider, self._url(provider, target.upstream_model, "rerank"), orjson.dumps(body), timeouts)
+        try:
+            scored = sorted(
+                ((float(r["relevance_score"]), int(r["index"])) for r in data["results"]), key=lambda s: (-s[0], s[1])
+            )
+            response = routing_pb2.RerankResponse(id=data.get("id") or "")
+            count = len(documents)
+            for score, index in scored:
+                result = response.results.add(index=index, relevance_score=score)
+                # From the request, not the upstream's echo: vLLM and Jina shape the echoed document differently.
+                if request.return_documents and 0 <= index < count:
+                    result.document = documents[index]
+            usage = data.get("usage")
+            if usage:
+                prompt = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
+                total = int(usage.get("total_tokens") or prompt)
+            else:
+                prompt = total = estimate_tokens(request.query) + sum(estimate_tokens(d) for d in documents)
+            response.usage.input_tokens = prompt
+            response.usage.total_tokens = total
+            return response
+        except (KeyError, TypeError, AttributeError, ValueError):
+            raise _malformed() from None
