@@ -62,8 +62,9 @@ from aiohttp import web
 
 DEFAULT_API_KEY = "sk-fake-upstream-key"
 # "cut" is for streaming routes: the handler sends `after_chunks` chunks (default 2) and then drops
-# the connection. Modes the dispatcher does not act on itself reach the handler as request["mode"].
+# the connection. Modes the dispatcher does not act on itself reach the handler as request[MODE].
 MODES = frozenset({"ok", "fail", "stall", "unauthorized", "cut"})
+MODE = web.RequestKey("mode", object)  # request[MODE]: the family's current mode (a _Mode)
 
 # A fixed creation time keeps model lists byte-stable across runs.
 _CREATED = 1_715_367_049
@@ -468,7 +469,7 @@ class FakeUpstream:
         rejection = family.check_auth(request, self.api_key)
         if rejection is not None:
             return json_response(family.error_body(*rejection), rejection[0])
-        request["mode"] = mode
+        request[MODE] = mode
         return await chosen.handler(self, request, recorded, params)
 
 

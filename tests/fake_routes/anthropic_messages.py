@@ -45,7 +45,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fake_upstream import FAMILIES, json_response, route
+from tests.fake_upstream import FAMILIES, MODE, json_response, route
 
 ALLOWED_KEYS = frozenset({
     "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature",
@@ -327,7 +327,7 @@ def _drop(request: web.Request) -> None:
 
 
 async def _stream(upstream, request: web.Request, message: dict) -> web.StreamResponse:
-    mode = request["mode"]
+    mode = request[MODE]
     events = stream_events(message, int(getattr(upstream, "text_piece", TEXT_PIECE) or TEXT_PIECE))
     cut_after = None
     if mode.name == "cut":
@@ -359,7 +359,7 @@ async def anthropic_messages(upstream, request, recorded, params):
     message = answer(upstream, recorded.json)
     if recorded.json.get("stream"):
         return await _stream(upstream, request, message)
-    if request["mode"].name == "cut":
+    if request[MODE].name == "cut":
         _drop(request)
         return web.Response(status=200)
     return json_response(message)

@@ -58,7 +58,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fake_upstream import json_response, route
+from tests.fake_upstream import MODE, json_response, route
 
 _TOP_LEVEL = frozenset(
     {"contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "safetySettings", "cachedContent"}
@@ -322,7 +322,7 @@ def _stream_events(candidates: list[dict], usage: dict, response_id: str, model:
 
 
 def _cut_after(request: web.Request) -> int | None:
-    mode = request.get("mode")
+    mode = request.get(MODE)
     if mode is None or mode.name != "cut":
         return None
     return int(mode.opts.get("after_events", mode.opts.get("after_chunks", 2)))

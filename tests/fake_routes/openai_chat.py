@@ -48,7 +48,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fake_upstream import _looks_anthropic, json_response, route
+from tests.fake_upstream import MODE, _looks_anthropic, json_response, route
 
 CREATED = 1_715_367_049
 SYSTEM_FINGERPRINT = "fp_fake0001"
@@ -212,8 +212,8 @@ class _Answer:
 
 
 def _raw_answer(request: web.Request) -> web.Response | None:
-    opts = request["mode"].opts
-    if request["mode"].name != "ok" or "raw_body" not in opts:
+    opts = request[MODE].opts
+    if request[MODE].name != "ok" or "raw_body" not in opts:
         return None
     raw = opts["raw_body"]
     return web.Response(
@@ -232,7 +232,7 @@ async def _cut_body(request: web.Request, data: dict) -> web.StreamResponse:
 
 
 async def _stream(upstream, request: web.Request, events: list[dict]) -> web.StreamResponse:
-    mode = request["mode"]
+    mode = request[MODE]
     cut_after = int(mode.opts.get("after_chunks", 2)) if mode.name == "cut" else None
     delay = float(getattr(upstream, "chunk_delay", 0) or 0)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"})
@@ -276,7 +276,7 @@ async def _chat(upstream, request: web.Request, recorded, family: str, model: st
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return await _stream(upstream, request, answer.events(family, include_usage))
-    if request["mode"].name == "cut":
+    if request[MODE].name == "cut":
         return await _cut_body(request, answer.completion(family))
     return json_response(answer.completion(family))
 
@@ -318,7 +318,7 @@ async def _embeddings(request: web.Request, recorded, family: str, model: str | 
         data.append({"object": "embedding", "index": index, "embedding": vector})
     tokens = sum(_tokens(len(t)) for t in inputs)
     response = {"object": "list", "data": data, "model": model or body.get("model"), "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-    if request["mode"].name == "cut":
+    if request[MODE].name == "cut":
         return await _cut_body(request, response)
     return json_response(response)
 
