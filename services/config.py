@@ -118,21 +118,12 @@ class RoutingConfig(BaseModel):
 
 
 def _default_models() -> dict[str, "ModelConfig"]:
+    # Free, so a fresh gateway answers before anyone has topped up a wallet.
     mock = [DeploymentConfig(provider="mock", model="mock")]
     return {
-        "mock-chat": ModelConfig(
-            owned_by="switchyard", context_window=32_768, max_output_tokens=4096,
-            input_usd_per_million_tokens=Decimal("0.50"), output_usd_per_million_tokens=Decimal("1.50"),
-            deployments=mock,
-        ),
-        "mock-embed": ModelConfig(
-            mode="embedding", owned_by="switchyard", context_window=8192, max_output_tokens=1,
-            input_usd_per_million_tokens=Decimal("0.02"), deployments=mock,
-        ),
-        "mock-rerank": ModelConfig(
-            mode="rerank", owned_by="switchyard", context_window=8192, max_output_tokens=1,
-            input_usd_per_million_tokens=Decimal("0.05"), deployments=mock,
-        ),
+        "mock-chat": ModelConfig(owned_by="switchyard", context_window=32_768, max_output_tokens=4096, deployments=mock),
+        "mock-embed": ModelConfig(mode="embedding", owned_by="switchyard", context_window=8192, max_output_tokens=1, deployments=mock),
+        "mock-rerank": ModelConfig(mode="rerank", owned_by="switchyard", context_window=8192, max_output_tokens=1, deployments=mock),
     }
 
 

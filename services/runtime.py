@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -14,6 +15,10 @@ from services.auth.ratelimit import InProcessRateLimiter, RateLimiter, RedisRate
 from services.auth.servicer import AuthServicer
 from services.auth.store import KeyStore
 from services.auth.verifier import KeyVerifier
+from services.billing.ledger import Ledger
+from services.billing.metering import Metering
+from services.billing.servicer import BillingServicer
+from services.billing.usage_log import UsageLog
 from services.config import Settings
 from services.health.monitor import HealthMonitor
 from services.health.servicer import HealthServicer
@@ -24,7 +29,7 @@ from services.routing.cooldown import CooldownTracker
 from services.routing.registry import ModelRegistry
 from services.routing.router import Router
 from services.routing.servicer import RoutingServicer
-from services.storage.database import create_engine_for, migrate, session_factory
+from services.storage.database import create_engine_for, is_sqlite, migrate, session_factory
 from switchyard.auth.v1 import auth_pb2_grpc
 from switchyard.billing.v1 import billing_pb2_grpc
 from switchyard.health.v1 import health_pb2_grpc as sy_health_pb2_grpc
@@ -53,6 +58,8 @@ class ServiceRuntime:
         self.monitor: HealthMonitor | None = None
         self.registry: ModelRegistry | None = None
         self.router: Router | None = None
+        self.usage_log: UsageLog | None = None
+        self.metering: Metering | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
         self._tasks: list[asyncio.Task] = []
@@ -63,6 +70,7 @@ class ServiceRuntime:
         self.engine = create_engine_for(self.settings.database_url)
         self.sessions = session_factory(self.engine)
         self.store = KeyStore(self.sessions)
+        self.ledger = Ledger(self.sessions, serialize_writes=is_sqlite(self.settings.database_url))
 
     async def start(self) -> int:
         settings = self.settings
@@ -82,6 +90,8 @@ class ServiceRuntime:
         self.registry = ModelRegistry.from_config(settings.models, self.sessions, settings.routing.registry_refresh_seconds)
         await self.registry.refresh()
         self.router = Router(settings.providers, settings.routing, self.cooldown)
+        self.usage_log = UsageLog(self.sessions)
+        self.metering = Metering(self.ledger, self.usage_log)
         message_limit = settings.limits.max_body_bytes + (1 << 20)
         interceptor = PolicyInterceptor(method_policies(), self.verifier, self.limiter)
         server = grpc.aio.server(
@@ -106,6 +116,8 @@ class ServiceRuntime:
         self._server = server
         self._tasks.append(asyncio.create_task(self.verifier.run_flusher()))
         self._tasks.append(asyncio.create_task(self.registry.run_refresher()))
+        self._tasks.append(asyncio.create_task(self.usage_log.run()))
+        self._tasks.append(asyncio.create_task(self._sweep_stale_holds()))
         return self.grpc_port
 
     def _register(self, server) -> None:
@@ -115,11 +127,25 @@ class ServiceRuntime:
             AuthServicer(self.store, self.verifier, settings.limits.default_rate_limit_per_minute), server
         )
         sy_health_pb2_grpc.add_HealthServiceServicer_to_server(HealthServicer(self.monitor, self.cooldown), server)
-        billing_pb2_grpc.add_BillingServiceServicer_to_server(billing_pb2_grpc.BillingServiceServicer(), server)
+        billing_pb2_grpc.add_BillingServiceServicer_to_server(
+            BillingServicer(self.ledger, self.usage_log, self.store, self.sessions), server
+        )
         routing_pb2_grpc.add_RoutingServiceServicer_to_server(
-            RoutingServicer(self.registry, self.router, settings.providers, self.monitor, self.cooldown), server
+            RoutingServicer(self.registry, self.router, settings.providers, self.monitor, self.cooldown, self.metering), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+
+    async def _sweep_stale_holds(self) -> None:
+        """Holds whose request can no longer finish (its process died) go back to the wallet."""
+        horizon = timedelta(seconds=self.settings.routing.total_timeout_seconds + 300)
+        while True:
+            try:
+                released = await self.ledger.release_stale(horizon)
+                if released:
+                    log.warning("released %d stale reservations", released)
+            except Exception:  # noqa: BLE001 - try again next round
+                log.warning("could not sweep stale reservations", exc_info=True)
+            await asyncio.sleep(60)
 
     async def bootstrap_admin_key(self) -> str | None:
         return await self.store.bootstrap_admin_key(self.settings.limits.default_rate_limit_per_minute)
@@ -134,6 +160,10 @@ class ServiceRuntime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.metering is not None:
+            await self.metering.drain()  # streams that ended during shutdown still get charged
+        if self.usage_log is not None:
+            await self.usage_log.flush()  # no usage row is lost on SIGTERM
         if self.verifier is not None:
             await self.verifier.flush_last_use()  # nothing pending is lost on shutdown
         for closable in (self.monitor, self.limiter, self.router):

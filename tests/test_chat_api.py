@@ -53,7 +53,11 @@ def upstream(monkeypatch):
 
 @pytest.fixture
 def gw(make_gateway, upstream):
-    return make_gateway(**config(upstream.base_url))
+    gateway = make_gateway(**config(upstream.base_url))
+    topped = requests.post(f"{gateway.url}/v1/accounts/acct_default/wallet:topup", json={"amountUsd": "100"},
+                           headers={"Authorization": f"Bearer {gateway.admin_key}"}, timeout=10)
+    assert topped.status_code == 200, topped.text
+    return gateway
 
 
 @pytest.fixture

@@ -159,6 +159,8 @@ def test_registry_changes_at_runtime_and_reach_every_replica(make_gateway, upstr
     a = make_gateway(**config)
     b = make_gateway(**config)  # a second replica on the same database
     headers = {"Authorization": f"Bearer {a.admin_key}"}
+    topped = requests.post(f"{a.url}/v1/accounts/acct_default/wallet:topup", json={"amountUsd": "1"}, headers=headers, timeout=10)
+    assert topped.status_code == 200
     spec = {"mode": "chat", "owned_by": "ops", "context_window": 4096, "max_output_tokens": 512,
             "pricing": {"input_usd_per_million_tokens": "1.25", "output_usd_per_million_tokens": 5},
             "deployments": [{"provider": "mock", "upstream_model": "mock"}]}

@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.auth import secrets as key_secrets
 from services.policy import DEFAULT_SCOPES
 from services.storage.database import as_utc, utcnow
-from services.storage.tables import Account, ApiKeyRecord, GatewayMeta
+from services.storage.tables import Account, ApiKeyRecord, GatewayMeta, WalletRow
 
 DEFAULT_ACCOUNT_ID = "acct_default"
 _BOOTSTRAP_MARK = "bootstrap_admin_key"
@@ -76,7 +76,9 @@ class KeyStore:
     async def ensure_account(self, account_id: str, name: str | None = None) -> None:
         async with self._sessions() as session:
             if await session.get(Account, account_id) is None:
+                # Every account has exactly one wallet, born empty with it.
                 session.add(Account(id=account_id, name=name or account_id, created_at=utcnow()))
+                session.add(WalletRow(account_id=account_id, balance_nano=0, reserved_nano=0))
                 try:
                     await session.commit()
                 except IntegrityError:  # another process created it meanwhile

@@ -33,6 +33,8 @@ class Principal:
     expires_at: datetime | None
     # Empty: every model.
     allowed_models: frozenset[str] = frozenset()
+    # Monthly spend cap in nano-USD; None: no cap.
+    spend_cap_nano: int | None = None
 
     def may_use(self, model: str) -> bool:
         return not self.allowed_models or model in self.allowed_models
@@ -85,6 +87,7 @@ class KeyVerifier:
                     rate_limit_per_minute=record.rate_limit_per_minute,
                     expires_at=as_utc(record.expires_at),
                     allowed_models=frozenset(record.allowed_models.split()),
+                    spend_cap_nano=record.spend_cap_nano,
                 )
         if len(self._cache) > 100_000:  # a flood of random keys must not grow memory without bound
             self._cache.clear()

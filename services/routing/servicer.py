@@ -7,10 +7,12 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from services import call_context
+from services.billing.metering import Metering, chat_prompt_text, prompt_token_bound
 from services.config import ProviderConfig
 from services.errors import Reason, ServiceError
 from services.health.monitor import HealthMonitor
 from services.policy import ADMIN_SCOPE
+from services.routing.adapters.base import estimate_tokens
 from services.routing.cooldown import CooldownTracker
 from services.routing.registry import ModelRegistry
 from services.routing.router import Router
@@ -72,7 +74,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         providers: dict[str, ProviderConfig],
         monitor: HealthMonitor,
         cooldown: CooldownTracker,
+        metering: Metering,
     ) -> None:
+        self._metering = metering
         self._registry = registry
         self._router = router
         self._providers = providers
@@ -98,17 +102,31 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         chat = request.chat
         model = self._model(chat.model, "chat")
         validate_chat(chat, model)
-        if not chat.stream:
-            yield routing_pb2.CreateChatCompletionResponse(completion=await self._router.chat(model, chat))
+        meter = self._metering.start(call_context.current(), model, "chat", streamed=chat.stream)
+        output_bound = (chat.max_tokens if chat.HasField("max_tokens") else model.max_output_tokens) * max(chat.n, 1)
+        await meter.admit(prompt_token_bound(chat_prompt_text(chat), len(chat.messages) + len(chat.tools)), output_bound)
+        if chat.stream:
+            async for batch in _coalesce(meter.watch(chat, self._router.stream_chat(model, chat))):
+                yield routing_pb2.CreateChatCompletionResponse(chunks=batch)
             return
-        async for batch in _coalesce(self._router.stream_chat(model, chat)):
-            yield routing_pb2.CreateChatCompletionResponse(chunks=batch)
+        completion = await _metered(meter, self._router.chat(model, chat))
+        meter.provider, meter.upstream_model = completion.provider, completion.upstream_model
+        answer = "".join(c.message.text + "".join(t.function.arguments for t in c.message.tool_calls) for c in completion.choices)
+        _ensure_usage(completion.usage, chat_prompt_text(chat), answer)
+        await meter.settle(completion.usage)
+        yield routing_pb2.CreateChatCompletionResponse(completion=completion)
 
     async def CreateEmbeddings(self, request, context) -> routing_pb2.CreateEmbeddingsResponse:
         model = self._model(request.model, "embedding")
         if not request.input:
             raise _invalid("input must not be empty.", "input")
-        return await self._router.embed(model, request)
+        meter = self._metering.start(call_context.current(), model, "embeddings")
+        await meter.admit(prompt_token_bound("".join(request.input), len(request.input)), 0)
+        response = await _metered(meter, self._router.embed(model, request))
+        meter.provider = response.provider
+        _ensure_usage(response.usage, "\n".join(request.input), "")
+        await meter.settle(response.usage)
+        return response
 
     async def Rerank(self, request, context) -> routing_pb2.RerankResponse:
         model = self._model(request.model, "rerank")
@@ -118,7 +136,13 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             raise _invalid("documents must not be empty.", "documents")
         if request.HasField("top_n") and request.top_n < 1:
             raise _invalid("top_n must be at least 1.", "top_n")
-        return await self._router.rerank(model, request)
+        meter = self._metering.start(call_context.current(), model, "rerank")
+        await meter.admit(prompt_token_bound(request.query + "".join(request.documents), len(request.documents) + 1), 0)
+        response = await _metered(meter, self._router.rerank(model, request))
+        meter.provider = response.provider
+        _ensure_usage(response.usage, request.query + "\n" + "\n".join(request.documents), "")
+        await meter.settle(response.usage)
+        return response
 
     def _visible(self, model: routing_pb2.Model) -> routing_pb2.Model | None:
         principal = call_context.current().principal
@@ -177,6 +201,26 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                 metadata={"model": request.model_id},
             )
         return routing_pb2.DeleteModelResponse()
+
+
+def _ensure_usage(usage, prompt: str, output: str) -> None:
+    """An upstream that reports no usage is billed by the documented estimate (~4 characters a
+    token), and the request's log row says so (usage_estimated)."""
+    if usage.input_tokens or usage.output_tokens:
+        return
+    usage.input_tokens = estimate_tokens(prompt)
+    usage.output_tokens = estimate_tokens(output)
+    usage.total_tokens = usage.input_tokens + usage.output_tokens
+    usage.estimated = True
+
+
+async def _metered(meter, call):
+    """Await an upstream call; a failure (or cancellation) releases the request's hold uncharged."""
+    try:
+        return await call
+    except BaseException as exc:
+        await asyncio.shield(meter.fail(exc))
+        raise
 
 
 def provider_cooldowns(cooling: dict[str, float]) -> dict[str, str]:

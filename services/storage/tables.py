@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Index
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer
 from sqlmodel import Field, SQLModel
 
 
@@ -36,6 +36,8 @@ class ApiKeyRecord(SQLModel, table=True):
     rate_limit_per_minute: int
     # Space-separated public model names this key may use; empty means every model.
     allowed_models: str = Field(default="", max_length=4000)
+    # Monthly (calendar month, UTC) spend cap in nano-USD; None: no cap.
+    spend_cap_nano: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = Field(sa_column=_utc_column(nullable=False))
     last_used_at: datetime | None = Field(default=None, sa_column=_utc_column())
     expires_at: datetime | None = Field(default=None, sa_column=_utc_column())
@@ -64,3 +66,91 @@ class RegistryModel(SQLModel, table=True):
     spec: bytes
     deleted: bool = False
     updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+_ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class WalletRow(SQLModel, table=True):
+    """One wallet per account. balance == the sum of the account's ledger, kept in the same transactions."""
+
+    __tablename__ = "wallets"
+
+    account_id: str = Field(primary_key=True, foreign_key="accounts.id", max_length=40)
+    balance_nano: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    # Held for requests in flight.
+    reserved_nano: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+
+
+class KeySpendRow(SQLModel, table=True):
+    """A key's spend in one calendar month (UTC), for its spend cap."""
+
+    __tablename__ = "key_spend"
+
+    key_id: str = Field(primary_key=True, max_length=40)
+    month: str = Field(primary_key=True, max_length=7)
+    spent_nano: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    reserved_nano: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+
+
+class ReservationRow(SQLModel, table=True):
+    """Money held for one request in flight; settled (charged) or released when it ends."""
+
+    __tablename__ = "reservations"
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(max_length=40)
+    key_id: str = Field(max_length=40)
+    month: str = Field(max_length=7)
+    amount_nano: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # Whether the amount was also counted against the key's spend cap.
+    capped: bool = False
+    request_id: str = Field(max_length=128)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False, index=True))
+
+
+class LedgerRow(SQLModel, table=True):
+    __tablename__ = "ledger"
+    __table_args__ = (Index("ix_ledger_account_id", "account_id", "id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(_ROW_ID, primary_key=True, autoincrement=True))
+    account_id: str = Field(max_length=40)
+    kind: str = Field(max_length=16)
+    amount_nano: int = Field(sa_column=Column(BigInteger, nullable=False))
+    key_id: str = Field(default="", max_length=40)
+    request_id: str = Field(default="", max_length=128)
+    # "<reservation id>:<attempt>" for charges: unique, so nothing can be charged twice.
+    charge_key: str | None = Field(default=None, max_length=80, unique=True)
+    note: str = Field(default="", max_length=500)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class UsageRow(SQLModel, table=True):
+    __tablename__ = "usage_logs"
+    __table_args__ = (
+        Index("ix_usage_account_time", "account_id", "created_at"),
+        Index("ix_usage_account_key_time", "account_id", "key_id", "created_at"),
+        Index("ix_usage_account_model_time", "account_id", "model", "created_at"),
+        Index("ix_usage_account_status_time", "account_id", "status", "created_at"),
+        Index("ix_usage_request", "request_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(_ROW_ID, primary_key=True, autoincrement=True))
+    request_id: str = Field(max_length=128)
+    key_id: str = Field(max_length=40)
+    account_id: str = Field(max_length=40)
+    model: str = Field(max_length=200)
+    provider: str = Field(default="", max_length=100)
+    upstream_model: str = Field(default="", max_length=200)
+    endpoint: str = Field(max_length=20)
+    input_tokens: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    output_tokens: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    cost_nano: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    usage_estimated: bool = False
+    latency_ms: int = 0
+    ttft_ms: int = 0
+    status: str = Field(max_length=10)
+    error_code: str = Field(default="", max_length=40)
+    streamed: bool = False
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))

@@ -22,15 +22,71 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from switchyard.type.v1 import method_policy_pb2 as switchyard_dot_type_dot_v1_dot_method__policy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#switchyard/billing/v1/billing.proto\x12\x15switchyard.billing.v12\x10\n\x0e\x42illingServiceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#switchyard/billing/v1/billing.proto\x12\x15switchyard.billing.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&switchyard/type/v1/method_policy.proto\"T\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xba\x01\n\x08KeySpend\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\r\n\x05month\x18\x02 \x01(\t\x12\x16\n\x0espent_nano_usd\x18\x03 \x01(\x03\x12\x11\n\tspent_usd\x18\x04 \x01(\x01\x12\x1f\n\x12spend_cap_nano_usd\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\rspend_cap_usd\x18\x06 \x01(\x01H\x01\x88\x01\x01\x42\x15\n\x13_spend_cap_nano_usdB\x10\n\x0e_spend_cap_usd\"\xc7\x01\n\x06Wallet\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x18\n\x10\x62\x61lance_nano_usd\x18\x02 \x01(\x03\x12\x13\n\x0b\x62\x61lance_usd\x18\x03 \x01(\x01\x12\x19\n\x11reserved_nano_usd\x18\x04 \x01(\x03\x12\x1a\n\x12\x61vailable_nano_usd\x18\x05 \x01(\x03\x12\x15\n\ravailable_usd\x18\x06 \x01(\x01\x12,\n\x03key\x18\x07 \x01(\x0b\x32\x1f.switchyard.billing.v1.KeySpend\">\n\x14\x43reateAccountRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\naccount_id\x18\x02 \x01(\t\"H\n\x15\x43reateAccountResponse\x12/\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x1e.switchyard.billing.v1.Account\"w\n\x12TopUpWalletRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\namount_usd\x18\x02 \x01(\tH\x00\x12\x19\n\x0f\x61mount_nano_usd\x18\x03 \x01(\x03H\x00\x12\x0c\n\x04note\x18\x04 \x01(\tB\x08\n\x06\x61mount\"D\n\x13TopUpWalletResponse\x12-\n\x06wallet\x18\x01 \x01(\x0b\x32\x1d.switchyard.billing.v1.Wallet\"|\n\x15SetKeySpendCapRequest\x12\x14\n\x06key_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\rspend_cap_usd\x18\x02 \x01(\tH\x00\x12\x1c\n\x12spend_cap_nano_usd\x18\x03 \x01(\x03H\x00\x12\x0f\n\x05\x63lear\x18\x04 \x01(\x08H\x00\x42\x05\n\x03\x63\x61p\"F\n\x16SetKeySpendCapResponse\x12,\n\x03key\x18\x01 \x01(\x0b\x32\x1f.switchyard.billing.v1.KeySpend\"\x12\n\x10GetWalletRequest\"B\n\x11GetWalletResponse\x12-\n\x06wallet\x18\x01 \x01(\x0b\x32\x1d.switchyard.billing.v1.Wallet\"\xcb\x01\n\x0bLedgerEntry\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x17\n\x0f\x61mount_nano_usd\x18\x04 \x01(\x03\x12\x12\n\namount_usd\x18\x05 \x01(\x01\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x0c\n\x04note\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x18ListLedgerEntriesRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"i\n\x19ListLedgerEntriesResponse\x12\x33\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\".switchyard.billing.v1.LedgerEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9a\x03\n\x0bUsageRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\x16\n\x0eupstream_model\x18\x06 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x07 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x08 \x01(\x03\x12\x15\n\routput_tokens\x18\t \x01(\x03\x12\x15\n\rcost_nano_usd\x18\n \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x0b \x01(\x01\x12\x17\n\x0fusage_estimated\x18\x0c \x01(\x08\x12\x12\n\nlatency_ms\x18\r \x01(\x05\x12\x1e\n\x16time_to_first_token_ms\x18\x0e \x01(\x05\x12\x0e\n\x06status\x18\x0f \x01(\t\x12\x12\n\nerror_code\x18\x10 \x01(\t\x12\x10\n\x08streamed\x18\x11 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc6\x01\n\x10ListUsageRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\x11ListUsageResponse\x12\x33\n\x07records\x18\x01 \x03(\x0b\x32\".switchyard.billing.v1.UsageRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa9\x07\n\x0e\x42illingService\x12\x97\x01\n\rCreateAccount\x12+.switchyard.billing.v1.CreateAccountRequest\x1a,.switchyard.billing.v1.CreateAccountResponse\"+\xaa\xbb\x18\x07\n\x05\x61\x64min\x82\xd3\xe4\x93\x02\x1a\"\x0c/v1/accounts:\x01*b\x07\x61\x63\x63ount\x12\xaa\x01\n\x0bTopUpWallet\x12).switchyard.billing.v1.TopUpWalletRequest\x1a*.switchyard.billing.v1.TopUpWalletResponse\"D\xaa\xbb\x18\x07\n\x05\x61\x64min\x82\xd3\xe4\x93\x02\x33\"&/v1/accounts/{account_id}/wallet:topup:\x01*b\x06wallet\x12\xa2\x01\n\x0eSetKeySpendCap\x12,.switchyard.billing.v1.SetKeySpendCapRequest\x1a-.switchyard.billing.v1.SetKeySpendCapResponse\"3\xaa\xbb\x18\x07\n\x05\x61\x64min\x82\xd3\xe4\x93\x02\"\"\x1d/v1/keys/{key_id}:setSpendCap:\x01*\x12\x8c\x01\n\tGetWallet\x12\'.switchyard.billing.v1.GetWalletRequest\x1a(.switchyard.billing.v1.GetWalletResponse\",\xaa\xbb\x18\x0e\n\x0c\x62illing:read\x82\xd3\xe4\x93\x02\x14\x12\n/v1/walletb\x06wallet\x12\x95\x01\n\x11ListLedgerEntries\x12/.switchyard.billing.v1.ListLedgerEntriesRequest\x1a\x30.switchyard.billing.v1.ListLedgerEntriesResponse\"\x1d\xaa\xbb\x18\x07\n\x05\x61\x64min\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/ledger\x12\x83\x01\n\tListUsage\x12\'.switchyard.billing.v1.ListUsageRequest\x1a(.switchyard.billing.v1.ListUsageResponse\"#\xaa\xbb\x18\x0e\n\x0c\x62illing:read\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/usageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.billing.v1.billing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BILLINGSERVICE']._serialized_start=62
-  _globals['_BILLINGSERVICE']._serialized_end=78
+  _globals['_CREATEACCOUNTREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_CREATEACCOUNTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_TOPUPWALLETREQUEST'].fields_by_name['account_id']._loaded_options = None
+  _globals['_TOPUPWALLETREQUEST'].fields_by_name['account_id']._serialized_options = b'\342A\001\002'
+  _globals['_SETKEYSPENDCAPREQUEST'].fields_by_name['key_id']._loaded_options = None
+  _globals['_SETKEYSPENDCAPREQUEST'].fields_by_name['key_id']._serialized_options = b'\342A\001\002'
+  _globals['_BILLINGSERVICE'].methods_by_name['CreateAccount']._loaded_options = None
+  _globals['_BILLINGSERVICE'].methods_by_name['CreateAccount']._serialized_options = b'\252\273\030\007\n\005admin\202\323\344\223\002\032\"\014/v1/accounts:\001*b\007account'
+  _globals['_BILLINGSERVICE'].methods_by_name['TopUpWallet']._loaded_options = None
+  _globals['_BILLINGSERVICE'].methods_by_name['TopUpWallet']._serialized_options = b'\252\273\030\007\n\005admin\202\323\344\223\0023\"&/v1/accounts/{account_id}/wallet:topup:\001*b\006wallet'
+  _globals['_BILLINGSERVICE'].methods_by_name['SetKeySpendCap']._loaded_options = None
+  _globals['_BILLINGSERVICE'].methods_by_name['SetKeySpendCap']._serialized_options = b'\252\273\030\007\n\005admin\202\323\344\223\002\"\"\035/v1/keys/{key_id}:setSpendCap:\001*'
+  _globals['_BILLINGSERVICE'].methods_by_name['GetWallet']._loaded_options = None
+  _globals['_BILLINGSERVICE'].methods_by_name['GetWallet']._serialized_options = b'\252\273\030\016\n\014billing:read\202\323\344\223\002\024\022\n/v1/walletb\006wallet'
+  _globals['_BILLINGSERVICE'].methods_by_name['ListLedgerEntries']._loaded_options = None
+  _globals['_BILLINGSERVICE'].methods_by_name['ListLedgerEntries']._serialized_options = b'\252\273\030\007\n\005admin\202\323\344\223\002\014\022\n/v1/ledger'
+  _globals['_BILLINGSERVICE'].methods_by_name['ListUsage']._loaded_options = None
+  _globals['_BILLINGSERVICE'].methods_by_name['ListUsage']._serialized_options = b'\252\273\030\016\n\014billing:read\202\323\344\223\002\013\022\t/v1/usage'
+  _globals['_ACCOUNT']._serialized_start=198
+  _globals['_ACCOUNT']._serialized_end=282
+  _globals['_KEYSPEND']._serialized_start=285
+  _globals['_KEYSPEND']._serialized_end=471
+  _globals['_WALLET']._serialized_start=474
+  _globals['_WALLET']._serialized_end=673
+  _globals['_CREATEACCOUNTREQUEST']._serialized_start=675
+  _globals['_CREATEACCOUNTREQUEST']._serialized_end=737
+  _globals['_CREATEACCOUNTRESPONSE']._serialized_start=739
+  _globals['_CREATEACCOUNTRESPONSE']._serialized_end=811
+  _globals['_TOPUPWALLETREQUEST']._serialized_start=813
+  _globals['_TOPUPWALLETREQUEST']._serialized_end=932
+  _globals['_TOPUPWALLETRESPONSE']._serialized_start=934
+  _globals['_TOPUPWALLETRESPONSE']._serialized_end=1002
+  _globals['_SETKEYSPENDCAPREQUEST']._serialized_start=1004
+  _globals['_SETKEYSPENDCAPREQUEST']._serialized_end=1128
+  _globals['_SETKEYSPENDCAPRESPONSE']._serialized_start=1130
+  _globals['_SETKEYSPENDCAPRESPONSE']._serialized_end=1200
+  _globals['_GETWALLETREQUEST']._serialized_start=1202
+  _globals['_GETWALLETREQUEST']._serialized_end=1220
+  _globals['_GETWALLETRESPONSE']._serialized_start=1222
+  _globals['_GETWALLETRESPONSE']._serialized_end=1288
+  _globals['_LEDGERENTRY']._serialized_start=1291
+  _globals['_LEDGERENTRY']._serialized_end=1494
+  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_start=1496
+  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_end=1581
+  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_start=1583
+  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_end=1688
+  _globals['_USAGERECORD']._serialized_start=1691
+  _globals['_USAGERECORD']._serialized_end=2101
+  _globals['_LISTUSAGEREQUEST']._serialized_start=2104
+  _globals['_LISTUSAGEREQUEST']._serialized_end=2302
+  _globals['_LISTUSAGERESPONSE']._serialized_start=2304
+  _globals['_LISTUSAGERESPONSE']._serialized_end=2401
+  _globals['_BILLINGSERVICE']._serialized_start=2404
+  _globals['_BILLINGSERVICE']._serialized_end=3341
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from switchyard.billing.v1 import billing_pb2 as switchyard_dot_billing_dot_v1_dot_billing__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -25,9 +26,9 @@ if _version_not_supported:
 
 
 class BillingServiceStub:
-    """Wallets, prices, reservations, settlement, the ledger and usage logs.
-    Its RPCs arrive with the billing work; the service is registered already so that clients and
-    reflection see the whole shape of the gateway.
+    """Wallets, spend caps, the ledger and usage logs. Money is int64 nano-USD (1e-9 USD) everywhere;
+    the *_usd doubles are the same amounts for display, computed exactly from the nano values.
+    Managing accounts and wallets needs an admin key of the operator's account (acct_default).
     """
 
     def __init__(self, channel):
@@ -36,17 +37,119 @@ class BillingServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreateAccount = channel.unary_unary(
+                '/switchyard.billing.v1.BillingService/CreateAccount',
+                request_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.CreateAccountRequest.SerializeToString,
+                response_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.CreateAccountResponse.FromString,
+                _registered_method=True)
+        self.TopUpWallet = channel.unary_unary(
+                '/switchyard.billing.v1.BillingService/TopUpWallet',
+                request_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.TopUpWalletRequest.SerializeToString,
+                response_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.TopUpWalletResponse.FromString,
+                _registered_method=True)
+        self.SetKeySpendCap = channel.unary_unary(
+                '/switchyard.billing.v1.BillingService/SetKeySpendCap',
+                request_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.SetKeySpendCapRequest.SerializeToString,
+                response_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.SetKeySpendCapResponse.FromString,
+                _registered_method=True)
+        self.GetWallet = channel.unary_unary(
+                '/switchyard.billing.v1.BillingService/GetWallet',
+                request_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.GetWalletRequest.SerializeToString,
+                response_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.GetWalletResponse.FromString,
+                _registered_method=True)
+        self.ListLedgerEntries = channel.unary_unary(
+                '/switchyard.billing.v1.BillingService/ListLedgerEntries',
+                request_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListLedgerEntriesRequest.SerializeToString,
+                response_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListLedgerEntriesResponse.FromString,
+                _registered_method=True)
+        self.ListUsage = channel.unary_unary(
+                '/switchyard.billing.v1.BillingService/ListUsage',
+                request_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageRequest.SerializeToString,
+                response_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
-    """Wallets, prices, reservations, settlement, the ledger and usage logs.
-    Its RPCs arrive with the billing work; the service is registered already so that clients and
-    reflection see the whole shape of the gateway.
+    """Wallets, spend caps, the ledger and usage logs. Money is int64 nano-USD (1e-9 USD) everywhere;
+    the *_usd doubles are the same amounts for display, computed exactly from the nano values.
+    Managing accounts and wallets needs an admin key of the operator's account (acct_default).
     """
+
+    def CreateAccount(self, request, context):
+        """Creates an account (organisation) with an empty wallet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TopUpWallet(self, request, context):
+        """Adds money to an account's wallet (a ledger entry of kind "topup").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetKeySpendCap(self, request, context):
+        """Sets (or clears) a key's monthly spend cap. The key must belong to the caller's account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWallet(self, request, context):
+        """The caller's account balance, and this calendar month's (UTC) spend and cap of the calling key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLedgerEntries(self, request, context):
+        """The account's ledger: every top-up and charge, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsage(self, request, context):
+        """The account's request log, newest first, with filters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'CreateAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAccount,
+                    request_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.CreateAccountRequest.FromString,
+                    response_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.CreateAccountResponse.SerializeToString,
+            ),
+            'TopUpWallet': grpc.unary_unary_rpc_method_handler(
+                    servicer.TopUpWallet,
+                    request_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.TopUpWalletRequest.FromString,
+                    response_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.TopUpWalletResponse.SerializeToString,
+            ),
+            'SetKeySpendCap': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetKeySpendCap,
+                    request_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.SetKeySpendCapRequest.FromString,
+                    response_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.SetKeySpendCapResponse.SerializeToString,
+            ),
+            'GetWallet': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWallet,
+                    request_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.GetWalletRequest.FromString,
+                    response_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.GetWalletResponse.SerializeToString,
+            ),
+            'ListLedgerEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLedgerEntries,
+                    request_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListLedgerEntriesRequest.FromString,
+                    response_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListLedgerEntriesResponse.SerializeToString,
+            ),
+            'ListUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsage,
+                    request_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageRequest.FromString,
+                    response_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'switchyard.billing.v1.BillingService', rpc_method_handlers)
@@ -56,7 +159,169 @@ def add_BillingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class BillingService:
-    """Wallets, prices, reservations, settlement, the ledger and usage logs.
-    Its RPCs arrive with the billing work; the service is registered already so that clients and
-    reflection see the whole shape of the gateway.
+    """Wallets, spend caps, the ledger and usage logs. Money is int64 nano-USD (1e-9 USD) everywhere;
+    the *_usd doubles are the same amounts for display, computed exactly from the nano values.
+    Managing accounts and wallets needs an admin key of the operator's account (acct_default).
     """
+
+    @staticmethod
+    def CreateAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.billing.v1.BillingService/CreateAccount',
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.CreateAccountRequest.SerializeToString,
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.CreateAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TopUpWallet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.billing.v1.BillingService/TopUpWallet',
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.TopUpWalletRequest.SerializeToString,
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.TopUpWalletResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetKeySpendCap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.billing.v1.BillingService/SetKeySpendCap',
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.SetKeySpendCapRequest.SerializeToString,
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.SetKeySpendCapResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWallet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.billing.v1.BillingService/GetWallet',
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.GetWalletRequest.SerializeToString,
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.GetWalletResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLedgerEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.billing.v1.BillingService/ListLedgerEntries',
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.ListLedgerEntriesRequest.SerializeToString,
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.ListLedgerEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.billing.v1.BillingService/ListUsage',
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageRequest.SerializeToString,
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -1,0 +1,255 @@
+"""Wallets, reservations, charges and the ledger: exact integer nano-USD, atomic in the database.
+
+Admission reserves the worst case with ONE conditional UPDATE per guard (wallet: balance - reserved
+>= amount; key: spent + reserved + amount <= cap) inside one transaction, so however many requests
+and gateway replicas race on a shared database, nothing is ever spent that is not there. Settlement
+charges the real cost in the same transaction as its ledger row, whose unique charge key
+(reservation id, attempt) makes a second settlement of the same reservation impossible. The wallet
+balance is kept equal to the sum of the ledger; `audit()` checks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.errors import Reason, ServiceError
+from services.storage.database import utcnow
+from services.storage.tables import KeySpendRow, LedgerRow, ReservationRow, WalletRow
+
+NANO_PER_USD = 1_000_000_000
+
+
+def usd(nano: int) -> float:
+    """A nano-USD amount as a JSON-friendly number: exact decimal digits, converted once at the end."""
+    return float(Decimal(nano) / NANO_PER_USD)
+
+
+def usd_text(nano: int) -> str:
+    """For messages: "0.0000762", never "7.62e-05"."""
+    text = format(Decimal(nano) / NANO_PER_USD, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def parse_usd(text: str) -> int:
+    """An exact decimal USD string ("10", "0.50") -> nano-USD; at most 9 decimal places."""
+    try:
+        value = Decimal(text.strip())
+    except ArithmeticError:
+        raise ValueError(f"{text!r} is not a decimal amount of USD") from None
+    if not value.is_finite():
+        raise ValueError(f"{text!r} is not a decimal amount of USD")
+    nano = value * NANO_PER_USD
+    if nano != nano.to_integral_value():
+        raise ValueError(f"{text!r} has more than 9 decimal places")
+    return int(nano)
+
+
+def month_of(moment: datetime) -> str:
+    return moment.strftime("%Y-%m")
+
+
+def cost_nano(input_tokens: int, output_tokens: int, input_price: int, output_price: int) -> int:
+    """Prices are nano-USD per million tokens; the cost is rounded up to the next nano-USD."""
+    numerator = input_tokens * input_price + output_tokens * output_price
+    return -(-numerator // 1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: str
+    account_id: str
+    key_id: str
+    amount_nano: int
+
+
+@dataclass(frozen=True, slots=True)
+class WalletState:
+    account_id: str
+    balance_nano: int
+    reserved_nano: int
+
+
+def _insert_ignore(session: AsyncSession, table, values: dict):
+    dialect = session.bind.dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).values(**values).on_conflict_do_nothing()
+
+
+class Ledger:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], serialize_writes: bool) -> None:
+        self._sessions = sessions
+        # SQLite has one writer at a time anyway; queueing in-process avoids lock-timeout storms.
+        self._lock = asyncio.Lock() if serialize_writes else None
+
+    @contextlib.asynccontextmanager
+    async def _write(self):
+        if self._lock is None:
+            async with self._sessions() as session:
+                yield session
+        else:
+            async with self._lock, self._sessions() as session:
+                yield session
+
+    async def ensure_wallet(self, account_id: str) -> None:
+        async with self._write() as session:
+            await session.exec(_insert_ignore(session, WalletRow.__table__, {"account_id": account_id, "balance_nano": 0, "reserved_nano": 0}))
+            await session.commit()
+
+    async def wallet(self, account_id: str) -> WalletState:
+        async with self._sessions() as session:
+            row = await session.get(WalletRow, account_id)
+        if row is None:
+            return WalletState(account_id, 0, 0)
+        return WalletState(account_id, row.balance_nano, row.reserved_nano)
+
+    async def key_spent(self, key_id: str, month: str) -> int:
+        async with self._sessions() as session:
+            row = await session.get(KeySpendRow, (key_id, month))
+        return row.spent_nano if row is not None else 0
+
+    async def top_up(self, account_id: str, amount_nano: int, note: str = "") -> WalletState:
+        if amount_nano <= 0:
+            raise ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, "A top-up must be a positive amount.", metadata={"field": "amount_usd"})
+        async with self._write() as session:
+            await session.exec(_insert_ignore(session, WalletRow.__table__, {"account_id": account_id, "balance_nano": 0, "reserved_nano": 0}))
+            await session.exec(
+                update(WalletRow).where(WalletRow.account_id == account_id)
+                .values(balance_nano=WalletRow.balance_nano + amount_nano)
+            )
+            session.add(LedgerRow(account_id=account_id, kind="topup", amount_nano=amount_nano, note=note[:500], created_at=utcnow()))
+            await session.commit()
+        return await self.wallet(account_id)
+
+    async def reserve(
+        self, *, account_id: str, key_id: str, amount_nano: int, spend_cap_nano: int | None, request_id: str, now: datetime | None = None
+    ) -> Reservation:
+        """Hold `amount_nano` for a request, or fail with 402 insufficient_balance / spend_cap_reached."""
+        now = now or utcnow()
+        month = month_of(now)
+        reservation = Reservation(f"res_{secrets.token_hex(10)}", account_id, key_id, amount_nano)
+        async with self._write() as session:
+            held = await session.exec(
+                update(WalletRow)
+                .where(WalletRow.account_id == account_id, WalletRow.balance_nano - WalletRow.reserved_nano >= amount_nano)
+                .values(reserved_nano=WalletRow.reserved_nano + amount_nano)
+            )
+            if held.rowcount != 1:
+                await session.rollback()
+                available = await self.wallet(account_id)
+                raise ServiceError(
+                    Reason.ERROR_REASON_INSUFFICIENT_BALANCE,
+                    f"Insufficient balance: this request may cost up to ${usd_text(amount_nano)}, and the wallet has "
+                    f"${usd_text(max(0, available.balance_nano - available.reserved_nano))} available. Top up the wallet.",
+                    metadata={"requiredNanoUsd": str(amount_nano)},
+                )
+            if spend_cap_nano is not None:
+                await session.exec(_insert_ignore(session, KeySpendRow.__table__, {"key_id": key_id, "month": month, "spent_nano": 0, "reserved_nano": 0}))
+                within = await session.exec(
+                    update(KeySpendRow)
+                    .where(
+                        KeySpendRow.key_id == key_id, KeySpendRow.month == month,
+                        KeySpendRow.spent_nano + KeySpendRow.reserved_nano + amount_nano <= spend_cap_nano,
+                    )
+                    .values(reserved_nano=KeySpendRow.reserved_nano + amount_nano)
+                )
+                if within.rowcount != 1:
+                    await session.rollback()
+                    raise ServiceError(
+                        Reason.ERROR_REASON_SPEND_CAP_REACHED,
+                        f"This key's monthly spend cap of ${usd_text(spend_cap_nano)} would be exceeded "
+                        f"(this request may cost up to ${usd_text(amount_nano)}).",
+                        metadata={"spendCapNanoUsd": str(spend_cap_nano)},
+                    )
+            session.add(ReservationRow(
+                id=reservation.id, account_id=account_id, key_id=key_id, month=month, amount_nano=amount_nano,
+                capped=spend_cap_nano is not None, request_id=request_id, created_at=now,
+            ))
+            await session.commit()
+        return reservation
+
+    async def settle(self, reservation_id: str, cost: int, *, attempt: int = 0, note: str = "") -> int | None:
+        """Charge `cost` against a reservation and release the rest. Returns what was charged, or
+        None if the reservation was already settled or released (nothing happens twice)."""
+        async with self._write() as session:
+            held = (await session.exec(select(ReservationRow).where(ReservationRow.id == reservation_id).with_for_update())).first()
+            if held is None:
+                return None
+            wallet = (await session.exec(select(WalletRow).where(WalletRow.account_id == held.account_id).with_for_update())).first()
+            # Never drive a balance negative: beyond its reservation a request may only take what is free.
+            free = max(0, wallet.balance_nano - wallet.reserved_nano)
+            charged = min(cost, held.amount_nano + free)
+            await session.exec(
+                update(WalletRow).where(WalletRow.account_id == held.account_id).values(
+                    balance_nano=WalletRow.balance_nano - charged, reserved_nano=WalletRow.reserved_nano - held.amount_nano
+                )
+            )
+            await self._count_spend(session, held, charged)
+            if charged:
+                session.add(LedgerRow(
+                    account_id=held.account_id, kind="charge", amount_nano=-charged, key_id=held.key_id,
+                    request_id=held.request_id, charge_key=f"{held.id}:{attempt}", note=note[:500], created_at=utcnow(),
+                ))
+            await session.delete(held)
+            try:
+                await session.commit()
+            except IntegrityError:  # the charge key exists: settled already, by a racing path
+                await session.rollback()
+                return None
+        return charged
+
+    async def release(self, reservation_id: str) -> bool:
+        """Give a failed request's hold back, charging nothing."""
+        async with self._write() as session:
+            held = (await session.exec(select(ReservationRow).where(ReservationRow.id == reservation_id).with_for_update())).first()
+            if held is None:
+                return False
+            await session.exec(
+                update(WalletRow).where(WalletRow.account_id == held.account_id)
+                .values(reserved_nano=WalletRow.reserved_nano - held.amount_nano)
+            )
+            await self._count_spend(session, held, 0)
+            await session.delete(held)
+            await session.commit()
+        return True
+
+    async def _count_spend(self, session: AsyncSession, held: ReservationRow, charged: int) -> None:
+        await session.exec(_insert_ignore(session, KeySpendRow.__table__, {"key_id": held.key_id, "month": held.month, "spent_nano": 0, "reserved_nano": 0}))
+        values = {"spent_nano": KeySpendRow.spent_nano + charged}
+        if held.capped:
+            values["reserved_nano"] = KeySpendRow.reserved_nano - held.amount_nano
+        await session.exec(update(KeySpendRow).where(KeySpendRow.key_id == held.key_id, KeySpendRow.month == held.month).values(**values))
+
+    async def release_stale(self, older_than: timedelta) -> int:
+        """Release holds of requests that can no longer finish (their process died mid-request)."""
+        cutoff = utcnow() - older_than
+        async with self._sessions() as session:
+            stale = (await session.exec(select(ReservationRow.id).where(ReservationRow.created_at < cutoff))).all()
+        released = 0
+        for reservation_id in stale:
+            released += await self.release(reservation_id)
+        return released
+
+    async def audit(self, account_id: str) -> tuple[int, int]:
+        """(wallet balance, sum of the ledger) — equal unless something is badly wrong."""
+        async with self._sessions() as session:
+            total = (await session.exec(select(func.coalesce(func.sum(LedgerRow.amount_nano), 0)).where(LedgerRow.account_id == account_id))).one()
+        return (await self.wallet(account_id)).balance_nano, int(total)
+
+    async def entries(self, account_id: str, *, page_size: int, before_id: int | None) -> list[LedgerRow]:
+        query = select(LedgerRow).where(LedgerRow.account_id == account_id)
+        if before_id is not None:
+            query = query.where(LedgerRow.id < before_id)
+        async with self._sessions() as session:
+            return list((await session.exec(query.order_by(LedgerRow.id.desc()).limit(page_size + 1))).all())

@@ -1,0 +1,171 @@
+"""Charging one billable request: reserve the worst case, settle the truth, log the request.
+
+A request that fails is not charged (its hold is released). A stream the client abandons, or that
+breaks off, pays for the output that was produced: the upstream's own usage if it arrived, else an
+estimate from the text produced (~4 characters a token, marked usage_estimated). Settlement of
+streams runs in a task of its own, so a cancelled request cannot skip paying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+
+from services.billing.ledger import Ledger, Reservation, cost_nano
+from services.billing.usage_log import UsageLog
+from services.call_context import CallContext
+from services.errors import Reason, ServiceError
+from services.routing.adapters.base import estimate_tokens
+from services.storage.database import utcnow
+from services.storage.tables import UsageRow
+from switchyard.routing.v1 import chat_pb2, routing_pb2
+from switchyard.type.v1 import usage_pb2
+
+
+def chat_prompt_text(chat: chat_pb2.ChatRequest) -> str:
+    parts = []
+    for message in chat.messages:
+        if message.HasField("text"):
+            parts.append(message.text)
+        parts.extend(p.text for p in message.parts if p.WhichOneof("part") == "text")
+        parts.extend(c.function.arguments for c in message.tool_calls)
+    parts.extend(t.function.parameters_json.decode(errors="replace") + t.function.description for t in chat.tools)
+    return "\n".join(parts)
+
+
+def prompt_token_bound(text: str, items: int) -> int:
+    """An upper bound on prompt tokens for reserving money: tokenizers average ~4 characters a token
+    on English but can go near 1-2 on other scripts and code; 2 plus per-item overhead is a safe cap."""
+    return math.ceil(len(text) / 2) + 16 * items + 64
+
+
+class Metering:
+    def __init__(self, ledger: Ledger, usage_log: UsageLog) -> None:
+        self.ledger = ledger
+        self.usage_log = usage_log
+        self._settling: set[asyncio.Task] = set()
+
+    def start(self, ctx: CallContext, model: routing_pb2.Model, endpoint: str, *, streamed: bool = False) -> "Meter":
+        return Meter(self, ctx, model, endpoint, streamed)
+
+    def in_background(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def drain(self) -> None:
+        """Wait for settlements still running (graceful shutdown)."""
+        while self._settling:
+            await asyncio.gather(*list(self._settling), return_exceptions=True)
+
+
+class Meter:
+    def __init__(self, metering: Metering, ctx: CallContext, model: routing_pb2.Model, endpoint: str, streamed: bool) -> None:
+        self._metering = metering
+        self._ctx = ctx
+        self._model = model
+        self._endpoint = endpoint
+        self._streamed = streamed
+        self._started = time.monotonic()
+        self._first_token: float | None = None
+        self._reservation: Reservation | None = None
+        self.provider = ""
+        self.upstream_model = ""
+
+    def cost(self, usage: usage_pb2.TokenUsage) -> int:
+        pricing = self._model.pricing
+        return cost_nano(usage.input_tokens, usage.output_tokens,
+                         pricing.input_nano_usd_per_million_tokens, pricing.output_nano_usd_per_million_tokens)
+
+    async def admit(self, input_bound: int, output_bound: int) -> None:
+        """Hold the worst case; free models hold nothing."""
+        pricing = self._model.pricing
+        amount = cost_nano(input_bound, output_bound, pricing.input_nano_usd_per_million_tokens,
+                           pricing.output_nano_usd_per_million_tokens)
+        if amount <= 0:
+            return
+        principal = self._ctx.principal
+        self._reservation = await self._metering.ledger.reserve(
+            account_id=principal.account_id, key_id=principal.key_id, amount_nano=amount,
+            spend_cap_nano=principal.spend_cap_nano, request_id=self._ctx.request_id,
+        )
+
+    async def settle(self, usage: usage_pb2.TokenUsage) -> int:
+        """Charge for `usage`; on a database failure the caller gets BILLING_FAILED, not the content."""
+        cost = self.cost(usage)
+        charged = cost
+        try:
+            if self._reservation is not None:
+                settled = await self._metering.ledger.settle(self._reservation.id, cost)
+                charged = settled if settled is not None else 0
+        except Exception as exc:  # noqa: BLE001
+            logging.getLogger(__name__).exception("could not record charge (request %s)", self._ctx.request_id)
+            self._log("error", usage, 0, "billing_failed")
+            raise ServiceError(Reason.ERROR_REASON_BILLING_FAILED, "The charge for this request could not be recorded; it was not delivered.") from exc
+        usage.cost_nano_usd = charged
+        self._log("ok", usage, charged)
+        return charged
+
+    async def fail(self, error: BaseException | None) -> None:
+        if self._reservation is not None:
+            await self._metering.ledger.release(self._reservation.id)
+        code = error.info.code if isinstance(error, ServiceError) else "cancelled"
+        self._log("error", usage_pb2.TokenUsage(), 0, code)
+
+    def _log(self, status: str, usage: usage_pb2.TokenUsage, charged: int, error_code: str = "") -> None:
+        principal = self._ctx.principal
+        now = time.monotonic()
+        self._metering.usage_log.record(UsageRow(
+            request_id=self._ctx.request_id, key_id=principal.key_id, account_id=principal.account_id,
+            model=self._model.id, provider=self.provider, upstream_model=self.upstream_model, endpoint=self._endpoint,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost_nano=charged,
+            usage_estimated=usage.estimated, latency_ms=int((now - self._started) * 1000),
+            ttft_ms=int((self._first_token - self._started) * 1000) if self._first_token else 0,
+            status=status, error_code=error_code, streamed=self._streamed, created_at=utcnow(),
+        ))
+
+    async def watch(self, chat: chat_pb2.ChatRequest, chunks: AsyncIterator[chat_pb2.ChatCompletionChunk]):
+        """Pass a stream through, pricing its usage chunk, and settle when it ends however it ends."""
+        produced: list[str] = []
+        usage: usage_pb2.TokenUsage | None = None
+        error: BaseException | None = None
+        try:
+            async for chunk in chunks:
+                if not self.provider:
+                    self.provider, self.upstream_model = chunk.provider, chunk.upstream_model
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta.HasField("content") and delta.content:
+                        produced.append(delta.content)
+                        if self._first_token is None:
+                            self._first_token = time.monotonic()
+                    produced.extend(t.function_arguments for t in delta.tool_calls)
+                if chunk.HasField("usage"):
+                    usage = chunk.usage
+                    chunk.usage.cost_nano_usd = self.cost(usage)
+                yield chunk
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if usage is None and (produced or error is None):
+                # Output was produced but no usage came (cut stream, client gone): estimate it.
+                usage = usage_pb2.TokenUsage(
+                    input_tokens=estimate_tokens(chat_prompt_text(chat)),
+                    output_tokens=estimate_tokens("".join(produced)),
+                    estimated=True,
+                )
+                usage.total_tokens = usage.input_tokens + usage.output_tokens
+            self._metering.in_background(self._finish(usage, error))
+
+    async def _finish(self, usage: usage_pb2.TokenUsage | None, error: BaseException | None) -> None:
+        if usage is None:
+            await self.fail(error)
+            return
+        try:
+            await self.settle(usage)
+        except ServiceError:
+            pass  # already logged; the stream is over, nothing more to withhold

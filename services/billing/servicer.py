@@ -1,0 +1,193 @@
+"""BillingService: accounts, wallets, spend caps, the ledger and the usage log."""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from datetime import datetime
+
+from google.protobuf import timestamp_pb2
+from sqlalchemy import update
+from sqlmodel import select
+
+from services import call_context
+from services.auth.store import DEFAULT_ACCOUNT_ID, KeyNotFound, KeyStore
+from services.billing.ledger import Ledger, month_of, parse_usd, usd
+from services.billing.usage_log import UsageLog
+from services.errors import Reason, ServiceError
+from services.storage.database import as_utc, utcnow
+from services.storage.tables import Account, ApiKeyRecord, UsageRow
+from switchyard.billing.v1 import billing_pb2, billing_pb2_grpc
+
+_ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9_-]{1,35}")
+
+
+def _invalid(message: str, field: str) -> ServiceError:
+    return ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, message, metadata={"field": field})
+
+
+def _stamp(value: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(as_utc(value))
+    return stamp
+
+
+def _page_size(value: int) -> int:
+    if value < 0 or value > 100:
+        raise _invalid("page_size must be between 1 and 100.", "page_size")
+    return value or 50
+
+
+def _token(last_id: int) -> str:
+    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
+
+
+def _before(token: str) -> int | None:
+    if not token:
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
+    except ValueError:
+        raise _invalid("page_token is not one this API returned.", "page_token") from None
+
+
+def _amount(oneof_owner, usd_field: str, nano_field: str, what: str) -> int:
+    which = oneof_owner.WhichOneof(what)
+    if which == usd_field:
+        try:
+            return parse_usd(getattr(oneof_owner, usd_field))
+        except ValueError as exc:
+            raise _invalid(str(exc), usd_field) from None
+    if which == nano_field:
+        return getattr(oneof_owner, nano_field)
+    raise _invalid(f"{usd_field} (or {nano_field}) is required.", usd_field)
+
+
+class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
+    def __init__(self, ledger: Ledger, usage_log: UsageLog, store: KeyStore, sessions) -> None:
+        self._ledger = ledger
+        self._usage_log = usage_log
+        self._store = store
+        self._sessions = sessions
+
+    @staticmethod
+    def _operator() -> None:
+        if call_context.current().principal.account_id != DEFAULT_ACCOUNT_ID:
+            raise ServiceError(
+                Reason.ERROR_REASON_INSUFFICIENT_SCOPE,
+                "Only admin keys of the operator's account can manage accounts and wallets.",
+                metadata={"requiredScope": "admin"},
+            )
+
+    async def _wallet(self, account_id: str) -> billing_pb2.Wallet:
+        state = await self._ledger.wallet(account_id)
+        available = state.balance_nano - state.reserved_nano
+        return billing_pb2.Wallet(
+            account_id=account_id, balance_nano_usd=state.balance_nano, balance_usd=usd(state.balance_nano),
+            reserved_nano_usd=state.reserved_nano, available_nano_usd=available, available_usd=usd(available),
+        )
+
+    async def _key_spend(self, key_id: str, cap: int | None) -> billing_pb2.KeySpend:
+        month = month_of(utcnow())
+        spent = await self._ledger.key_spent(key_id, month)
+        spend = billing_pb2.KeySpend(key_id=key_id, month=month, spent_nano_usd=spent, spent_usd=usd(spent))
+        if cap is not None:
+            spend.spend_cap_nano_usd, spend.spend_cap_usd = cap, usd(cap)
+        return spend
+
+    async def CreateAccount(self, request, context) -> billing_pb2.CreateAccountResponse:
+        self._operator()
+        name = request.name.strip()
+        if not name or len(name) > 200:
+            raise _invalid("name is required and must be at most 200 characters.", "name")
+        account_id = request.account_id or f"acct_{secrets.token_hex(8)}"
+        if not _ACCOUNT_ID.fullmatch(account_id):
+            raise _invalid("account_id must look like acct_ followed by letters, digits, '-' or '_'.", "account_id")
+        async with self._sessions() as session:
+            if await session.get(Account, account_id) is not None:
+                raise ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, f"Account {account_id} already exists.", metadata={"field": "account_id"})
+        await self._store.ensure_account(account_id, name)
+        await self._ledger.ensure_wallet(account_id)
+        async with self._sessions() as session:
+            account = await session.get(Account, account_id)
+        return billing_pb2.CreateAccountResponse(account=billing_pb2.Account(id=account.id, name=account.name, create_time=_stamp(account.created_at)))
+
+    async def TopUpWallet(self, request, context) -> billing_pb2.TopUpWalletResponse:
+        self._operator()
+        async with self._sessions() as session:
+            if await session.get(Account, request.account_id) is None:
+                raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"No account {request.account_id!r}.", metadata={"resource": "account"})
+        amount = _amount(request, "amount_usd", "amount_nano_usd", "amount")
+        await self._ledger.top_up(request.account_id, amount, request.note or f"top-up by {call_context.current().principal.key_id}")
+        return billing_pb2.TopUpWalletResponse(wallet=await self._wallet(request.account_id))
+
+    async def SetKeySpendCap(self, request, context) -> billing_pb2.SetKeySpendCapResponse:
+        caller = call_context.current().principal
+        cap = None if request.WhichOneof("cap") == "clear" else _amount(request, "spend_cap_usd", "spend_cap_nano_usd", "cap")
+        if cap is not None and cap < 0:
+            raise _invalid("A spend cap cannot be negative.", "spend_cap_usd")
+        try:
+            await self._store.get_key(caller.account_id, request.key_id)
+        except KeyNotFound:
+            raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"No API key with id {request.key_id!r}.", metadata={"resource": "api_key"}) from None
+        async with self._sessions() as session:
+            await session.exec(update(ApiKeyRecord).where(ApiKeyRecord.id == request.key_id).values(spend_cap_nano=cap))
+            await session.commit()
+        return billing_pb2.SetKeySpendCapResponse(key=await self._key_spend(request.key_id, cap))
+
+    async def GetWallet(self, request, context) -> billing_pb2.GetWalletResponse:
+        caller = call_context.current().principal
+        wallet = await self._wallet(caller.account_id)
+        wallet.key.CopyFrom(await self._key_spend(caller.key_id, caller.spend_cap_nano))
+        return billing_pb2.GetWalletResponse(wallet=wallet)
+
+    async def ListLedgerEntries(self, request, context) -> billing_pb2.ListLedgerEntriesResponse:
+        caller = call_context.current().principal
+        account_id = request.account_id or caller.account_id
+        if account_id != caller.account_id:
+            self._operator()
+        size = _page_size(request.page_size)
+        rows = await self._ledger.entries(account_id, page_size=size, before_id=_before(request.page_token))
+        entries = [
+            billing_pb2.LedgerEntry(
+                id=r.id, account_id=r.account_id, kind=r.kind, amount_nano_usd=r.amount_nano, amount_usd=usd(r.amount_nano),
+                key_id=r.key_id, request_id=r.request_id, note=r.note, create_time=_stamp(r.created_at),
+            )
+            for r in rows[:size]
+        ]
+        return billing_pb2.ListLedgerEntriesResponse(entries=entries, next_page_token=_token(rows[size - 1].id) if len(rows) > size else "")
+
+    async def ListUsage(self, request, context) -> billing_pb2.ListUsageResponse:
+        caller = call_context.current().principal
+        size = _page_size(request.page_size)
+        if request.status and request.status not in ("ok", "error"):
+            raise _invalid("status must be ok or error.", "status")
+        await self._usage_log.flush()  # a client reading its log right after a call sees that call
+        query = select(UsageRow).where(UsageRow.account_id == caller.account_id)
+        if request.key_id:
+            query = query.where(UsageRow.key_id == request.key_id)
+        if request.model:
+            query = query.where(UsageRow.model == request.model)
+        if request.status:
+            query = query.where(UsageRow.status == request.status)
+        if request.HasField("start_time"):
+            query = query.where(UsageRow.created_at >= request.start_time.ToDatetime(tzinfo=utcnow().tzinfo))
+        if request.HasField("end_time"):
+            query = query.where(UsageRow.created_at < request.end_time.ToDatetime(tzinfo=utcnow().tzinfo))
+        before = _before(request.page_token)
+        if before is not None:
+            query = query.where(UsageRow.id < before)
+        async with self._sessions() as session:
+            rows = list((await session.exec(query.order_by(UsageRow.id.desc()).limit(size + 1))).all())
+        records = [
+            billing_pb2.UsageRecord(
+                request_id=r.request_id, key_id=r.key_id, account_id=r.account_id, model=r.model, provider=r.provider,
+                upstream_model=r.upstream_model, endpoint=r.endpoint, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
+                cost_nano_usd=r.cost_nano, cost_usd=usd(r.cost_nano), usage_estimated=r.usage_estimated, latency_ms=r.latency_ms,
+                time_to_first_token_ms=r.ttft_ms, status=r.status, error_code=r.error_code, streamed=r.streamed,
+                create_time=_stamp(r.created_at),
+            )
+            for r in rows[:size]
+        ]
+        return billing_pb2.ListUsageResponse(records=records, next_page_token=_token(rows[size - 1].id) if len(rows) > size else "")
