@@ -192,6 +192,8 @@ class Edge:
             return self.error(surface, error, request_id, headers)
         headers["x-request-id"] = request_id
         if codec is not None:
+            if codec.headers is not None:
+                headers.update(codec.headers(response))
             return json_response(codec.encode(response, codec_context), 200, headers)
         return json_response(render_response(response, binding.response_body, _DEFAULT_STYLE), 200, headers)
 
@@ -213,6 +215,8 @@ class Edge:
             return self.error(surface, error, request_id, headers)
         if codec is None or codec.wants_stream is None or not codec.wants_stream(message):
             call.cancel()  # a non-streamed answer is the stream's only message
+            if codec.headers is not None:
+                headers.update(codec.headers(first))
             return json_response(codec.encode(first, codec_context), 200, headers)
 
         async def events():

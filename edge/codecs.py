@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from google.protobuf.message import Message
@@ -34,6 +35,24 @@ class Codec:
     stream_end: bytes = b""
     # HTTP status and body shape for errors come from the surface; this is the SSE error event.
     encode_stream_error: Callable[[dict], bytes] | None = None
+    # Extra response headers derived from a unary answer (e.g. its cost).
+    headers: Callable[[Message], dict[str, str]] | None = None
+
+
+def _usd_text(nano: int) -> str:
+    text = format(Decimal(nano) / 1_000_000_000, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _with_cost(payload: dict, usage) -> dict:
+    """OpenRouter-style `usage.cost` in USD, exact digits (a JSON number)."""
+    if isinstance(payload.get("usage"), dict):
+        payload["usage"]["cost"] = float(Decimal(usage.cost_nano_usd) / 1_000_000_000)
+    return payload
+
+
+def _cost_header(usage) -> dict[str, str]:
+    return {"x-switchyard-cost-usd": _usd_text(usage.cost_nano_usd)}
 
 
 def _decode_chat(body, params, query):
@@ -46,6 +65,8 @@ def _chat_events(message: routing_pb2.CreateChatCompletionResponse, include_usag
     for chunk in message.chunks:
         payload = openai.encode_chunk(chunk, include_usage=include_usage)
         if payload is not None:
+            if chunk.HasField("usage"):
+                _with_cost(payload, chunk.usage)
             out.append(openai.sse_event(payload))
     return b"".join(out)
 
@@ -79,14 +100,23 @@ def _decode_delete_model(body, params, query):
 OPENAI_CODECS: dict[str, Codec] = {
     "/v1/chat/completions": Codec(
         decode=_decode_chat,
-        encode=lambda m, _: openai.encode_chat_completion(m.completion),
+        encode=lambda m, _: _with_cost(openai.encode_chat_completion(m.completion), m.completion.usage),
+        headers=lambda m: _cost_header(m.completion.usage),
         wants_stream=lambda request: request.chat.stream,
         encode_events=_chat_events,
         stream_end=openai.SSE_DONE,
         encode_stream_error=openai.sse_event,
     ),
-    "/v1/embeddings": Codec(decode=_decode_embeddings, encode=lambda m, fmt: openai.encode_embeddings(m, fmt)),
-    "/v1/rerank": Codec(decode=_decode_rerank, encode=lambda m, _: openai.encode_rerank(m)),
+    "/v1/embeddings": Codec(
+        decode=_decode_embeddings,
+        encode=lambda m, fmt: _with_cost(openai.encode_embeddings(m, fmt), m.usage),
+        headers=lambda m: _cost_header(m.usage),
+    ),
+    "/v1/rerank": Codec(
+        decode=_decode_rerank,
+        encode=lambda m, _: _with_cost(openai.encode_rerank(m), m.usage),
+        headers=lambda m: _cost_header(m.usage),
+    ),
     "/v1/models": Codec(decode=_generic(routing_pb2.ListModelsRequest), encode=lambda m, _: openai.encode_model_list(m)),
     "/v1/models/{model_id=**}": Codec(
         decode=lambda body, params, query: (routing_pb2.GetModelRequest(model_id=params["model_id"]), None),

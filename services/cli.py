@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import sys
 from datetime import timedelta
 
@@ -81,15 +82,33 @@ def _key_json(record, secret: str | None = None) -> dict:
     return out
 
 
+def _usd_arg(text: str | None, flag: str) -> int | None:
+    from services.billing.ledger import parse_usd
+
+    if text is None:
+        return None
+    try:
+        amount = parse_usd(text)
+    except ValueError as exc:
+        raise SystemExit(f"error: {flag}: {exc}") from None
+    if amount < 0:
+        raise SystemExit(f"error: {flag} cannot be negative")
+    return amount
+
+
 def _keys_create(args) -> int:
     from services.auth.servicer import validate_new_key
     from services.auth.store import DEFAULT_ACCOUNT_ID
     from services.errors import ServiceError
     from services.storage.database import utcnow
 
+    spend_cap = _usd_arg(args.spend_cap_usd, "--spend-cap-usd")
+
     async def work(store, settings):
         expires_at = utcnow() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
         validate_new_key(args.name, args.scope, args.rate_limit or 0, expires_at, args.model)
+        if args.account and not await store.account_exists(args.account):
+            raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"no account {args.account!r}; create it with `switchyard accounts create`")
         return await store.create_key(
             account_id=args.account or DEFAULT_ACCOUNT_ID,
             name=args.name,
@@ -97,18 +116,22 @@ def _keys_create(args) -> int:
             rate_limit_per_minute=args.rate_limit or settings.limits.default_rate_limit_per_minute,
             expires_at=expires_at,
             allowed_models=args.model,
+            spend_cap_nano=spend_cap,
         )
+
+    from services.errors import Reason
 
     try:
         record, secret = asyncio.run(_with_store(args, work))
     except ServiceError as err:
         print(f"error: {err.message}", file=sys.stderr)
-        return 2
+        return 1 if err.info.name == "NOT_FOUND" else 2
     if args.json:
         print(orjson.dumps(_key_json(record, secret)).decode())
     else:
         print(f"Created key {record.id} ({record.name}) with scopes: {record.scopes}")
-        print(f"Rate limit: {record.rate_limit_per_minute} requests/minute")
+        print(f"Account: {record.account_id}; rate limit: {record.rate_limit_per_minute} requests/minute"
+              + (f"; monthly spend cap: ${args.spend_cap_usd}" if spend_cap is not None else ""))
         print("The key is shown only now; store it safely:")
         print(f"  {secret}")
     return 0
@@ -149,6 +172,55 @@ def _keys_revoke(args) -> int:
     return 0
 
 
+def _accounts_create(args) -> int:
+    import re
+
+    from services.billing.servicer import _ACCOUNT_ID
+
+    account_id = args.id or f"acct_{secrets.token_hex(8)}"
+    if not _ACCOUNT_ID.fullmatch(account_id):
+        print("error: --id must look like acct_ followed by letters, digits, '-' or '_'", file=sys.stderr)
+        return 2
+    if not args.name.strip() or len(args.name) > 200 or re.search(r"[\x00-\x1f]", args.name):
+        print("error: --name must be 1-200 printable characters", file=sys.stderr)
+        return 2
+
+    async def work(store, settings):
+        if await store.account_exists(account_id):
+            return False
+        await store.ensure_account(account_id, args.name.strip())
+        return True
+
+    if not asyncio.run(_with_store(args, work)):
+        print(f"error: account {account_id} already exists", file=sys.stderr)
+        return 1
+    print(orjson.dumps({"id": account_id, "name": args.name.strip()}).decode() if args.json else f"Created account {account_id} ({args.name.strip()})")
+    return 0
+
+
+def _wallet_topup(args) -> int:
+    from services.billing.ledger import Ledger, usd_text
+    from services.storage.database import is_sqlite
+
+    amount = _usd_arg(args.usd, "--usd")
+    if not amount:
+        print("error: --usd must be a positive amount", file=sys.stderr)
+        return 2
+
+    async def work(store, settings):
+        if not await store.account_exists(args.account):
+            return None
+        ledger = Ledger(store.sessions, serialize_writes=is_sqlite(settings.database_url))
+        return await ledger.top_up(args.account, amount, args.note or "top-up (CLI)")
+
+    wallet = asyncio.run(_with_store(args, work))
+    if wallet is None:
+        print(f"error: no account {args.account!r}", file=sys.stderr)
+        return 1
+    print(f"Topped up {args.account} by ${usd_text(amount)}; balance ${usd_text(wallet.balance_nano)}")
+    return 0
+
+
 def _migrate(args) -> int:
     from services.storage.database import migrate
 
@@ -181,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--expires-in-days", type=float, help="the key stops working after this many days")
     create.add_argument("--model", action="append", default=[], help="restrict the key to this model (repeatable)")
     create.add_argument("--account", help="account id (default acct_default)")
+    create.add_argument("--spend-cap-usd", help="monthly (UTC calendar month) spend cap in USD, e.g. 5")
     create.add_argument("--json", action="store_true", help="print a JSON object with id and key")
     create.set_defaults(func=_keys_create)
     listing = keys.add_parser("list", help="list keys (never their secrets)")
@@ -190,6 +263,20 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id")
     revoke.set_defaults(func=_keys_revoke)
+
+    accounts = commands.add_parser("accounts", help="manage accounts").add_subparsers(dest="accounts_command", required=True)
+    account_create = accounts.add_parser("create", help="create an account (with an empty wallet)")
+    account_create.add_argument("--name", required=True)
+    account_create.add_argument("--id", help="account id, acct_… (default: generated)")
+    account_create.add_argument("--json", action="store_true")
+    account_create.set_defaults(func=_accounts_create)
+
+    wallet = commands.add_parser("wallet", help="manage wallets").add_subparsers(dest="wallet_command", required=True)
+    topup = wallet.add_parser("topup", help="add money to an account's wallet")
+    topup.add_argument("--account", required=True)
+    topup.add_argument("--usd", required=True, help="exact decimal amount, e.g. 10 or 0.50")
+    topup.add_argument("--note", help="shown in the ledger")
+    topup.set_defaults(func=_wallet_topup)
 
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(func=_migrate)

@@ -73,6 +73,14 @@ class KeyStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self._sessions
+
+    async def account_exists(self, account_id: str) -> bool:
+        async with self._sessions() as session:
+            return await session.get(Account, account_id) is not None
+
     async def ensure_account(self, account_id: str, name: str | None = None) -> None:
         async with self._sessions() as session:
             if await session.get(Account, account_id) is None:
@@ -93,11 +101,13 @@ class KeyStore:
         rate_limit_per_minute: int,
         expires_at: datetime | None = None,
         allowed_models: list[str] | tuple[str, ...] = (),
+        spend_cap_nano: int | None = None,
     ) -> tuple[ApiKeyRecord, str]:
         await self.ensure_account(account_id)
         async with self._sessions() as session:
             record, secret = self._new_record(account_id, name, scopes, rate_limit_per_minute, expires_at)
             record.allowed_models = " ".join(dict.fromkeys(m.strip() for m in allowed_models if m.strip()))
+            record.spend_cap_nano = spend_cap_nano
             session.add(record)
             await session.commit()
             return record, secret
