@@ -169,7 +169,8 @@ def start_upstream(procs: Processes) -> Target:
     return Target("upstream", f"http://127.0.0.1:{port}", "sk-bench", "bench-upstream", proc)
 
 
-def start_switchyard(procs: Processes, upstream: Target) -> Target:
+def start_switchyard(procs: Processes, upstream: Target, entry: tuple[str, ...] = ("-m", "services.cli")) -> Target:
+    """`entry` is what the interpreter runs; bench/profile_gateway.py swaps in a profiling wrapper."""
     config = procs.workdir / "switchyard.yaml"
     config.write_text(
         "providers:\n"
@@ -180,7 +181,7 @@ def start_switchyard(procs: Processes, upstream: Target) -> Target:
         "limits: {default_rate_limit_per_minute: 100000000}\n"
     )
     env = {"SWITCHYARD_DATABASE_URL": f"sqlite:///{procs.workdir}/bench.db", "BENCH_UPSTREAM_KEY": UPSTREAM_KEY}
-    proc = procs.start("switchyard", [sys.executable, "-m", "services.cli", "--config", str(config),
+    proc = procs.start("switchyard", [sys.executable, *entry, "--config", str(config),
                                       "serve", "--port", "0", "--grpc-port", "0"], env)
     proc.wait_for(r"Switchyard ready", 90)
     out = proc.output()
