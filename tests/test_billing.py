@@ -245,3 +245,59 @@ def test_a_cut_stream_pays_for_what_was_streamed(make_gateway, upstream):
     assert record["outputTokens"] == -(-len(received) // 4)  # the documented estimate: ~4 characters a token
     assert -charge[0]["amountNanoUsd"] == record["costNanoUsd"] > 0
     assert wallet(gw)["reservedNanoUsd"] == 0
+
+
+def test_usage_log_filters_and_pagination(make_gateway):
+    gw = make_gateway(**bill_config())
+    topup(gw, "10")
+    other = requests.post(f"{gw.url}/v1/keys", json={"name": "other"}, headers=auth(gw.admin_key), timeout=10).json()
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=gw.admin_key, max_retries=0)
+    for _ in range(3):
+        client.chat.completions.create(model="priced", messages=HI)
+    openai.OpenAI(base_url=f"{gw.url}/v1", api_key=other["key"], max_retries=0).chat.completions.create(model="free", messages=HI)
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="missing", messages=HI)  # refused before metering: not logged
+    get = lambda **params: requests.get(f"{gw.url}/v1/usage", params=params, headers=auth(gw.admin_key), timeout=10)  # noqa: E731
+
+    everything = get().json()["records"]
+    assert len(everything) == 4
+    assert [r["model"] for r in get(model="priced").json()["records"]] == ["priced"] * 3
+    assert [r["keyId"] for r in get(keyId=other["apiKey"]["id"]).json()["records"]] == [other["apiKey"]["id"]]
+    assert get(status="error").json()["records"] == []
+    newest = everything[0]["createTime"]
+    assert len(get(startTime=newest).json()["records"]) == 1
+    assert len(get(endTime=newest).json()["records"]) == 3
+    assert get(startTime="2099-01-01T00:00:00Z").json() == {"records": [], "nextPageToken": ""}
+
+    first = get(pageSize=3).json()
+    second = get(pageSize=3, pageToken=first["nextPageToken"]).json()
+    assert len(first["records"]) == 3 and len(second["records"]) == 1 and second["nextPageToken"] == ""
+    assert {r["requestId"] for r in first["records"] + second["records"]} == {r["requestId"] for r in everything}
+
+    assert get(status="bogus").status_code == 400
+    assert get(startTime="yesterday").status_code == 400
+    assert get(pageToken="%%%").status_code == 400
+    # A non-admin key sees its account's log (it has billing:read) but not the ledger.
+    assert requests.get(f"{gw.url}/v1/usage", headers=auth(other["key"]), timeout=10).status_code == 200
+    assert requests.get(f"{gw.url}/v1/ledger", headers=auth(other["key"]), timeout=10).status_code == 403
+
+
+def test_only_the_operator_manages_accounts_and_wallets(make_gateway):
+    gw = make_gateway(**bill_config())
+    r = requests.post(f"{gw.url}/v1/accounts", json={"name": "Acme", "accountId": "acct_acme"}, headers=auth(gw.admin_key), timeout=10)
+    assert r.status_code == 200 and r.json()["id"] == "acct_acme"
+    assert requests.post(f"{gw.url}/v1/accounts", json={"name": "Acme", "accountId": "acct_acme"}, headers=auth(gw.admin_key),
+                         timeout=10).status_code == 400
+    acme_admin = gw.call(lambda: gw.process.runtime.store.create_key(
+        account_id="acct_acme", name="acme-admin", scopes=["admin"], rate_limit_per_minute=100))[1]
+    r = requests.post(f"{gw.url}/v1/accounts/acct_acme/wallet:topup", json={"amountUsd": "5"}, headers=auth(acme_admin), timeout=10)
+    assert r.status_code == 403
+    r = requests.post(f"{gw.url}/v1/accounts/acct_acme/wallet:topup", json={"amountUsd": "5.5"}, headers=auth(gw.admin_key), timeout=10)
+    assert r.status_code == 200 and r.json()["balanceNanoUsd"] == 5_500_000_000 and r.json()["balanceUsd"] == 5.5
+    assert wallet(gw, acme_admin)["balanceNanoUsd"] == 5_500_000_000
+    assert wallet(gw)["balanceNanoUsd"] == 0  # the operator's own wallet is separate
+    for bad in ({"amountUsd": "-1"}, {"amountUsd": "0.0000000001"}, {"amountUsd": "ten"}, {}):
+        r = requests.post(f"{gw.url}/v1/accounts/acct_acme/wallet:topup", json=bad, headers=auth(gw.admin_key), timeout=10)
+        assert r.status_code == 400, bad
+    assert requests.post(f"{gw.url}/v1/accounts/acct_nope/wallet:topup", json={"amountUsd": "1"}, headers=auth(gw.admin_key),
+                         timeout=10).status_code == 404

@@ -137,3 +137,24 @@ def test_revocation_reaches_every_replica_within_a_second(tmp_path, postgres_url
     finally:
         for g in gateways:
             g.terminate()
+
+
+def test_cli_accounts_wallets_and_spend_caps(tmp_path):
+    assert cli(tmp_path, "accounts", "create", "--name", "Acme", "--id", "acct_acme").returncode == 0
+    assert cli(tmp_path, "accounts", "create", "--name", "Acme", "--id", "acct_acme").returncode == 1
+    topped = cli(tmp_path, "wallet", "topup", "--account", "acct_acme", "--usd", "10")
+    assert topped.returncode == 0 and "balance $10" in topped.stdout
+    made = cli(tmp_path, "keys", "create", "--name", "bot", "--account", "acct_acme", "--spend-cap-usd", "5", "--json")
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    assert key["account_id"] == "acct_acme"
+    assert cli(tmp_path, "wallet", "topup", "--account", "acct_nope", "--usd", "1").returncode == 1
+    assert cli(tmp_path, "wallet", "topup", "--account", "acct_acme", "--usd", "-3").returncode != 0
+
+    gw = ProcessGateway(["serve", "--port", "0", "--grpc-port", "0"], env={}, cwd=tmp_path).start()
+    try:
+        wallet = requests.get(f"{gw.url}/v1/wallet", headers=bearer(key["key"]), timeout=10).json()
+        assert wallet["accountId"] == "acct_acme" and wallet["balanceUsd"] == 10
+        assert wallet["key"]["spendCapUsd"] == 5 and wallet["key"]["spentNanoUsd"] == 0
+    finally:
+        gw.terminate()
