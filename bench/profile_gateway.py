@@ -77,8 +77,8 @@ def report_samples(path: Path, requests: int, top: int) -> str:
         return "no busy samples"
     own = {_where(_split(k)): v for k, v in data["own"].items()}
     cum = {_where(_split(k)): v for k, v in data["cum"].items()}
-    out = [f"{data['samples']} samples of the loop thread, {busy / data['samples']:.0%} busy "
-           f"({busy} busy samples); shares below are of the busy samples", "",
+    out = [f"{data['samples']} CPU samples; {data['idle'] / max(data['samples'], 1):.0%} landed while the loop "
+           "thread was idle (CPU of other threads: aiosqlite, gRPC); shares below are of the loop thread's samples", "",
            f"Top {top} by own time (any code):", f"{'share':>6}  function"]
     for name, n in sorted(own.items(), key=lambda kv: kv[1], reverse=True)[:top]:
         out.append(f"{n / busy:6.1%}  {name}")
@@ -142,7 +142,8 @@ def main() -> int:
     if cell["errors"]:
         print(f"warning: {cell['errors']} errors, e.g. {cell['error_samples'][:2]}", file=sys.stderr)
     print(f"{args.mode} c={args.concurrency}: {cell.get('requests', 0)} requests under the profiler, "
-          f"p50 {cell.get('p50_ms', 0):.2f} ms, {cell.get('rps', 0):.0f} req/s; profile in {out}\n")
+          f"p50 {cell.get('p50_ms', 0):.2f} ms, {cell.get('rps', 0):.0f} req/s, "
+          f"server CPU {cell.get('cpu_ms_per_req', 0):.2f} ms/request (profiler included); profile in {out}\n")
     served = cell.get("requests", 0) + cell["errors"]
     print(report(out, served, args.top) if args.profiler == "cprofile" else report_samples(out, served, args.top))
     return 0

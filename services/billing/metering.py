@@ -20,7 +20,6 @@ from services.call_context import CallContext
 from services.errors import Reason, ServiceError
 from services.routing.adapters.base import estimate_tokens
 from services.storage.database import utcnow
-from services.storage.tables import UsageRow
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -118,14 +117,14 @@ class Meter:
     def _log(self, status: str, usage: usage_pb2.TokenUsage, charged: int, error_code: str = "") -> None:
         principal = self._ctx.principal
         now = time.monotonic()
-        self._metering.usage_log.record(UsageRow(
-            request_id=self._ctx.request_id, key_id=principal.key_id, account_id=principal.account_id,
-            model=self._model.id, provider=self.provider, upstream_model=self.upstream_model, endpoint=self._endpoint,
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost_nano=charged,
-            usage_estimated=usage.estimated, latency_ms=int((now - self._started) * 1000),
-            ttft_ms=int((self._first_token - self._started) * 1000) if self._first_token else 0,
-            status=status, error_code=error_code, streamed=self._streamed, created_at=utcnow(),
-        ))
+        self._metering.usage_log.record({
+            "request_id": self._ctx.request_id, "key_id": principal.key_id, "account_id": principal.account_id,
+            "model": self._model.id, "provider": self.provider, "upstream_model": self.upstream_model,
+            "endpoint": self._endpoint, "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "cost_nano": charged, "usage_estimated": usage.estimated, "latency_ms": int((now - self._started) * 1000),
+            "ttft_ms": int((self._first_token - self._started) * 1000) if self._first_token else 0,
+            "status": status, "error_code": error_code, "streamed": self._streamed, "created_at": utcnow(),
+        })
 
     async def watch(self, chat: chat_pb2.ChatRequest, chunks: AsyncIterator[chat_pb2.ChatCompletionChunk]):
         """Pass a stream through, pricing its usage chunk, and settle when it ends however it ends."""
