@@ -214,7 +214,10 @@ class Edge:
             error = public_error(Reason.ERROR_REASON_UPSTREAM_ERROR, "The upstream returned no answer.")
             return self.error(surface, error, request_id, headers)
         if codec is None or codec.wants_stream is None or not codec.wants_stream(message):
-            call.cancel()  # a non-streamed answer is the stream's only message
+            # A non-streamed answer is the stream's only message; reading on to its end lets the
+            # call finish normally (cheaper than cancelling it).
+            if await call.read() is not grpc.aio.EOF:
+                call.cancel()
             if codec.headers is not None:
                 headers.update(codec.headers(first))
             return json_response(codec.encode(first, codec_context), 200, headers)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from services.billing.ledger import Ledger, Reservation, cost_nano
 from services.billing.usage_log import UsageLog
@@ -79,10 +79,17 @@ class Meter:
         return cost_nano(usage.input_tokens, usage.output_tokens,
                          pricing.input_nano_usd_per_million_tokens, pricing.output_nano_usd_per_million_tokens)
 
-    async def admit(self, input_bound: int, output_bound: int) -> None:
-        """Hold the worst case; free models hold nothing."""
+    @property
+    def priced(self) -> bool:
         pricing = self._model.pricing
-        amount = cost_nano(input_bound, output_bound, pricing.input_nano_usd_per_million_tokens,
+        return bool(pricing.input_nano_usd_per_million_tokens or pricing.output_nano_usd_per_million_tokens)
+
+    async def admit(self, input_bound: Callable[[], int], output_bound: int) -> None:
+        """Hold the worst case; free models hold nothing (and skip computing the bound)."""
+        if not self.priced:
+            return
+        pricing = self._model.pricing
+        amount = cost_nano(input_bound(), output_bound, pricing.input_nano_usd_per_million_tokens,
                            pricing.output_nano_usd_per_million_tokens)
         if amount <= 0:
             return

@@ -104,15 +104,16 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         validate_chat(chat, model)
         meter = self._metering.start(call_context.current(), model, "chat", streamed=chat.stream)
         output_bound = (chat.max_tokens if chat.HasField("max_tokens") else model.max_output_tokens) * max(chat.n, 1)
-        await meter.admit(prompt_token_bound(chat_prompt_text(chat), len(chat.messages) + len(chat.tools)), output_bound)
+        await meter.admit(lambda: prompt_token_bound(chat_prompt_text(chat), len(chat.messages) + len(chat.tools)), output_bound)
         if chat.stream:
             async for batch in _coalesce(meter.watch(chat, self._router.stream_chat(model, chat))):
                 yield routing_pb2.CreateChatCompletionResponse(chunks=batch)
             return
         completion = await _metered(meter, self._router.chat(model, chat))
         meter.provider, meter.upstream_model = completion.provider, completion.upstream_model
-        answer = "".join(c.message.text + "".join(t.function.arguments for t in c.message.tool_calls) for c in completion.choices)
-        _ensure_usage(completion.usage, chat_prompt_text(chat), answer)
+        _ensure_usage(completion.usage, lambda: chat_prompt_text(chat), lambda: "".join(
+            c.message.text + "".join(t.function.arguments for t in c.message.tool_calls) for c in completion.choices
+        ))
         await meter.settle(completion.usage)
         yield routing_pb2.CreateChatCompletionResponse(completion=completion)
 
@@ -121,10 +122,10 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         if not request.input:
             raise _invalid("input must not be empty.", "input")
         meter = self._metering.start(call_context.current(), model, "embeddings")
-        await meter.admit(prompt_token_bound("".join(request.input), len(request.input)), 0)
+        await meter.admit(lambda: prompt_token_bound("".join(request.input), len(request.input)), 0)
         response = await _metered(meter, self._router.embed(model, request))
         meter.provider = response.provider
-        _ensure_usage(response.usage, "\n".join(request.input), "")
+        _ensure_usage(response.usage, lambda: "\n".join(request.input), str)
         await meter.settle(response.usage)
         return response
 
@@ -137,10 +138,10 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         if request.HasField("top_n") and request.top_n < 1:
             raise _invalid("top_n must be at least 1.", "top_n")
         meter = self._metering.start(call_context.current(), model, "rerank")
-        await meter.admit(prompt_token_bound(request.query + "".join(request.documents), len(request.documents) + 1), 0)
+        await meter.admit(lambda: prompt_token_bound(request.query + "".join(request.documents), len(request.documents) + 1), 0)
         response = await _metered(meter, self._router.rerank(model, request))
         meter.provider = response.provider
-        _ensure_usage(response.usage, request.query + "\n" + "\n".join(request.documents), "")
+        _ensure_usage(response.usage, lambda: request.query + "\n" + "\n".join(request.documents), str)
         await meter.settle(response.usage)
         return response
 
@@ -203,13 +204,13 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         return routing_pb2.DeleteModelResponse()
 
 
-def _ensure_usage(usage, prompt: str, output: str) -> None:
+def _ensure_usage(usage, prompt, output) -> None:
     """An upstream that reports no usage is billed by the documented estimate (~4 characters a
-    token), and the request's log row says so (usage_estimated)."""
+    token), and the request's log row says so (usage_estimated). prompt/output: text thunks."""
     if usage.input_tokens or usage.output_tokens:
         return
-    usage.input_tokens = estimate_tokens(prompt)
-    usage.output_tokens = estimate_tokens(output)
+    usage.input_tokens = estimate_tokens(prompt())
+    usage.output_tokens = estimate_tokens(output())
     usage.total_tokens = usage.input_tokens + usage.output_tokens
     usage.estimated = True
 
