@@ -90,7 +90,7 @@ class ServiceRuntime:
         self.registry = ModelRegistry.from_config(settings.models, self.sessions, settings.routing.registry_refresh_seconds)
         await self.registry.refresh()
         self.router = Router(settings.providers, settings.routing, self.cooldown)
-        self.usage_log = UsageLog(self.sessions)
+        self.usage_log = UsageLog(settings.database_url)
         self.metering = Metering(self.ledger, self.usage_log)
         message_limit = settings.limits.max_body_bytes + (1 << 20)
         interceptor = PolicyInterceptor(method_policies(), self.verifier, self.limiter)
@@ -164,6 +164,7 @@ class ServiceRuntime:
             await self.metering.drain()  # streams that ended during shutdown still get charged
         if self.usage_log is not None:
             await self.usage_log.flush()  # no usage row is lost on SIGTERM
+            self.usage_log.close()
         if self.verifier is not None:
             await self.verifier.flush_last_use()  # nothing pending is lost on shutdown
         for closable in (self.monitor, self.limiter, self.router):

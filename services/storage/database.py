@@ -54,6 +54,17 @@ def create_engine_for(url: str) -> AsyncEngine:
     return engine
 
 
+def create_sync_engine_for(url: str):
+    """A synchronous engine, for work done in worker threads (batched writes off the event loop)."""
+    from sqlalchemy import create_engine
+
+    if is_sqlite(url):
+        engine = create_engine(sync_url(url), connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(sync_url(url), pool_size=2, max_overflow=2, pool_pre_ping=True)
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
