@@ -135,7 +135,9 @@ class Meter:
 
     async def watch(self, chat: chat_pb2.ChatRequest, chunks: AsyncIterator[chat_pb2.ChatCompletionChunk]):
         """Pass a stream through, pricing its usage chunk, and settle when it ends however it ends."""
-        produced: list[str] = []
+        # Only the amount of text produced matters (for the estimate when no usage arrives), and
+        # this runs for every chunk: count characters, keep nothing.
+        produced = 0
         usage: usage_pb2.TokenUsage | None = None
         error: BaseException | None = None
         try:
@@ -144,11 +146,13 @@ class Meter:
                     self.provider, self.upstream_model = chunk.provider, chunk.upstream_model
                 for choice in chunk.choices:
                     delta = choice.delta
-                    if delta.HasField("content") and delta.content:
-                        produced.append(delta.content)
+                    content = delta.content
+                    if content:
+                        produced += len(content)
                         if self._first_token is None:
                             self._first_token = time.monotonic()
-                    produced.extend(t.function_arguments for t in delta.tool_calls)
+                    if delta.tool_calls:
+                        produced += sum(len(t.function_arguments) for t in delta.tool_calls)
                 if chunk.HasField("usage"):
                     usage = chunk.usage
                     chunk.usage.cost_nano_usd = self.cost(usage)
@@ -161,7 +165,7 @@ class Meter:
                 # Output was produced but no usage came (cut stream, client gone): estimate it.
                 usage = usage_pb2.TokenUsage(
                     input_tokens=estimate_tokens(chat_prompt_text(chat)),
-                    output_tokens=estimate_tokens("".join(produced)),
+                    output_tokens=math.ceil(produced / 4),
                     estimated=True,
                 )
                 usage.total_tokens = usage.input_tokens + usage.output_tokens
