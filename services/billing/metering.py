@@ -169,7 +169,15 @@ class Meter:
                     estimated=True,
                 )
                 usage.total_tokens = usage.input_tokens + usage.output_tokens
-            self._metering.in_background(self._finish(usage, error))
+            if self._reservation is None:
+                # Nothing to settle (a free model): just log, without a task of its own.
+                if usage is None:
+                    self._log("error", usage_pb2.TokenUsage(), 0, error.info.code if isinstance(error, ServiceError) else "cancelled")
+                else:
+                    usage.cost_nano_usd = self.cost(usage)
+                    self._log("ok", usage, usage.cost_nano_usd)
+            else:
+                self._metering.in_background(self._finish(usage, error))
 
     async def _finish(self, usage: usage_pb2.TokenUsage | None, error: BaseException | None) -> None:
         if usage is None:
