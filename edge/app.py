@@ -175,7 +175,7 @@ class Edge:
             return self.error(surface, public_error(Reason.ERROR_REASON_INVALID_REQUEST, str(exc), exc.field), request_id, {})
 
         metadata = [("x-request-id", request_id)]
-        authorization = request.headers.get("authorization")
+        authorization = _credentials(request, surface)
         if authorization:
             metadata.append(("authorization", _metadata_safe(authorization)))
         if binding.server_streaming:
@@ -220,24 +220,27 @@ class Edge:
                 call.cancel()
             if codec.headers is not None:
                 headers.update(codec.headers(first))
-            return json_response(codec.encode(first, codec_context), 200, headers)
+            payload = codec.encode(first, codec_context)
+            if isinstance(payload, str):
+                return Response(payload, status_code=200, media_type="text/plain; charset=utf-8", headers=headers)
+            return json_response(payload, 200, headers)
 
         async def events():
             try:
                 yield codec.encode_events(first, codec_context)
                 while (item := await call.read()) is not grpc.aio.EOF:
                     yield codec.encode_events(item, codec_context)
-                yield codec.stream_end
+                yield codec.stream_end(codec_context)
             except grpc.aio.AioRpcError as exc:
                 error = from_rpc_error(exc.code(), exc.details(), exc.trailing_metadata())
                 log.warning("stream %s broke off: %s (request %s)", request.url.path, error.reason.code, request_id)
-                yield codec.encode_stream_error(error_body(surface, error, request_id))
+                yield codec.encode_stream_error(error_body(surface, error, request_id), codec_context)
             finally:
                 # Also reached when the client disconnects: cancelling the call cancels the upstream request.
                 call.cancel()
 
         headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
-        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(events(), media_type=codec.stream_media_type(codec_context), headers=headers)
 
     async def healthz(self, request: Request) -> Response:
         """Liveness of the edge and readiness of the services behind it (no key needed)."""
@@ -249,6 +252,18 @@ class Edge:
             serving = False
         payload = {"status": "ok" if serving else "unavailable"}
         return json_response(payload, 200 if serving else 503, {"x-request-id": new_request_id()})
+
+
+def _credentials(request: Request, surface: str) -> str | None:
+    """The caller's key as `Bearer …`, however its SDK sends it: OpenAI's Authorization header,
+    Anthropic's x-api-key, or Gemini's x-goog-api-key header or `key` query parameter."""
+    authorization = request.headers.get("authorization")
+    if authorization:
+        return authorization
+    key = request.headers.get("x-api-key") or request.headers.get("x-goog-api-key")
+    if not key and surface == "gemini":
+        key = request.query_params.get("key")
+    return f"Bearer {key}" if key else None
 
 
 def _metadata_safe(value: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from edge.dialects import openai
+from edge.dialects import anthropic, gemini, openai, openai_responses
 from edge.transcode import build_request
 from switchyard.routing.v1 import routing_pb2
 
@@ -32,9 +32,10 @@ class Codec:
     # Streaming RPCs: whether this request asked for a stream, and the SSE bytes of one message.
     wants_stream: Callable[[Message], bool] | None = None
     encode_events: Callable[[Message, Any], bytes] | None = None
-    stream_end: bytes = b""
+    stream_end: Callable[[Any], bytes] | None = None
     # HTTP status and body shape for errors come from the surface; this is the SSE error event.
-    encode_stream_error: Callable[[dict], bytes] | None = None
+    encode_stream_error: Callable[[dict, Any], bytes] | None = None
+    stream_media_type: Callable[[Any], str] = lambda _: "text/event-stream"
     # Extra response headers derived from a unary answer (e.g. its cost).
     headers: Callable[[Message], dict[str, str]] | None = None
 
@@ -71,6 +72,76 @@ def _chat_events(message: routing_pb2.CreateChatCompletionResponse, include_usag
     return b"".join(out)
 
 
+def _in_dialect(chat, dialect: str):
+    chat.dialect = dialect
+    return chat
+
+
+def _streaming(chat, make_encoder):
+    """The request message, and the per-request state its encoders need: a stream encoder when
+    the client asked for a stream, else the canonical request itself."""
+    request = routing_pb2.CreateChatCompletionRequest(chat=chat)
+    return request, (make_encoder(chat) if chat.stream and make_encoder is not None else chat)
+
+
+def _encode_with_state(message: routing_pb2.CreateChatCompletionResponse, encoder) -> bytes:
+    return b"".join(encoder.encode(chunk) for chunk in message.chunks)
+
+
+def _decode_gemini_stream(body, params, query):
+    chat = _in_dialect(gemini.decode_generate_request(body, params["chat.model"]), "gemini")
+    chat.stream = True
+    sse = any(name == "alt" and value == "sse" for name, value in query)
+    return routing_pb2.CreateChatCompletionRequest(chat=chat), _GeminiStream(chat.model, sse)
+
+
+class _GeminiStream:
+    """Gemini streams as SSE with alt=sse (what the SDK asks for), else as one streamed JSON array."""
+
+    def __init__(self, model: str, sse: bool) -> None:
+        self.media_type = "text/event-stream" if sse else "application/json"
+        self._encoder = gemini.GenerateStreamEncoder(model, sse)
+
+    def encode(self, chunk) -> bytes:
+        return self._encoder.encode(chunk)
+
+    def close(self) -> bytes:
+        return self._encoder.close()
+
+    def error(self, body: dict) -> bytes:
+        # Framed for SSE or for the JSON array, and it ends the stream (close() then adds nothing).
+        return self._encoder.error(body)
+
+
+# Responses parameters that mean the same in Chat Completions pass on as they are; the two with a
+# different home move there; the rest (include, truncation, hosted tools, …) exist only in the
+# Responses API and would make a Chat Completions upstream answer 400, so they stay here.
+_SHARED_WITH_CHAT = frozenset({
+    "metadata", "store", "parallel_tool_calls", "service_tier", "top_logprobs", "prompt_cache_key",
+    "safety_identifier", "seed", "logit_bias",
+})
+
+
+def _decode_responses(body, compact: bool = False):
+    import orjson
+
+    chat = openai_responses.decode_responses_request(body)
+    if chat.extra_json:
+        extra = orjson.loads(chat.extra_json)
+        kept = {k: v for k, v in extra.items() if k in _SHARED_WITH_CHAT}
+        reasoning = extra.get("reasoning")
+        if isinstance(reasoning, dict) and reasoning.get("effort"):
+            kept["reasoning_effort"] = reasoning["effort"]
+        text = extra.get("text")
+        if isinstance(text, dict) and text.get("verbosity"):
+            kept["verbosity"] = text["verbosity"]
+        chat.extra_json = orjson.dumps(kept) if kept else b""
+    if compact:
+        chat.stream = False
+        return routing_pb2.CreateChatCompletionRequest(chat=chat), chat
+    return _streaming(chat, openai_responses.ResponsesStreamEncoder)
+
+
 def _decode_embeddings(body, params, query):
     return openai.decode_embeddings_request(body)
 
@@ -104,8 +175,52 @@ OPENAI_CODECS: dict[str, Codec] = {
         headers=lambda m: _cost_header(m.completion.usage),
         wants_stream=lambda request: request.chat.stream,
         encode_events=_chat_events,
-        stream_end=openai.SSE_DONE,
-        encode_stream_error=openai.sse_event,
+        stream_end=lambda _: openai.SSE_DONE,
+        encode_stream_error=lambda body, _: openai.sse_event(body),
+    ),
+    "/v1/messages": Codec(
+        decode=lambda body, params, query: _streaming(_in_dialect(anthropic.decode_messages_request(body), "anthropic"),
+                                                      lambda chat: anthropic.MessagesStreamEncoder(chat.model)),
+        encode=lambda m, _: anthropic.encode_message(m.completion),
+        headers=lambda m: _cost_header(m.completion.usage),
+        wants_stream=lambda request: request.chat.stream,
+        encode_events=_encode_with_state,
+        stream_end=lambda encoder: encoder.close(),
+        encode_stream_error=lambda body, _: anthropic.error_event(body),
+    ),
+    "/v1beta/models/{chat.model}:generateContent": Codec(
+        decode=lambda body, params, query: _streaming(
+            _in_dialect(gemini.decode_generate_request(body, params["chat.model"]), "gemini"), None),
+        encode=lambda m, _: gemini.encode_generate_response(m.completion),
+        headers=lambda m: _cost_header(m.completion.usage),
+    ),
+    "/v1beta/models/{chat.model}:streamGenerateContent": Codec(
+        decode=_decode_gemini_stream,
+        encode=lambda m, _: gemini.encode_generate_response(m.completion),
+        wants_stream=lambda request: True,
+        encode_events=_encode_with_state,
+        stream_end=lambda encoder: encoder.close(),
+        encode_stream_error=lambda body, stream: stream.error(body),
+        stream_media_type=lambda stream: stream.media_type,
+    ),
+    "/v1/responses": Codec(
+        decode=lambda body, params, query: _decode_responses(body),
+        encode=lambda m, chat: openai_responses.encode_response(m.completion, chat),
+        headers=lambda m: _cost_header(m.completion.usage),
+        wants_stream=lambda request: request.chat.stream,
+        encode_events=_encode_with_state,
+        stream_end=lambda encoder: encoder.close(),
+        encode_stream_error=lambda body, encoder: encoder.error(body),
+    ),
+    "/v1/responses/compact": Codec(
+        decode=lambda body, params, query: _decode_responses(body, compact=True),
+        encode=lambda m, _: openai_responses.encode_output_text(m.completion),
+        headers=lambda m: _cost_header(m.completion.usage),
+    ),
+    "/v1beta/models": Codec(decode=_generic(routing_pb2.ListModelsRequest), encode=lambda m, _: gemini.encode_model_list(m)),
+    "/v1beta/models/{model_id}": Codec(
+        decode=lambda body, params, query: (routing_pb2.GetModelRequest(model_id=params["model_id"].removeprefix("models/")), None),
+        encode=lambda m, _: gemini.encode_model(m.model),
     ),
     "/v1/embeddings": Codec(
         decode=_decode_embeddings,

@@ -182,7 +182,7 @@ def _encode_part(part: chat_pb2.ContentPart) -> Any:
     return {"type": "text", "text": ""}
 
 
-def _encode_message(message: chat_pb2.ChatMessage) -> dict[str, Any]:
+def _encode_message(message: chat_pb2.ChatMessage, foreign: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"role": message.role}
     if message.HasField("text"):
         out["content"] = message.text
@@ -197,7 +197,7 @@ def _encode_message(message: chat_pb2.ChatMessage) -> dict[str, Any]:
         ]
     if message.tool_call_id:
         out["tool_call_id"] = message.tool_call_id
-    if message.extra_json:
+    if message.extra_json and not foreign:
         try:
             extra = orjson.loads(message.extra_json)
         except orjson.JSONDecodeError:
@@ -252,7 +252,8 @@ def encode_chat(kind: str, upstream_model: str, request: chat_pb2.ChatRequest, s
     body: dict[str, Any] = {}
     if kind != "azure":
         body["model"] = upstream_model
-    body["messages"] = [_encode_message(m) for m in request.messages]
+    foreign = request.dialect not in ("", "openai")
+    body["messages"] = [_encode_message(m, foreign) for m in request.messages]
     has_max = request.HasField("max_tokens")
     if has_max:
         body["max_completion_tokens" if kind == "openai" else "max_tokens"] = request.max_tokens
@@ -288,7 +289,9 @@ def encode_chat(kind: str, upstream_model: str, request: chat_pb2.ChatRequest, s
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    if request.extra_json:
+    # Extras in another API's terms (Anthropic's top_k, Gemini's safetySettings) would make an
+    # OpenAI-compatible upstream answer 400; only OpenAI-dialect extras travel.
+    if request.extra_json and request.dialect in ("", "openai"):
         return _merge_extra(body, request.extra_json, _CHAT_RESERVED_WITH_MAX if has_max else _CHAT_RESERVED, stream)
     return orjson.dumps(body)
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from switchyard.type.v1 import usage_pb2 as switchyard_dot_type_dot_v1_dot_usage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n switchyard/routing/v1/chat.proto\x12\x15switchyard.routing.v1\x1a\x1eswitchyard/type/v1/usage.proto\"\xd9\x04\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x34\n\x08messages\x18\x02 \x03(\x0b\x32\".switchyard.routing.v1.ChatMessage\x12\x17\n\nmax_tokens\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x05 \x01(\x01H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x0e\n\x01n\x18\x07 \x01(\x05H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x04\x88\x01\x01\x12\x0c\n\x04user\x18\t \x01(\t\x12*\n\x05tools\x18\n \x03(\x0b\x32\x1b.switchyard.routing.v1.Tool\x12\x36\n\x0btool_choice\x18\x0b \x01(\x0b\x32!.switchyard.routing.v1.ToolChoice\x12>\n\x0fresponse_format\x18\x0c \x01(\x0b\x32%.switchyard.routing.v1.ResponseFormat\x12\x1d\n\x10presence_penalty\x18\r \x01(\x01H\x05\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x0e \x01(\x01H\x06\x88\x01\x01\x12\x0e\n\x06stream\x18\x0f \x01(\x08\x12\x15\n\rinclude_usage\x18\x10 \x01(\x08\x12\x12\n\nextra_json\x18\x11 \x01(\x0c\x42\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x04\n\x02_nB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"\xd7\x01\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x11\n\x04text\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x31\n\x05parts\x18\x03 \x03(\x0b\x32\".switchyard.routing.v1.ContentPart\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x33\n\ntool_calls\x18\x05 \x03(\x0b\x32\x1f.switchyard.routing.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x06 \x01(\t\x12\x12\n\nextra_json\x18\x07 \x01(\x0c\x42\x07\n\x05_text\"q\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x34\n\timage_url\x18\x02 \x01(\x0b\x32\x1f.switchyard.routing.v1.ImageUrlH\x00\x12\x14\n\nother_json\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04part\"\'\n\x08ImageUrl\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"Q\n\x04Tool\x12\x0c\n\x04type\x18\x01 \x01(\t\x12;\n\x08\x66unction\x18\x02 \x01(\x0b\x32).switchyard.routing.v1.FunctionDefinition\"p\n\x12\x46unctionDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x17\n\x0fparameters_json\x18\x03 \x01(\x0c\x12\x13\n\x06strict\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_strict\"[\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x35\n\x08\x66unction\x18\x03 \x01(\x0b\x32#.switchyard.routing.v1.FunctionCall\"/\n\x0c\x46unctionCall\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\targuments\x18\x02 \x01(\t\"?\n\nToolChoice\x12\x0e\n\x04mode\x18\x01 \x01(\tH\x00\x12\x17\n\rfunction_name\x18\x02 \x01(\tH\x00\x42\x08\n\x06\x63hoice\"8\n\x0eResponseFormat\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x18\n\x10json_schema_json\x18\x02 \x01(\x0c\"\xe5\x01\n\x0e\x43hatCompletion\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x03\x12\r\n\x05model\x18\x03 \x01(\t\x12\x32\n\x07\x63hoices\x18\x04 \x03(\x0b\x32!.switchyard.routing.v1.ChatChoice\x12-\n\x05usage\x18\x05 \x01(\x0b\x32\x1e.switchyard.type.v1.TokenUsage\x12\x1a\n\x12system_fingerprint\x18\x06 \x01(\t\x12\x10\n\x08provider\x18\x07 \x01(\t\x12\x16\n\x0eupstream_model\x18\x08 \x01(\t\"g\n\nChatChoice\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x33\n\x07message\x18\x02 \x01(\x0b\x32\".switchyard.routing.v1.ChatMessage\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\"\xcf\x01\n\x13\x43hatCompletionChunk\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x03\x12\r\n\x05model\x18\x03 \x01(\t\x12\x33\n\x07\x63hoices\x18\x04 \x03(\x0b\x32\".switchyard.routing.v1.ChunkChoice\x12-\n\x05usage\x18\x05 \x01(\x0b\x32\x1e.switchyard.type.v1.TokenUsage\x12\x10\n\x08provider\x18\x06 \x01(\t\x12\x16\n\x0eupstream_model\x18\x07 \x01(\t\"e\n\x0b\x43hunkChoice\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x30\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32!.switchyard.routing.v1.ChunkDelta\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\"v\n\nChunkDelta\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x14\n\x07\x63ontent\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x38\n\ntool_calls\x18\x03 \x03(\x0b\x32$.switchyard.routing.v1.ToolCallDeltaB\n\n\x08_content\"k\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x15\n\rfunction_name\x18\x04 \x01(\t\x12\x1a\n\x12\x66unction_arguments\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n switchyard/routing/v1/chat.proto\x12\x15switchyard.routing.v1\x1a\x1eswitchyard/type/v1/usage.proto\"\xea\x04\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x34\n\x08messages\x18\x02 \x03(\x0b\x32\".switchyard.routing.v1.ChatMessage\x12\x17\n\nmax_tokens\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x05 \x01(\x01H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x0e\n\x01n\x18\x07 \x01(\x05H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x04\x88\x01\x01\x12\x0c\n\x04user\x18\t \x01(\t\x12*\n\x05tools\x18\n \x03(\x0b\x32\x1b.switchyard.routing.v1.Tool\x12\x36\n\x0btool_choice\x18\x0b \x01(\x0b\x32!.switchyard.routing.v1.ToolChoice\x12>\n\x0fresponse_format\x18\x0c \x01(\x0b\x32%.switchyard.routing.v1.ResponseFormat\x12\x1d\n\x10presence_penalty\x18\r \x01(\x01H\x05\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x0e \x01(\x01H\x06\x88\x01\x01\x12\x0e\n\x06stream\x18\x0f \x01(\x08\x12\x15\n\rinclude_usage\x18\x10 \x01(\x08\x12\x12\n\nextra_json\x18\x11 \x01(\x0c\x12\x0f\n\x07\x64ialect\x18\x12 \x01(\tB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x04\n\x02_nB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"\xd7\x01\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x11\n\x04text\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x31\n\x05parts\x18\x03 \x03(\x0b\x32\".switchyard.routing.v1.ContentPart\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x33\n\ntool_calls\x18\x05 \x03(\x0b\x32\x1f.switchyard.routing.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x06 \x01(\t\x12\x12\n\nextra_json\x18\x07 \x01(\x0c\x42\x07\n\x05_text\"q\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x34\n\timage_url\x18\x02 \x01(\x0b\x32\x1f.switchyard.routing.v1.ImageUrlH\x00\x12\x14\n\nother_json\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04part\"\'\n\x08ImageUrl\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"Q\n\x04Tool\x12\x0c\n\x04type\x18\x01 \x01(\t\x12;\n\x08\x66unction\x18\x02 \x01(\x0b\x32).switchyard.routing.v1.FunctionDefinition\"p\n\x12\x46unctionDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x17\n\x0fparameters_json\x18\x03 \x01(\x0c\x12\x13\n\x06strict\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_strict\"[\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x35\n\x08\x66unction\x18\x03 \x01(\x0b\x32#.switchyard.routing.v1.FunctionCall\"/\n\x0c\x46unctionCall\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\targuments\x18\x02 \x01(\t\"?\n\nToolChoice\x12\x0e\n\x04mode\x18\x01 \x01(\tH\x00\x12\x17\n\rfunction_name\x18\x02 \x01(\tH\x00\x42\x08\n\x06\x63hoice\"8\n\x0eResponseFormat\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x18\n\x10json_schema_json\x18\x02 \x01(\x0c\"\xe5\x01\n\x0e\x43hatCompletion\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x03\x12\r\n\x05model\x18\x03 \x01(\t\x12\x32\n\x07\x63hoices\x18\x04 \x03(\x0b\x32!.switchyard.routing.v1.ChatChoice\x12-\n\x05usage\x18\x05 \x01(\x0b\x32\x1e.switchyard.type.v1.TokenUsage\x12\x1a\n\x12system_fingerprint\x18\x06 \x01(\t\x12\x10\n\x08provider\x18\x07 \x01(\t\x12\x16\n\x0eupstream_model\x18\x08 \x01(\t\"g\n\nChatChoice\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x33\n\x07message\x18\x02 \x01(\x0b\x32\".switchyard.routing.v1.ChatMessage\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\"\xcf\x01\n\x13\x43hatCompletionChunk\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x03\x12\r\n\x05model\x18\x03 \x01(\t\x12\x33\n\x07\x63hoices\x18\x04 \x03(\x0b\x32\".switchyard.routing.v1.ChunkChoice\x12-\n\x05usage\x18\x05 \x01(\x0b\x32\x1e.switchyard.type.v1.TokenUsage\x12\x10\n\x08provider\x18\x06 \x01(\t\x12\x16\n\x0eupstream_model\x18\x07 \x01(\t\"e\n\x0b\x43hunkChoice\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x30\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32!.switchyard.routing.v1.ChunkDelta\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\"v\n\nChunkDelta\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x14\n\x07\x63ontent\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x38\n\ntool_calls\x18\x03 \x03(\x0b\x32$.switchyard.routing.v1.ToolCallDeltaB\n\n\x08_content\"k\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x15\n\rfunction_name\x18\x04 \x01(\t\x12\x1a\n\x12\x66unction_arguments\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,35 +33,35 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.routing.v1.chat_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CHATREQUEST']._serialized_start=92
-  _globals['_CHATREQUEST']._serialized_end=693
-  _globals['_CHATMESSAGE']._serialized_start=696
-  _globals['_CHATMESSAGE']._serialized_end=911
-  _globals['_CONTENTPART']._serialized_start=913
-  _globals['_CONTENTPART']._serialized_end=1026
-  _globals['_IMAGEURL']._serialized_start=1028
-  _globals['_IMAGEURL']._serialized_end=1067
-  _globals['_TOOL']._serialized_start=1069
-  _globals['_TOOL']._serialized_end=1150
-  _globals['_FUNCTIONDEFINITION']._serialized_start=1152
-  _globals['_FUNCTIONDEFINITION']._serialized_end=1264
-  _globals['_TOOLCALL']._serialized_start=1266
-  _globals['_TOOLCALL']._serialized_end=1357
-  _globals['_FUNCTIONCALL']._serialized_start=1359
-  _globals['_FUNCTIONCALL']._serialized_end=1406
-  _globals['_TOOLCHOICE']._serialized_start=1408
-  _globals['_TOOLCHOICE']._serialized_end=1471
-  _globals['_RESPONSEFORMAT']._serialized_start=1473
-  _globals['_RESPONSEFORMAT']._serialized_end=1529
-  _globals['_CHATCOMPLETION']._serialized_start=1532
-  _globals['_CHATCOMPLETION']._serialized_end=1761
-  _globals['_CHATCHOICE']._serialized_start=1763
-  _globals['_CHATCHOICE']._serialized_end=1866
-  _globals['_CHATCOMPLETIONCHUNK']._serialized_start=1869
-  _globals['_CHATCOMPLETIONCHUNK']._serialized_end=2076
-  _globals['_CHUNKCHOICE']._serialized_start=2078
-  _globals['_CHUNKCHOICE']._serialized_end=2179
-  _globals['_CHUNKDELTA']._serialized_start=2181
-  _globals['_CHUNKDELTA']._serialized_end=2299
-  _globals['_TOOLCALLDELTA']._serialized_start=2301
-  _globals['_TOOLCALLDELTA']._serialized_end=2408
+  _globals['_CHATREQUEST']._serialized_end=710
+  _globals['_CHATMESSAGE']._serialized_start=713
+  _globals['_CHATMESSAGE']._serialized_end=928
+  _globals['_CONTENTPART']._serialized_start=930
+  _globals['_CONTENTPART']._serialized_end=1043
+  _globals['_IMAGEURL']._serialized_start=1045
+  _globals['_IMAGEURL']._serialized_end=1084
+  _globals['_TOOL']._serialized_start=1086
+  _globals['_TOOL']._serialized_end=1167
+  _globals['_FUNCTIONDEFINITION']._serialized_start=1169
+  _globals['_FUNCTIONDEFINITION']._serialized_end=1281
+  _globals['_TOOLCALL']._serialized_start=1283
+  _globals['_TOOLCALL']._serialized_end=1374
+  _globals['_FUNCTIONCALL']._serialized_start=1376
+  _globals['_FUNCTIONCALL']._serialized_end=1423
+  _globals['_TOOLCHOICE']._serialized_start=1425
+  _globals['_TOOLCHOICE']._serialized_end=1488
+  _globals['_RESPONSEFORMAT']._serialized_start=1490
+  _globals['_RESPONSEFORMAT']._serialized_end=1546
+  _globals['_CHATCOMPLETION']._serialized_start=1549
+  _globals['_CHATCOMPLETION']._serialized_end=1778
+  _globals['_CHATCHOICE']._serialized_start=1780
+  _globals['_CHATCHOICE']._serialized_end=1883
+  _globals['_CHATCOMPLETIONCHUNK']._serialized_start=1886
+  _globals['_CHATCOMPLETIONCHUNK']._serialized_end=2093
+  _globals['_CHUNKCHOICE']._serialized_start=2095
+  _globals['_CHUNKCHOICE']._serialized_end=2196
+  _globals['_CHUNKDELTA']._serialized_start=2198
+  _globals['_CHUNKDELTA']._serialized_end=2316
+  _globals['_TOOLCALLDELTA']._serialized_start=2318
+  _globals['_TOOLCALLDELTA']._serialized_end=2425
 # @@protoc_insertion_point(module_scope)
