@@ -28,9 +28,6 @@ class _Abort(Exception):
 class _Context:
     """The parts of grpc.aio.ServicerContext our interceptor and servicers use."""
 
-    # Messages are handed over as objects: there is no per-message serialization to save by batching.
-    in_process = True
-
     def __init__(self, metadata) -> None:
         self._metadata = tuple(metadata or ())
         self.initial_metadata: tuple = ()

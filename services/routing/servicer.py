@@ -106,15 +106,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         output_bound = (chat.max_tokens if chat.HasField("max_tokens") else model.max_output_tokens) * max(chat.n, 1)
         await meter.admit(lambda: prompt_token_bound(chat_prompt_text(chat), len(chat.messages) + len(chat.tools)), output_bound)
         if chat.stream:
-            chunks = meter.watch(chat, self._router.stream_chat(model, chat))
-            if getattr(context, "in_process", False):
-                try:
-                    async for chunk in chunks:
-                        yield routing_pb2.CreateChatCompletionResponse(chunks=[chunk])
-                finally:
-                    await chunks.aclose()  # a client that left stops the upstream now, not at GC
-                return
-            async for batch in _coalesce(chunks):
+            async for batch in _coalesce(meter.watch(chat, self._router.stream_chat(model, chat))):
                 yield routing_pb2.CreateChatCompletionResponse(chunks=batch)
             return
         completion = await _metered(meter, self._router.chat(model, chat))
