@@ -187,6 +187,9 @@ def test_200_concurrent_requests_against_a_spend_cap_of_exactly_50(make_gateway)
     assert codes.count(200) == 50 and codes.count(402) == 150
     assert wallet(gw, created["key"])["key"]["spentNanoUsd"] == 50 * COST_OF_5
     assert wallet(gw)["balanceNanoUsd"] == 1000 * 1_000_000_000 - 50 * COST_OF_5
+    assert wallet(gw)["reservedNanoUsd"] == 0
+    balance, ledger_sum = audit(gw)
+    assert balance == ledger_sum == 1000 * 1_000_000_000 - 50 * COST_OF_5
 
 
 def test_failed_and_timed_out_requests_are_not_charged(make_gateway, upstream):

@@ -8,6 +8,7 @@ import time
 from decimal import Decimal
 
 import openai
+import pytest
 import requests
 import yaml
 
@@ -21,19 +22,29 @@ def write_config(tmp_path) -> str:
     return str(path)
 
 
-def test_two_replicas_sharing_postgres_and_redis_never_overspend(tmp_path, postgres_url, redis_url, redis_prefix):
+@pytest.mark.parametrize("limit", ["wallet", "spend_cap"])
+def test_two_replicas_sharing_postgres_and_redis_never_overspend(tmp_path, postgres_url, redis_url, redis_prefix, limit):
     env = {"SWITCHYARD_DATABASE_URL": postgres_url, "SWITCHYARD_REDIS_URL": redis_url, "SWITCHYARD_REDIS_PREFIX": redis_prefix}
     config = write_config(tmp_path)
     gateways = [ProcessGateway(["--config", config, "serve", "--port", "0", "--grpc-port", "0"], env=env, cwd=tmp_path).start()
                 for _ in range(2)]
     try:
         admin = next(g.admin_key for g in gateways if g.admin_key)
+        funds = 50 * COST_OF_5 if limit == "wallet" else 1000 * 1_000_000_000
         r = requests.post(f"{gateways[0].url}/v1/accounts/acct_default/wallet:topup",
-                          json={"amountNanoUsd": 50 * COST_OF_5}, headers=auth(admin), timeout=10)
+                          json={"amountNanoUsd": funds}, headers=auth(admin), timeout=10)
         assert r.status_code == 200
+        caller = admin
+        if limit == "spend_cap":
+            created = requests.post(f"{gateways[0].url}/v1/keys", json={"name": "capped", "rateLimitPerMinute": 10000},
+                                    headers=auth(admin), timeout=10).json()
+            caller = created["key"]
+            r = requests.post(f"{gateways[1].url}/v1/keys/{created['apiKey']['id']}:setSpendCap",
+                              json={"spendCapNanoUsd": 50 * COST_OF_5}, headers=auth(admin), timeout=10)
+            assert r.status_code == 200
 
         async def race():
-            clients = [openai.AsyncOpenAI(base_url=f"{g.url}/v1", api_key=admin, max_retries=0, timeout=60) for g in gateways]
+            clients = [openai.AsyncOpenAI(base_url=f"{g.url}/v1", api_key=caller, max_retries=0, timeout=60) for g in gateways]
 
             async def one(i):
                 try:
@@ -51,8 +62,10 @@ def test_two_replicas_sharing_postgres_and_redis_never_overspend(tmp_path, postg
         codes = asyncio.run(race())
         assert codes.count(200) == 50 and codes.count(402) == 150, codes
         for g in gateways:
-            w = requests.get(f"{g.url}/v1/wallet", headers=auth(admin), timeout=10).json()
-            assert w["balanceNanoUsd"] == 0 and w["reservedNanoUsd"] == 0
+            w = requests.get(f"{g.url}/v1/wallet", headers=auth(caller), timeout=10).json()
+            assert w["balanceNanoUsd"] == funds - 50 * COST_OF_5 and w["reservedNanoUsd"] == 0
+            if limit == "spend_cap":
+                assert w["key"]["spentNanoUsd"] == 50 * COST_OF_5
         import psycopg
 
         with psycopg.connect(postgres_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
@@ -60,7 +73,7 @@ def test_two_replicas_sharing_postgres_and_redis_never_overspend(tmp_path, postg
             total, charges = conn.execute(
                 "SELECT COALESCE(SUM(amount_nano), 0), COUNT(*) FILTER (WHERE kind = 'charge') FROM ledger WHERE account_id = 'acct_default'"
             ).fetchone()
-        assert balance == total == 0 and charges == 50
+        assert balance == total == funds - 50 * COST_OF_5 and charges == 50
     finally:
         for g in gateways:
             g.terminate()
