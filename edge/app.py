@@ -6,6 +6,7 @@ so REST and gRPC callers are treated identically.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -15,7 +16,7 @@ from grpc_health.v1 import health_pb2 as grpc_health_pb2
 from grpc_health.v1 import health_pb2_grpc as grpc_health_pb2_grpc
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from edge.codecs import OPENAI_CODECS, Codec
@@ -54,6 +55,45 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BodyTooLarge()
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class EventStreamResponse:
+    """A streamed 200 response that stops the stream when the client disconnects.
+
+    Starlette's StreamingResponse does the same through an anyio task group per response; one
+    plain asyncio task watching for `http.disconnect` costs noticeably less CPU per stream, which
+    matters on the hot path (DESIGN.md §6).
+    """
+
+    def __init__(self, body, media_type: str, headers: dict[str, str]) -> None:
+        self._body = body
+        self._headers = [(b"content-type", media_type.encode())] + [(k.encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope, receive, send) -> None:
+        streaming = asyncio.current_task()
+        state = {"finished": False, "disconnected": False}
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not state["finished"]:
+                state["disconnected"] = True
+                streaming.cancel()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+            async for chunk in self._body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            state["finished"] = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not state["disconnected"]:
+                raise
+            streaming.uncancel()  # the client left: a normal end, not a failure
+        finally:
+            watcher.cancel()
+            await self._body.aclose()  # runs the stream's own cleanup: the upstream call is cancelled
 
 
 def json_response(payload, status: int, headers: dict[str, str]) -> Response:
@@ -240,7 +280,7 @@ class Edge:
                 call.cancel()
 
         headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
-        return StreamingResponse(events(), media_type=codec.stream_media_type(codec_context), headers=headers)
+        return EventStreamResponse(events(), codec.stream_media_type(codec_context), headers)
 
     async def healthz(self, request: Request) -> Response:
         """Liveness of the edge and readiness of the services behind it (no key needed)."""

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from services.errors import ReasonInfo, error_info_from, known_reason, reason_info
-from services.errors import Reason
+from services.errors import Reason, ReasonInfo, error_info_from, known_reason, reason_info
 
 # When a call fails without an ErrorInfo (the service is down, a deadline passed), its gRPC code decides.
 _BY_GRPC_CODE = {
