@@ -158,3 +158,24 @@ def test_cli_accounts_wallets_and_spend_caps(tmp_path):
         assert wallet["key"]["spendCapUsd"] == 5 and wallet["key"]["spentNanoUsd"] == 0
     finally:
         gw.terminate()
+
+
+def test_split_deployment_services_and_edge_as_separate_processes(tmp_path):
+    services = ProcessGateway(["serve", "services", "--grpc-port", "0"], env={}, cwd=tmp_path).start()
+    try:
+        assert services.http_port is None and services.grpc_port
+        edge = ProcessGateway(["serve", "edge", "--port", "0", "--grpc-target", f"127.0.0.1:{services.grpc_port}"],
+                              env={}, cwd=tmp_path).start()
+        try:
+            key = services.admin_key
+            assert requests.get(f"{edge.url}/healthz", timeout=10).json() == {"status": "ok"}
+            health = requests.get(f"{edge.url}/v1/health/llm", headers=bearer(key), timeout=10)
+            assert health.status_code == 200 and health.headers["X-RateLimit-Limit"] == "30"
+            reply = requests.post(f"{edge.url}/v1/chat/completions", headers=bearer(key), timeout=10,
+                                  json={"model": "mock-chat", "messages": [{"role": "user", "content": "hello"}], "stream": True})
+            assert reply.status_code == 200 and reply.text.rstrip().endswith("data: [DONE]")
+            assert requests.get(f"{edge.url}/v1/keys", headers=bearer("tk_live_" + "1" * 32), timeout=10).status_code == 401
+        finally:
+            assert edge.terminate() == 0
+    finally:
+        assert services.terminate() == 0
