@@ -12,6 +12,7 @@ import logging
 
 import grpc
 import orjson
+from google.api import httpbody_pb2
 from grpc_health.v1 import health_pb2 as grpc_health_pb2
 from grpc_health.v1 import health_pb2_grpc as grpc_health_pb2_grpc
 from starlette.applications import Starlette
@@ -234,7 +235,10 @@ class Edge:
         if codec is not None:
             if codec.headers is not None:
                 headers.update(codec.headers(response))
-            return json_response(codec.encode(response, codec_context), 200, headers)
+            payload = codec.encode(response, codec_context)
+            if isinstance(payload, httpbody_pb2.HttpBody):
+                return Response(payload.data, status_code=200, media_type=payload.content_type, headers=headers)
+            return json_response(payload, 200, headers)
         return json_response(render_response(response, binding.response_body, _DEFAULT_STYLE), 200, headers)
 
     async def _call_streaming(self, request, binding, codec, message, codec_context, metadata, request_id, surface) -> Response:

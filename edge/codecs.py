@@ -16,7 +16,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from edge.dialects import anthropic, gemini, openai, openai_responses
+from edge.dialects import anthropic, gemini, openai, openai_media, openai_responses
 from edge.transcode import build_request
 from switchyard.routing.v1 import routing_pb2
 
@@ -230,6 +230,17 @@ OPENAI_CODECS: dict[str, Codec] = {
     "/v1/rerank": Codec(
         decode=_decode_rerank,
         encode=lambda m, _: _with_cost(openai.encode_rerank(m), m.usage),
+        headers=lambda m: _cost_header(m.usage),
+    ),
+    "/v1/images/generations": Codec(
+        decode=lambda body, params, query: (openai_media.decode_image_request(body), None),
+        encode=lambda m, _: openai_media.encode_images(m),
+        headers=lambda m: _cost_header(m.usage),
+    ),
+    "/v1/audio/speech": Codec(
+        decode=lambda body, params, query: (openai_media.decode_speech_request(body), None),
+        # The answer is the audio itself, with its content type (a google.api.HttpBody).
+        encode=lambda m, _: m.audio,
         headers=lambda m: _cost_header(m.usage),
     ),
     "/v1/models": Codec(decode=_generic(routing_pb2.ListModelsRequest), encode=lambda m, _: openai.encode_model_list(m)),

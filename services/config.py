@@ -87,13 +87,16 @@ class DeploymentConfig(BaseModel):
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["chat", "embedding", "rerank"] = "chat"
+    mode: Literal["chat", "embedding", "rerank", "image", "speech"] = "chat"
     owned_by: str | None = None
     context_window: int = Field(default=128_000, ge=1)
     max_output_tokens: int = Field(default=4096, ge=1)
     # USD per million tokens, exact (write them as strings or plain decimals: "0.15").
     input_usd_per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
     output_usd_per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
+    # Image models: per image; speech models: per million characters of input.
+    usd_per_image: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
+    usd_per_million_characters: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
     deployments: list[DeploymentConfig] = Field(min_length=1)
 
 

@@ -474,4 +474,4 @@ class FakeUpstream:
 
 
 # Data-plane routes live in their own modules (one per wire format); importing them registers them.
-from tests.fake_routes import anthropic_messages, gemini_generate, openai_chat  # noqa: E402,F401
+from tests.fake_routes import anthropic_messages, gemini_generate, openai_chat, openai_media  # noqa: E402,F401

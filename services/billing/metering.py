@@ -99,9 +99,20 @@ class Meter:
             spend_cap_nano=principal.spend_cap_nano, request_id=self._ctx.request_id,
         )
 
-    async def settle(self, usage: usage_pb2.TokenUsage) -> int:
-        """Charge for `usage`; on a database failure the caller gets BILLING_FAILED, not the content."""
-        cost = self.cost(usage)
+    async def admit_amount(self, amount: int) -> None:
+        """Hold a known price (per image, per character); nothing for a free model."""
+        if amount <= 0:
+            return
+        principal = self._ctx.principal
+        self._reservation = await self._metering.ledger.reserve(
+            account_id=principal.account_id, key_id=principal.key_id, amount_nano=amount,
+            spend_cap_nano=principal.spend_cap_nano, request_id=self._ctx.request_id,
+        )
+
+    async def settle(self, usage: usage_pb2.TokenUsage, cost: int | None = None) -> int:
+        """Charge for `usage` (or the given `cost`, for prices not per token); on a database
+        failure the caller gets BILLING_FAILED, not the content."""
+        cost = self.cost(usage) if cost is None else cost
         charged = cost
         try:
             if self._reservation is not None:

@@ -44,6 +44,8 @@ def model_from_config(model_id: str, config: ModelConfig, created: int) -> routi
         pricing=routing_pb2.Pricing(
             input_nano_usd_per_million_tokens=usd_to_nano(config.input_usd_per_million_tokens),
             output_nano_usd_per_million_tokens=usd_to_nano(config.output_usd_per_million_tokens),
+            nano_usd_per_image=usd_to_nano(config.usd_per_image),
+            nano_usd_per_million_characters=usd_to_nano(config.usd_per_million_characters),
         ),
         deployments=[
             routing_pb2.Deployment(provider=d.provider, upstream_model=d.model, priority=d.priority, weight=d.weight)

@@ -19,7 +19,7 @@ import aiohttp
 
 from services.config import OPENAI_COMPATIBLE_KINDS, ProviderConfig, RoutingConfig
 from services.errors import Reason, ServiceError
-from services.routing.adapters.base import ProviderAdapter, Target, Timeouts, UpstreamError
+from services.routing.adapters.base import ProviderAdapter, Target, Timeouts, UpstreamError, unsupported
 from services.routing.cooldown import CooldownTracker
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 
@@ -160,6 +160,20 @@ class Router:
     async def embed(self, model: routing_pb2.Model, request: routing_pb2.CreateEmbeddingsRequest) -> routing_pb2.CreateEmbeddingsResponse:
         async def attempt(target: Target, adapter: ProviderAdapter):
             response = await adapter.embed(self.session, target, request, self.timeouts)
+            response.model = model.id
+            response.provider = target.provider.name
+            return response
+
+        return await self._run(model, attempt)
+
+    async def media(self, model: routing_pb2.Model, operation: str, request):
+        """Images ("image") and speech ("speech"), for the adapters that offer them."""
+
+        async def attempt(target: Target, adapter: ProviderAdapter):
+            call = getattr(adapter, operation, None)
+            if call is None:
+                raise unsupported(target.provider.kind, f"{operation} generation")
+            response = await call(self.session, target, request, self.timeouts)
             response.model = model.id
             response.provider = target.provider.name
             return response

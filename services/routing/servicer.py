@@ -19,7 +19,7 @@ from services.routing.router import Router
 from switchyard.routing.v1 import chat_pb2, routing_pb2, routing_pb2_grpc
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
-_MODES = frozenset({"chat", "embedding", "rerank"})
+_MODES = frozenset({"chat", "embedding", "rerank", "image", "speech"})
 
 
 def _invalid(message: str, field: str | None = None) -> ServiceError:
@@ -143,6 +143,39 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         meter.provider = response.provider
         _ensure_usage(response.usage, lambda: request.query + "\n" + "\n".join(request.documents), str)
         await meter.settle(response.usage)
+        return response
+
+    async def CreateImage(self, request, context) -> routing_pb2.CreateImageResponse:
+        model = self._model(request.model, "image")
+        if not request.prompt:
+            raise _invalid("prompt must not be empty.", "prompt")
+        count = request.n if request.HasField("n") else 1
+        if not 1 <= count <= 10:
+            raise _invalid("n must be between 1 and 10.", "n")
+        meter = self._metering.start(call_context.current(), model, "images")
+        await meter.admit_amount(count * model.pricing.nano_usd_per_image)
+        response = await _metered(meter, self._router.media(model, "image", request))
+        meter.provider = response.provider
+        # Charged per image actually returned.
+        response.usage.output_tokens = len(response.data)
+        await meter.settle(response.usage, cost=len(response.data) * model.pricing.nano_usd_per_image)
+        return response
+
+    async def CreateSpeech(self, request, context) -> routing_pb2.CreateSpeechResponse:
+        model = self._model(request.model, "speech")
+        if not request.input:
+            raise _invalid("input must not be empty.", "input")
+        if not request.voice:
+            raise _invalid("voice is required.", "voice")
+        if len(request.input) > 4096:
+            raise _invalid("input must be at most 4096 characters.", "input")
+        price = -(-len(request.input) * model.pricing.nano_usd_per_million_characters // 1_000_000)
+        meter = self._metering.start(call_context.current(), model, "speech")
+        await meter.admit_amount(price)
+        response = await _metered(meter, self._router.media(model, "speech", request))
+        meter.provider = response.provider
+        response.usage.input_tokens = len(request.input)  # characters: what speech is priced by
+        await meter.settle(response.usage, cost=price)
         return response
 
     def _visible(self, model: routing_pb2.Model) -> routing_pb2.Model | None:

@@ -212,6 +212,28 @@ class MockAdapter:
         return response
 
 
+
+    async def image(self, session, target, request: routing_pb2.CreateImageRequest, timeouts) -> routing_pb2.CreateImageResponse:
+        import base64 as _b64
+
+        if request.HasField("n") and not 1 <= request.n <= 10:
+            raise UpstreamError("n must be between 1 and 10.", retryable=False, client_error=True)
+        response = routing_pb2.CreateImageResponse(created=int(time.time()))
+        for i in range(request.n if request.HasField("n") else 1):
+            png = tiny_png(f"{request.prompt}:{i}".encode())
+            if request.response_format == "url":
+                response.data.add(url="data:image/png;base64," + _b64.b64encode(png).decode(), revised_prompt=request.prompt)
+            else:
+                response.data.add(b64_json=_b64.b64encode(png).decode(), revised_prompt=request.prompt)
+        return response
+
+
+    async def speech(self, session, target, request: routing_pb2.CreateSpeechRequest, timeouts) -> routing_pb2.CreateSpeechResponse:
+        # About 15 characters a second of speech.
+        response = routing_pb2.CreateSpeechResponse()
+        response.audio.content_type = "audio/wav"
+        response.audio.data = silent_wav(max(0.1, len(request.input) / 15))
+        return response
 def embedding(text: str, dimensions: int) -> list[float]:
     """A unit vector that depends only on the text and the dimension count."""
     raw = hashlib.shake_256(text.encode()).digest(2 * dimensions)
@@ -220,3 +242,33 @@ def embedding(text: str, dimensions: int) -> list[float]:
     if norm == 0.0:
         return [1.0] + [0.0] * (dimensions - 1)
     return [v / norm for v in vector]
+
+
+def tiny_png(seed: bytes) -> bytes:
+    """A valid 8x8 RGB PNG whose colour depends on `seed`, so mock images decode and differ."""
+    import hashlib
+    import struct as _struct
+    import zlib
+
+    r, g, b = hashlib.sha256(seed).digest()[:3]
+    rows = b"".join(b"\x00" + bytes((r, g, b)) * 8 for _ in range(8))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return _struct.pack(">I", len(data)) + kind + data + _struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = _struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def silent_wav(seconds: float) -> bytes:
+    """A valid 16 kHz mono 16-bit WAV of silence, as long as the text would take to say."""
+    import io
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(b"\x00\x00" * int(16_000 * seconds))
+    return buffer.getvalue()

@@ -483,9 +483,9 @@ class OpenAICompatAdapter:
                 headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    async def _post(
+    async def _post_raw(
         self, session: aiohttp.ClientSession, provider: ProviderConfig, url: URL, body: bytes, timeouts: Timeouts
-    ) -> dict[str, Any]:
+    ) -> tuple[bytes, str]:
         key = provider.api_key()
         try:
             async with session.post(
@@ -494,11 +494,16 @@ class OpenAICompatAdapter:
             ) as response:
                 if not 200 <= response.status < 300:
                     raise await _status_error(response, key)
-                raw = await response.read()
+                return await response.read(), response.headers.get("content-type", "application/octet-stream")
         except UpstreamError:
             raise
         except (aiohttp.ClientError, TimeoutError, OSError, HttpProcessingError) as exc:
             raise _transport_error(exc) from None
+
+    async def _post(
+        self, session: aiohttp.ClientSession, provider: ProviderConfig, url: URL, body: bytes, timeouts: Timeouts
+    ) -> dict[str, Any]:
+        raw, _ = await self._post_raw(session, provider, url, body, timeouts)
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -629,6 +634,47 @@ class OpenAICompatAdapter:
             return response
         except (KeyError, TypeError, AttributeError, ValueError, struct.error):
             raise _malformed() from None
+
+    async def image(
+        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateImageRequest, timeouts: Timeouts
+    ) -> routing_pb2.CreateImageResponse:
+        provider = target.provider
+        body: dict[str, Any] = {"prompt": request.prompt}
+        if provider.kind != "azure":
+            body["model"] = target.upstream_model
+        for field in ("size", "response_format", "user"):
+            if getattr(request, field):
+                body[field] = getattr(request, field)
+        if request.HasField("n"):
+            body["n"] = request.n
+        raw = _merge_extra(body, request.extra_json, frozenset(body)) if request.extra_json else orjson.dumps(body)
+        data = await self._post(session, provider, self._url(provider, target.upstream_model, "images/generations"), raw, timeouts)
+        try:
+            response = routing_pb2.CreateImageResponse(created=int(data.get("created") or time.time()))
+            for item in data["data"]:
+                response.data.add(url=item.get("url") or "", b64_json=item.get("b64_json") or "",
+                                  revised_prompt=item.get("revised_prompt") or "")
+            return response
+        except (KeyError, TypeError, AttributeError):
+            raise _malformed() from None
+
+    async def speech(
+        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateSpeechRequest, timeouts: Timeouts
+    ) -> routing_pb2.CreateSpeechResponse:
+        provider = target.provider
+        body: dict[str, Any] = {"input": request.input, "voice": request.voice}
+        if provider.kind != "azure":
+            body["model"] = target.upstream_model
+        if request.response_format:
+            body["response_format"] = request.response_format
+        if request.HasField("speed"):
+            body["speed"] = request.speed
+        raw = _merge_extra(body, request.extra_json, frozenset(body)) if request.extra_json else orjson.dumps(body)
+        audio, content_type = await self._post_raw(session, provider, self._url(provider, target.upstream_model, "audio/speech"), raw, timeouts)
+        response = routing_pb2.CreateSpeechResponse()
+        response.audio.content_type = content_type
+        response.audio.data = audio
+        return response
 
     async def rerank(
         self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts

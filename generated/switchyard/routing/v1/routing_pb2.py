@@ -24,12 +24,13 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from switchyard.routing.v1 import chat_pb2 as switchyard_dot_routing_dot_v1_dot_chat__pb2
 from switchyard.type.v1 import method_policy_pb2 as switchyard_dot_type_dot_v1_dot_method__policy__pb2
 from switchyard.type.v1 import usage_pb2 as switchyard_dot_type_dot_v1_dot_usage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#switchyard/routing/v1/routing.proto\x12\x15switchyard.routing.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a switchyard/routing/v1/chat.proto\x1a&switchyard/type/v1/method_policy.proto\x1a\x1eswitchyard/type/v1/usage.proto\"U\n\x1b\x43reateChatCompletionRequest\x12\x36\n\x04\x63hat\x18\x01 \x01(\x0b\x32\".switchyard.routing.v1.ChatRequestB\x04\xe2\x41\x01\x02\"\x95\x01\n\x1c\x43reateChatCompletionResponse\x12\x39\n\ncompletion\x18\x01 \x01(\x0b\x32%.switchyard.routing.v1.ChatCompletion\x12:\n\x06\x63hunks\x18\x02 \x03(\x0b\x32*.switchyard.routing.v1.ChatCompletionChunk\"\x87\x01\n\x17\x43reateEmbeddingsRequest\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05input\x18\x02 \x03(\t\x12\x17\n\ndimensions\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x12\n\nextra_json\x18\x05 \x01(\x0c\x42\r\n\x0b_dimensions\"\x9a\x01\n\x18\x43reateEmbeddingsResponse\x12.\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32 .switchyard.routing.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12-\n\x05usage\x18\x03 \x01(\x0b\x32\x1e.switchyard.type.v1.TokenUsage\x12\x10\n\x08provider\x18\x04 \x01(\t\"-\n\tEmbedding\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tembedding\x18\x02 \x03(\x01\"\x84\x01\n\rRerankRequest\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05query\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tdocuments\x18\x03 \x03(\t\x12\x12\n\x05top_n\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x10return_documents\x18\x05 \x01(\x08\x42\x08\n\x06_top_n\"\xa2\x01\n\x0eRerankResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x34\n\x07results\x18\x02 \x03(\x0b\x32#.switchyard.routing.v1.RerankResult\x12\r\n\x05model\x18\x03 \x01(\t\x12-\n\x05usage\x18\x04 \x01(\x0b\x32\x1e.switchyard.type.v1.TokenUsage\x12\x10\n\x08provider\x18\x05 \x01(\t\"Z\n\x0cRerankResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x17\n\x0frelevance_score\x18\x02 \x01(\x01\x12\x15\n\x08\x64ocument\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x0b\n\t_document\"`\n\x07Pricing\x12)\n!input_nano_usd_per_million_tokens\x18\x01 \x01(\x03\x12*\n\"output_nano_usd_per_million_tokens\x18\x02 \x01(\x03\"X\n\nDeployment\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x16\n\x0eupstream_model\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12\x0e\n\x06weight\x18\x04 \x01(\x05\"\xf0\x01\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\x10\n\x08owned_by\x18\x04 \x01(\t\x12\x0c\n\x04mode\x18\x05 \x01(\t\x12\x16\n\x0e\x63ontext_window\x18\x06 \x01(\x05\x12\x19\n\x11max_output_tokens\x18\x07 \x01(\x05\x12/\n\x07pricing\x18\x08 \x01(\x0b\x32\x1e.switchyard.routing.v1.Pricing\x12\x36\n\x0b\x64\x65ployments\x18\t \x03(\x0b\x32!.switchyard.routing.v1.Deployment\"\x13\n\x11ListModelsRequest\"P\n\x12ListModelsResponse\x12\x0e\n\x06object\x18\x01 \x01(\t\x12*\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x1c.switchyard.routing.v1.Model\")\n\x0fGetModelRequest\x12\x16\n\x08model_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"?\n\x10GetModelResponse\x12+\n\x05model\x18\x01 \x01(\x0b\x32\x1c.switchyard.routing.v1.Model\"\x16\n\x14ListProvidersRequest\"f\n\x08Provider\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x13\n\x06\x64\x65tail\x18\x05 \x01(\tH\x00\x88\x01\x01\x42\t\n\x07_detail\"V\n\x15ListProvidersResponse\x12\x0e\n\x06object\x18\x01 \x01(\t\x12-\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x1f.switchyard.routing.v1.Provider\"D\n\x0fPutModelRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\x1c.switchyard.routing.v1.ModelB\x04\xe2\x41\x01\x02\"?\n\x10PutModelResponse\x12+\n\x05model\x18\x01 \x01(\x0b\x32\x1c.switchyard.routing.v1.Model\",\n\x12\x44\x65leteModelRequest\x12\x16\n\x08model_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x15\n\x13\x44\x65leteModelResponse2\xcd\x0b\n\x0eRoutingService\x12\xf4\x02\n\x14\x43reateChatCompletion\x12\x32.switchyard.routing.v1.CreateChatCompletionRequest\x1a\x33.switchyard.routing.v1.CreateChatCompletionResponse\"\xf0\x01\xaa\xbb\x18\r\n\tinference\x10\x01\x82\xd3\xe4\x93\x02\xd8\x01\"\x14/v1/chat/completions:\x04\x63hatZ\x14\"\x0c/v1/messages:\x04\x63hatZ3\"+/v1beta/models/{chat.model}:generateContent:\x04\x63hatZ9\"1/v1beta/models/{chat.model}:streamGenerateContent:\x04\x63hatZ\x15\"\r/v1/responses:\x04\x63hatZ\x1d\"\x15/v1/responses/compact:\x04\x63hat0\x01\x12\x9f\x01\n\x10\x43reateEmbeddings\x12..switchyard.routing.v1.CreateEmbeddingsRequest\x1a/.switchyard.routing.v1.CreateEmbeddingsResponse\"*\xaa\xbb\x18\r\n\tinference\x10\x01\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/embeddings:\x01*\x12}\n\x06Rerank\x12$.switchyard.routing.v1.RerankRequest\x1a%.switchyard.routing.v1.RerankResponse\"&\xaa\xbb\x18\r\n\tinference\x10\x01\x82\xd3\xe4\x93\x02\x0f\"\n/v1/rerank:\x01*\x12\x98\x01\n\nListModels\x12(.switchyard.routing.v1.ListModelsRequest\x1a).switchyard.routing.v1.ListModelsResponse\"5\xaa\xbb\x18\r\n\x0bmodels:read\x82\xd3\xe4\x93\x02\x1e\x12\n/v1/modelsZ\x10\x12\x0e/v1beta/models\x12\xb9\x01\n\x08GetModel\x12&.switchyard.routing.v1.GetModelRequest\x1a\'.switchyard.routing.v1.GetModelResponse\"\\\xaa\xbb\x18\r\n\x0bmodels:read\x82\xd3\xe4\x93\x02\x45\x12\x18/v1/models/{model_id=**}Z\"\x12\x19/v1beta/models/{model_id}b\x05modelb\x05model\x12\x92\x01\n\rListProviders\x12+.switchyard.routing.v1.ListProvidersRequest\x1a,.switchyard.routing.v1.ListProvidersResponse\"&\xaa\xbb\x18\r\n\x0bmodels:read\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/providers\x12\x9c\x01\n\x08PutModel\x12&.switchyard.routing.v1.PutModelRequest\x1a\'.switchyard.routing.v1.PutModelResponse\"?\xaa\xbb\x18\x07\n\x05\x61\x64min\x82\xd3\xe4\x93\x02.\x1a\x1e/v1/admin/models/{model.id=**}:\x05modelb\x05model\x12\x97\x01\n\x0b\x44\x65leteModel\x12).switchyard.routing.v1.DeleteModelRequest\x1a*.switchyard.routing.v1.DeleteModelResponse\"1\xaa\xbb\x18\x07\n\x05\x61\x64min\x82\xd3\xe4\x93\x02 *\x1e/v1/admin/models/{model_id=**}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#switchyard/routing/v1/routing.proto\x12\x15switchyard.routing.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a switchyard/routing/v1/chat.proto\x1a&switchyard/type/v1/method_policy.proto\x1a\x1eswitchyard/type/v1/usage.proto\"U\n\x1b\x43reateChatCompletionRequest\x12\x36\n\x04\x63hat\x18\x01 \x01(\x0b\x32\".switchyard.routing.v1.ChatRequestB\x04\xe2\x41\x01\x02\"\x95\x01\n\x1c\x43reateChatCompletionResponse\x12\x39\n\ncompletion\x18\x01 \x01(\x0b\x32%.switchyard.routing.v1.ChatCompletion\x12:\n\x06\x63hunks\x18\x02 \x03(\x0b\x32*.switchyard.routing.v1.ChatCompletionChunk\"\x87\x01\n\x17\x43reateEmbeddingsRequest\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05input\x18\x02 \x03(\t\x12\x17\n\ndimensions\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x12\n\nextra_json\x18\x05 \x01(\x0c\x42\r\n\x0b_dimensions\"\x9a\x01\n\x18\x43reateEmbeddingsResponse\x12.\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32 .switchyard.routing.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12-\n\x05usage\x18\x03 \x01(\x0b\x32\x1e.switchyard.type.v1.TokenUsage\x12\x10\n\x08provider\x18\x04 \x01(\t\"-\n\tEmbedding\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tembedding\x18\x02 \x03(\x01\"\x84\x01\n\rRerankRequest\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05query\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tdocuments\x18\x03 \x03(\t\x12\x12\n\x05top_n\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x10return_documents\x18\x05 \x01(\x08\x42\x08\n\x06_top_n\"\xa2\x01\n\x0eRerankResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x34\n\x07results\x18\x02 \x03(\x0b\x32#.switchyard.routing.v1.RerankResult\x12\r\n\x05model\x18\x03 \x01(\t\x12-\n\x05usage\x18\x04 \x01(\x0b\x32\x1e.switchyard.type.v1.TokenUsage\x12\x10\n\x08provider\x18\x05 \x01(\t\"Z\n\x0cRerankResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x17\n\x0frelevance_score\x18\x02 \x01(\x01\x12\x15\n\x08\x64ocument\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x0b\n\t_document\"\xa5\x01\n\x07Pricing\x12)\n!input_nano_usd_per_million_tokens\x18\x01 \x01(\x03\x12*\n\"output_nano_usd_per_million_tokens\x18\x02 \x01(\x03\x12\x1a\n\x12nano_usd_per_image\x18\x03 \x01(\x03\x12\'\n\x1fnano_usd_per_million_characters\x18\x04 \x01(\x03\"X\n\nDeployment\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x16\n\x0eupstream_model\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12\x0e\n\x06weight\x18\x04 \x01(\x05\"\xf0\x01\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\x10\n\x08owned_by\x18\x04 \x01(\t\x12\x0c\n\x04mode\x18\x05 \x01(\t\x12\x16\n\x0e\x63ontext_window\x18\x06 \x01(\x05\x12\x19\n\x11max_output_tokens\x18\x07 \x01(\x05\x12/\n\x07pricing\x18\x08 \x01(\x0b\x32\x1e.switchyard.routing.v1.Pricing\x12\x36\n\x0b\x64\x65ployments\x18\t \x03(\x0b\x32!.switchyard.routing.v1.Deployment\"\x13\n\x11ListModelsRequest\"P\n\x12ListModelsResponse\x12\x0e\n\x06object\x18\x01 \x01(\t\x12*\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x1c.switchyard.routing.v1.Model\")\n\x0fGetModelRequest\x12\x16\n\x08model_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"?\n\x10GetModelResponse\x12+\n\x05model\x18\x01 \x01(\x0b\x32\x1c.switchyard.routing.v1.Model\"\x16\n\x14ListProvidersRequest\"f\n\x08Provider\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x13\n\x06\x64\x65tail\x18\x05 \x01(\tH\x00\x88\x01\x01\x42\t\n\x07_detail\"V\n\x15ListProvidersResponse\x12\x0e\n\x06object\x18\x01 \x01(\t\x12-\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x1f.switchyard.routing.v1.Provider\"D\n\x0fPutModelRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\x1c.switchyard.routing.v1.ModelB\x04\xe2\x41\x01\x02\"?\n\x10PutModelResponse\x12+\n\x05model\x18\x01 \x01(\x0b\x32\x1c.switchyard.routing.v1.Model\",\n\x12\x44\x65leteModelRequest\x12\x16\n\x08model_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x15\n\x13\x44\x65leteModelResponse\"\x9e\x01\n\x12\x43reateImageRequest\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06prompt\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x01n\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04size\x18\x04 \x01(\t\x12\x17\n\x0fresponse_format\x18\x05 \x01(\t\x12\x0c\n\x04user\x18\x06 \x01(\t\x12\x12\n\nextra_json\x18\x07 \x01(\x0c\x42\x04\n\x02_n\">\n\x05Image\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x10\n\x08\x62\x36\x34_json\x18\x02 \x01(\t\x12\x16\n\x0erevised_prompt\x18\x03 \x01(\t\"\xa2\x01\n\x13\x43reateImageResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x03\x12*\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x1c.switchyard.routing.v1.Image\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12-\n\x05usage\x18\x05 \x01(\x0b\x32\x1e.switchyard.type.v1.TokenUsage\"\x9f\x01\n\x13\x43reateSpeechRequest\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05input\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05voice\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x0fresponse_format\x18\x04 \x01(\t\x12\x12\n\x05speed\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nextra_json\x18\x06 \x01(\x0c\x42\x08\n\x06_speed\"\x8b\x01\n\x14\x43reateSpeechResponse\x12#\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\x12\r\n\x05model\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12-\n\x05usage\x18\x04 \x01(\x0b\x32\x1e.switchyard.type.v1.TokenUsage2\x87\x0e\n\x0eRoutingService\x12\xf4\x02\n\x14\x43reateChatCompletion\x12\x32.switchyard.routing.v1.CreateChatCompletionRequest\x1a\x33.switchyard.routing.v1.CreateChatCompletionResponse\"\xf0\x01\xaa\xbb\x18\r\n\tinference\x10\x01\x82\xd3\xe4\x93\x02\xd8\x01\"\x14/v1/chat/completions:\x04\x63hatZ\x14\"\x0c/v1/messages:\x04\x63hatZ3\"+/v1beta/models/{chat.model}:generateContent:\x04\x63hatZ9\"1/v1beta/models/{chat.model}:streamGenerateContent:\x04\x63hatZ\x15\"\r/v1/responses:\x04\x63hatZ\x1d\"\x15/v1/responses/compact:\x04\x63hat0\x01\x12\x9f\x01\n\x10\x43reateEmbeddings\x12..switchyard.routing.v1.CreateEmbeddingsRequest\x1a/.switchyard.routing.v1.CreateEmbeddingsResponse\"*\xaa\xbb\x18\r\n\tinference\x10\x01\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/embeddings:\x01*\x12}\n\x06Rerank\x12$.switchyard.routing.v1.RerankRequest\x1a%.switchyard.routing.v1.RerankResponse\"&\xaa\xbb\x18\r\n\tinference\x10\x01\x82\xd3\xe4\x93\x02\x0f\"\n/v1/rerank:\x01*\x12\x98\x01\n\x0b\x43reateImage\x12).switchyard.routing.v1.CreateImageRequest\x1a*.switchyard.routing.v1.CreateImageResponse\"2\xaa\xbb\x18\r\n\tinference\x10\x01\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/images/generations:\x01*\x12\x9c\x01\n\x0c\x43reateSpeech\x12*.switchyard.routing.v1.CreateSpeechRequest\x1a+.switchyard.routing.v1.CreateSpeechResponse\"3\xaa\xbb\x18\r\n\tinference\x10\x01\x82\xd3\xe4\x93\x02\x1c\"\x10/v1/audio/speech:\x01*b\x05\x61udio\x12\x98\x01\n\nListModels\x12(.switchyard.routing.v1.ListModelsRequest\x1a).switchyard.routing.v1.ListModelsResponse\"5\xaa\xbb\x18\r\n\x0bmodels:read\x82\xd3\xe4\x93\x02\x1e\x12\n/v1/modelsZ\x10\x12\x0e/v1beta/models\x12\xb9\x01\n\x08GetModel\x12&.switchyard.routing.v1.GetModelRequest\x1a\'.switchyard.routing.v1.GetModelResponse\"\\\xaa\xbb\x18\r\n\x0bmodels:read\x82\xd3\xe4\x93\x02\x45\x12\x18/v1/models/{model_id=**}Z\"\x12\x19/v1beta/models/{model_id}b\x05modelb\x05model\x12\x92\x01\n\rListProviders\x12+.switchyard.routing.v1.ListProvidersRequest\x1a,.switchyard.routing.v1.ListProvidersResponse\"&\xaa\xbb\x18\r\n\x0bmodels:read\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/providers\x12\x9c\x01\n\x08PutModel\x12&.switchyard.routing.v1.PutModelRequest\x1a\'.switchyard.routing.v1.PutModelResponse\"?\xaa\xbb\x18\x07\n\x05\x61\x64min\x82\xd3\xe4\x93\x02.\x1a\x1e/v1/admin/models/{model.id=**}:\x05modelb\x05model\x12\x97\x01\n\x0b\x44\x65leteModel\x12).switchyard.routing.v1.DeleteModelRequest\x1a*.switchyard.routing.v1.DeleteModelResponse\"1\xaa\xbb\x18\x07\n\x05\x61\x64min\x82\xd3\xe4\x93\x02 *\x1e/v1/admin/models/{model_id=**}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,12 +51,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUTMODELREQUEST'].fields_by_name['model']._serialized_options = b'\342A\001\002'
   _globals['_DELETEMODELREQUEST'].fields_by_name['model_id']._loaded_options = None
   _globals['_DELETEMODELREQUEST'].fields_by_name['model_id']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEIMAGEREQUEST'].fields_by_name['model']._loaded_options = None
+  _globals['_CREATEIMAGEREQUEST'].fields_by_name['model']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEIMAGEREQUEST'].fields_by_name['prompt']._loaded_options = None
+  _globals['_CREATEIMAGEREQUEST'].fields_by_name['prompt']._serialized_options = b'\342A\001\002'
+  _globals['_CREATESPEECHREQUEST'].fields_by_name['model']._loaded_options = None
+  _globals['_CREATESPEECHREQUEST'].fields_by_name['model']._serialized_options = b'\342A\001\002'
+  _globals['_CREATESPEECHREQUEST'].fields_by_name['input']._loaded_options = None
+  _globals['_CREATESPEECHREQUEST'].fields_by_name['input']._serialized_options = b'\342A\001\002'
+  _globals['_CREATESPEECHREQUEST'].fields_by_name['voice']._loaded_options = None
+  _globals['_CREATESPEECHREQUEST'].fields_by_name['voice']._serialized_options = b'\342A\001\002'
   _globals['_ROUTINGSERVICE'].methods_by_name['CreateChatCompletion']._loaded_options = None
   _globals['_ROUTINGSERVICE'].methods_by_name['CreateChatCompletion']._serialized_options = b'\252\273\030\r\n\tinference\020\001\202\323\344\223\002\330\001\"\024/v1/chat/completions:\004chatZ\024\"\014/v1/messages:\004chatZ3\"+/v1beta/models/{chat.model}:generateContent:\004chatZ9\"1/v1beta/models/{chat.model}:streamGenerateContent:\004chatZ\025\"\r/v1/responses:\004chatZ\035\"\025/v1/responses/compact:\004chat'
   _globals['_ROUTINGSERVICE'].methods_by_name['CreateEmbeddings']._loaded_options = None
   _globals['_ROUTINGSERVICE'].methods_by_name['CreateEmbeddings']._serialized_options = b'\252\273\030\r\n\tinference\020\001\202\323\344\223\002\023\"\016/v1/embeddings:\001*'
   _globals['_ROUTINGSERVICE'].methods_by_name['Rerank']._loaded_options = None
   _globals['_ROUTINGSERVICE'].methods_by_name['Rerank']._serialized_options = b'\252\273\030\r\n\tinference\020\001\202\323\344\223\002\017\"\n/v1/rerank:\001*'
+  _globals['_ROUTINGSERVICE'].methods_by_name['CreateImage']._loaded_options = None
+  _globals['_ROUTINGSERVICE'].methods_by_name['CreateImage']._serialized_options = b'\252\273\030\r\n\tinference\020\001\202\323\344\223\002\033\"\026/v1/images/generations:\001*'
+  _globals['_ROUTINGSERVICE'].methods_by_name['CreateSpeech']._loaded_options = None
+  _globals['_ROUTINGSERVICE'].methods_by_name['CreateSpeech']._serialized_options = b'\252\273\030\r\n\tinference\020\001\202\323\344\223\002\034\"\020/v1/audio/speech:\001*b\005audio'
   _globals['_ROUTINGSERVICE'].methods_by_name['ListModels']._loaded_options = None
   _globals['_ROUTINGSERVICE'].methods_by_name['ListModels']._serialized_options = b'\252\273\030\r\n\013models:read\202\323\344\223\002\036\022\n/v1/modelsZ\020\022\016/v1beta/models'
   _globals['_ROUTINGSERVICE'].methods_by_name['GetModel']._loaded_options = None
@@ -66,50 +81,60 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROUTINGSERVICE'].methods_by_name['PutModel']._serialized_options = b'\252\273\030\007\n\005admin\202\323\344\223\002.\032\036/v1/admin/models/{model.id=**}:\005modelb\005model'
   _globals['_ROUTINGSERVICE'].methods_by_name['DeleteModel']._loaded_options = None
   _globals['_ROUTINGSERVICE'].methods_by_name['DeleteModel']._serialized_options = b'\252\273\030\007\n\005admin\202\323\344\223\002 *\036/v1/admin/models/{model_id=**}'
-  _globals['_CREATECHATCOMPLETIONREQUEST']._serialized_start=231
-  _globals['_CREATECHATCOMPLETIONREQUEST']._serialized_end=316
-  _globals['_CREATECHATCOMPLETIONRESPONSE']._serialized_start=319
-  _globals['_CREATECHATCOMPLETIONRESPONSE']._serialized_end=468
-  _globals['_CREATEEMBEDDINGSREQUEST']._serialized_start=471
-  _globals['_CREATEEMBEDDINGSREQUEST']._serialized_end=606
-  _globals['_CREATEEMBEDDINGSRESPONSE']._serialized_start=609
-  _globals['_CREATEEMBEDDINGSRESPONSE']._serialized_end=763
-  _globals['_EMBEDDING']._serialized_start=765
-  _globals['_EMBEDDING']._serialized_end=810
-  _globals['_RERANKREQUEST']._serialized_start=813
-  _globals['_RERANKREQUEST']._serialized_end=945
-  _globals['_RERANKRESPONSE']._serialized_start=948
-  _globals['_RERANKRESPONSE']._serialized_end=1110
-  _globals['_RERANKRESULT']._serialized_start=1112
-  _globals['_RERANKRESULT']._serialized_end=1202
-  _globals['_PRICING']._serialized_start=1204
-  _globals['_PRICING']._serialized_end=1300
-  _globals['_DEPLOYMENT']._serialized_start=1302
-  _globals['_DEPLOYMENT']._serialized_end=1390
-  _globals['_MODEL']._serialized_start=1393
-  _globals['_MODEL']._serialized_end=1633
-  _globals['_LISTMODELSREQUEST']._serialized_start=1635
-  _globals['_LISTMODELSREQUEST']._serialized_end=1654
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1656
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1736
-  _globals['_GETMODELREQUEST']._serialized_start=1738
-  _globals['_GETMODELREQUEST']._serialized_end=1779
-  _globals['_GETMODELRESPONSE']._serialized_start=1781
-  _globals['_GETMODELRESPONSE']._serialized_end=1844
-  _globals['_LISTPROVIDERSREQUEST']._serialized_start=1846
-  _globals['_LISTPROVIDERSREQUEST']._serialized_end=1868
-  _globals['_PROVIDER']._serialized_start=1870
-  _globals['_PROVIDER']._serialized_end=1972
-  _globals['_LISTPROVIDERSRESPONSE']._serialized_start=1974
-  _globals['_LISTPROVIDERSRESPONSE']._serialized_end=2060
-  _globals['_PUTMODELREQUEST']._serialized_start=2062
-  _globals['_PUTMODELREQUEST']._serialized_end=2130
-  _globals['_PUTMODELRESPONSE']._serialized_start=2132
-  _globals['_PUTMODELRESPONSE']._serialized_end=2195
-  _globals['_DELETEMODELREQUEST']._serialized_start=2197
-  _globals['_DELETEMODELREQUEST']._serialized_end=2241
-  _globals['_DELETEMODELRESPONSE']._serialized_start=2243
-  _globals['_DELETEMODELRESPONSE']._serialized_end=2264
-  _globals['_ROUTINGSERVICE']._serialized_start=2267
-  _globals['_ROUTINGSERVICE']._serialized_end=3752
+  _globals['_CREATECHATCOMPLETIONREQUEST']._serialized_start=258
+  _globals['_CREATECHATCOMPLETIONREQUEST']._serialized_end=343
+  _globals['_CREATECHATCOMPLETIONRESPONSE']._serialized_start=346
+  _globals['_CREATECHATCOMPLETIONRESPONSE']._serialized_end=495
+  _globals['_CREATEEMBEDDINGSREQUEST']._serialized_start=498
+  _globals['_CREATEEMBEDDINGSREQUEST']._serialized_end=633
+  _globals['_CREATEEMBEDDINGSRESPONSE']._serialized_start=636
+  _globals['_CREATEEMBEDDINGSRESPONSE']._serialized_end=790
+  _globals['_EMBEDDING']._serialized_start=792
+  _globals['_EMBEDDING']._serialized_end=837
+  _globals['_RERANKREQUEST']._serialized_start=840
+  _globals['_RERANKREQUEST']._serialized_end=972
+  _globals['_RERANKRESPONSE']._serialized_start=975
+  _globals['_RERANKRESPONSE']._serialized_end=1137
+  _globals['_RERANKRESULT']._serialized_start=1139
+  _globals['_RERANKRESULT']._serialized_end=1229
+  _globals['_PRICING']._serialized_start=1232
+  _globals['_PRICING']._serialized_end=1397
+  _globals['_DEPLOYMENT']._serialized_start=1399
+  _globals['_DEPLOYMENT']._serialized_end=1487
+  _globals['_MODEL']._serialized_start=1490
+  _globals['_MODEL']._serialized_end=1730
+  _globals['_LISTMODELSREQUEST']._serialized_start=1732
+  _globals['_LISTMODELSREQUEST']._serialized_end=1751
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1753
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1833
+  _globals['_GETMODELREQUEST']._serialized_start=1835
+  _globals['_GETMODELREQUEST']._serialized_end=1876
+  _globals['_GETMODELRESPONSE']._serialized_start=1878
+  _globals['_GETMODELRESPONSE']._serialized_end=1941
+  _globals['_LISTPROVIDERSREQUEST']._serialized_start=1943
+  _globals['_LISTPROVIDERSREQUEST']._serialized_end=1965
+  _globals['_PROVIDER']._serialized_start=1967
+  _globals['_PROVIDER']._serialized_end=2069
+  _globals['_LISTPROVIDERSRESPONSE']._serialized_start=2071
+  _globals['_LISTPROVIDERSRESPONSE']._serialized_end=2157
+  _globals['_PUTMODELREQUEST']._serialized_start=2159
+  _globals['_PUTMODELREQUEST']._serialized_end=2227
+  _globals['_PUTMODELRESPONSE']._serialized_start=2229
+  _globals['_PUTMODELRESPONSE']._serialized_end=2292
+  _globals['_DELETEMODELREQUEST']._serialized_start=2294
+  _globals['_DELETEMODELREQUEST']._serialized_end=2338
+  _globals['_DELETEMODELRESPONSE']._serialized_start=2340
+  _globals['_DELETEMODELRESPONSE']._serialized_end=2361
+  _globals['_CREATEIMAGEREQUEST']._serialized_start=2364
+  _globals['_CREATEIMAGEREQUEST']._serialized_end=2522
+  _globals['_IMAGE']._serialized_start=2524
+  _globals['_IMAGE']._serialized_end=2586
+  _globals['_CREATEIMAGERESPONSE']._serialized_start=2589
+  _globals['_CREATEIMAGERESPONSE']._serialized_end=2751
+  _globals['_CREATESPEECHREQUEST']._serialized_start=2754
+  _globals['_CREATESPEECHREQUEST']._serialized_end=2913
+  _globals['_CREATESPEECHRESPONSE']._serialized_start=2916
+  _globals['_CREATESPEECHRESPONSE']._serialized_end=3055
+  _globals['_ROUTINGSERVICE']._serialized_start=3058
+  _globals['_ROUTINGSERVICE']._serialized_end=4857
 # @@protoc_insertion_point(module_scope)

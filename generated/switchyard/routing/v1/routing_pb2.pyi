@@ -1,5 +1,6 @@
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from switchyard.routing.v1 import chat_pb2 as _chat_pb2
 from switchyard.type.v1 import method_policy_pb2 as _method_policy_pb2
 from switchyard.type.v1 import usage_pb2 as _usage_pb2
@@ -98,12 +99,16 @@ class RerankResult(_message.Message):
     def __init__(self, index: _Optional[int] = ..., relevance_score: _Optional[float] = ..., document: _Optional[str] = ...) -> None: ...
 
 class Pricing(_message.Message):
-    __slots__ = ("input_nano_usd_per_million_tokens", "output_nano_usd_per_million_tokens")
+    __slots__ = ("input_nano_usd_per_million_tokens", "output_nano_usd_per_million_tokens", "nano_usd_per_image", "nano_usd_per_million_characters")
     INPUT_NANO_USD_PER_MILLION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_NANO_USD_PER_MILLION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    NANO_USD_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    NANO_USD_PER_MILLION_CHARACTERS_FIELD_NUMBER: _ClassVar[int]
     input_nano_usd_per_million_tokens: int
     output_nano_usd_per_million_tokens: int
-    def __init__(self, input_nano_usd_per_million_tokens: _Optional[int] = ..., output_nano_usd_per_million_tokens: _Optional[int] = ...) -> None: ...
+    nano_usd_per_image: int
+    nano_usd_per_million_characters: int
+    def __init__(self, input_nano_usd_per_million_tokens: _Optional[int] = ..., output_nano_usd_per_million_tokens: _Optional[int] = ..., nano_usd_per_image: _Optional[int] = ..., nano_usd_per_million_characters: _Optional[int] = ...) -> None: ...
 
 class Deployment(_message.Message):
     __slots__ = ("provider", "upstream_model", "priority", "weight")
@@ -210,3 +215,73 @@ class DeleteModelRequest(_message.Message):
 class DeleteModelResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class CreateImageRequest(_message.Message):
+    __slots__ = ("model", "prompt", "n", "size", "response_format", "user", "extra_json")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    prompt: str
+    n: int
+    size: str
+    response_format: str
+    user: str
+    extra_json: bytes
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., n: _Optional[int] = ..., size: _Optional[str] = ..., response_format: _Optional[str] = ..., user: _Optional[str] = ..., extra_json: _Optional[bytes] = ...) -> None: ...
+
+class Image(_message.Message):
+    __slots__ = ("url", "b64_json", "revised_prompt")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    B64_JSON_FIELD_NUMBER: _ClassVar[int]
+    REVISED_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    b64_json: str
+    revised_prompt: str
+    def __init__(self, url: _Optional[str] = ..., b64_json: _Optional[str] = ..., revised_prompt: _Optional[str] = ...) -> None: ...
+
+class CreateImageResponse(_message.Message):
+    __slots__ = ("created", "data", "model", "provider", "usage")
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    created: int
+    data: _containers.RepeatedCompositeFieldContainer[Image]
+    model: str
+    provider: str
+    usage: _usage_pb2.TokenUsage
+    def __init__(self, created: _Optional[int] = ..., data: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., usage: _Optional[_Union[_usage_pb2.TokenUsage, _Mapping]] = ...) -> None: ...
+
+class CreateSpeechRequest(_message.Message):
+    __slots__ = ("model", "input", "voice", "response_format", "speed", "extra_json")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    VOICE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SPEED_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    input: str
+    voice: str
+    response_format: str
+    speed: float
+    extra_json: bytes
+    def __init__(self, model: _Optional[str] = ..., input: _Optional[str] = ..., voice: _Optional[str] = ..., response_format: _Optional[str] = ..., speed: _Optional[float] = ..., extra_json: _Optional[bytes] = ...) -> None: ...
+
+class CreateSpeechResponse(_message.Message):
+    __slots__ = ("audio", "model", "provider", "usage")
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    audio: _httpbody_pb2.HttpBody
+    model: str
+    provider: str
+    usage: _usage_pb2.TokenUsage
+    def __init__(self, audio: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., usage: _Optional[_Union[_usage_pb2.TokenUsage, _Mapping]] = ...) -> None: ...

@@ -50,6 +50,16 @@ class RoutingServiceStub:
                 request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.RerankRequest.SerializeToString,
                 response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.RerankResponse.FromString,
                 _registered_method=True)
+        self.CreateImage = channel.unary_unary(
+                '/switchyard.routing.v1.RoutingService/CreateImage',
+                request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageRequest.SerializeToString,
+                response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageResponse.FromString,
+                _registered_method=True)
+        self.CreateSpeech = channel.unary_unary(
+                '/switchyard.routing.v1.RoutingService/CreateSpeech',
+                request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateSpeechRequest.SerializeToString,
+                response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateSpeechResponse.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/switchyard.routing.v1.RoutingService/ListModels',
                 request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.ListModelsRequest.SerializeToString,
@@ -99,6 +109,20 @@ class RoutingServiceServicer:
 
     def Rerank(self, request, context):
         """Orders documents by relevance to a query.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateImage(self, request, context):
+        """Images from a text prompt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSpeech(self, request, context):
+        """Speech from text; the answer is the audio itself.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -156,6 +180,16 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.Rerank,
                     request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.RerankRequest.FromString,
                     response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.RerankResponse.SerializeToString,
+            ),
+            'CreateImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateImage,
+                    request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageRequest.FromString,
+                    response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageResponse.SerializeToString,
+            ),
+            'CreateSpeech': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSpeech,
+                    request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateSpeechRequest.FromString,
+                    response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateSpeechResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
@@ -265,6 +299,60 @@ class RoutingService:
             '/switchyard.routing.v1.RoutingService/Rerank',
             switchyard_dot_routing_dot_v1_dot_routing__pb2.RerankRequest.SerializeToString,
             switchyard_dot_routing_dot_v1_dot_routing__pb2.RerankResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.routing.v1.RoutingService/CreateImage',
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageRequest.SerializeToString,
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSpeech(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.routing.v1.RoutingService/CreateSpeech',
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateSpeechRequest.SerializeToString,
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateSpeechResponse.FromString,
             options,
             channel_credentials,
             insecure,
