@@ -108,8 +108,7 @@ class Edge:
         self.max_body_bytes = max_body_bytes
         self.matcher = build_matcher(service_descriptors())
         self.channel: grpc.aio.Channel | None = None
-        self._callables: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}
-        self._stream_callables: dict[str, grpc.aio.UnaryStreamMultiCallable] = {}
+        self._callables: dict[str, object] = {}
         self.codecs: dict[str, Codec] = dict(OPENAI_CODECS)
 
     async def open(self) -> None:
@@ -126,26 +125,17 @@ class Edge:
         if self.channel is not None and self._given_channel is None:
             await self.channel.close()
 
-    def _unary(self, binding: Binding) -> grpc.aio.UnaryUnaryMultiCallable:
+    def _callable(self, binding: Binding):
+        """The channel's multicallable for the binding's RPC (unary or server-streaming), made once."""
         call = self._callables.get(binding.rpc_path)
         if call is None:
-            call = self.channel.unary_unary(
+            factory = self.channel.unary_stream if binding.server_streaming else self.channel.unary_unary
+            call = factory(
                 binding.rpc_path,
                 request_serializer=binding.request_class.SerializeToString,
                 response_deserializer=binding.response_class.FromString,
             )
             self._callables[binding.rpc_path] = call
-        return call
-
-    def _stream(self, binding: Binding) -> grpc.aio.UnaryStreamMultiCallable:
-        call = self._stream_callables.get(binding.rpc_path)
-        if call is None:
-            call = self.channel.unary_stream(
-                binding.rpc_path,
-                request_serializer=binding.request_class.SerializeToString,
-                response_deserializer=binding.response_class.FromString,
-            )
-            self._stream_callables[binding.rpc_path] = call
         return call
 
     def error(self, surface: str, error: PublicError, request_id: str, headers: dict[str, str]) -> Response:
@@ -221,7 +211,7 @@ class Edge:
             metadata.append(("authorization", _metadata_safe(authorization)))
         if binding.server_streaming:
             return await self._call_streaming(request, binding, codec, message, codec_context, metadata, request_id, surface)
-        call = self._unary(binding)(message, metadata=metadata, timeout=_UNARY_TIMEOUT_SECONDS)
+        call = self._callable(binding)(message, metadata=metadata, timeout=_UNARY_TIMEOUT_SECONDS)
         try:
             response = await call
             headers = _headers_from(await call.initial_metadata())
@@ -245,7 +235,7 @@ class Edge:
         """A server-streaming RPC: its first message decides the HTTP status, so an error before
         any output (bad key, unknown model, every upstream down) is a normal JSON error response;
         an error after the first byte becomes an error event that ends the stream."""
-        call = self._stream(binding)(message, metadata=metadata)
+        call = self._callable(binding)(message, metadata=metadata)
         try:
             first = await call.read()
             headers = _headers_from(await call.initial_metadata())

@@ -89,15 +89,8 @@ class Meter:
         if not self.priced:
             return
         pricing = self._model.pricing
-        amount = cost_nano(input_bound(), output_bound, pricing.input_nano_usd_per_million_tokens,
-                           pricing.output_nano_usd_per_million_tokens)
-        if amount <= 0:
-            return
-        principal = self._ctx.principal
-        self._reservation = await self._metering.ledger.reserve(
-            account_id=principal.account_id, key_id=principal.key_id, amount_nano=amount,
-            spend_cap_nano=principal.spend_cap_nano, request_id=self._ctx.request_id,
-        )
+        await self.admit_amount(cost_nano(input_bound(), output_bound, pricing.input_nano_usd_per_million_tokens,
+                                          pricing.output_nano_usd_per_million_tokens))
 
     async def admit_amount(self, amount: int) -> None:
         """Hold a known price (per image, per character); nothing for a free model."""

@@ -157,32 +157,14 @@ class Router:
                     await stream.aclose()
         raise _exhausted(model.id, last)
 
-    async def embed(self, model: routing_pb2.Model, request: routing_pb2.CreateEmbeddingsRequest) -> routing_pb2.CreateEmbeddingsResponse:
-        async def attempt(target: Target, adapter: ProviderAdapter):
-            response = await adapter.embed(self.session, target, request, self.timeouts)
-            response.model = model.id
-            response.provider = target.provider.name
-            return response
-
-        return await self._run(model, attempt)
-
-    async def media(self, model: routing_pb2.Model, operation: str, request):
-        """Images ("image") and speech ("speech"), for the adapters that offer them."""
+    async def call(self, model: routing_pb2.Model, operation: str, request):
+        """A unary adapter operation ("embed", "rerank", "image", "speech") with retries and fallback."""
 
         async def attempt(target: Target, adapter: ProviderAdapter):
-            call = getattr(adapter, operation, None)
-            if call is None:
-                raise unsupported(target.provider.kind, f"{operation} generation")
-            response = await call(self.session, target, request, self.timeouts)
-            response.model = model.id
-            response.provider = target.provider.name
-            return response
-
-        return await self._run(model, attempt)
-
-    async def rerank(self, model: routing_pb2.Model, request: routing_pb2.RerankRequest) -> routing_pb2.RerankResponse:
-        async def attempt(target: Target, adapter: ProviderAdapter):
-            response = await adapter.rerank(self.session, target, request, self.timeouts)
+            method = getattr(adapter, operation, None)
+            if method is None:
+                raise unsupported(target.provider.kind, operation)
+            response = await method(self.session, target, request, self.timeouts)
             response.model = model.id
             response.provider = target.provider.name
             return response

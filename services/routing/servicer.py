@@ -123,7 +123,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             raise _invalid("input must not be empty.", "input")
         meter = self._metering.start(call_context.current(), model, "embeddings")
         await meter.admit(lambda: prompt_token_bound("".join(request.input), len(request.input)), 0)
-        response = await _metered(meter, self._router.embed(model, request))
+        response = await _metered(meter, self._router.call(model, "embed", request))
         meter.provider = response.provider
         _ensure_usage(response.usage, lambda: "\n".join(request.input), str)
         await meter.settle(response.usage)
@@ -139,7 +139,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             raise _invalid("top_n must be at least 1.", "top_n")
         meter = self._metering.start(call_context.current(), model, "rerank")
         await meter.admit(lambda: prompt_token_bound(request.query + "".join(request.documents), len(request.documents) + 1), 0)
-        response = await _metered(meter, self._router.rerank(model, request))
+        response = await _metered(meter, self._router.call(model, "rerank", request))
         meter.provider = response.provider
         _ensure_usage(response.usage, lambda: request.query + "\n" + "\n".join(request.documents), str)
         await meter.settle(response.usage)
@@ -154,7 +154,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             raise _invalid("n must be between 1 and 10.", "n")
         meter = self._metering.start(call_context.current(), model, "images")
         await meter.admit_amount(count * model.pricing.nano_usd_per_image)
-        response = await _metered(meter, self._router.media(model, "image", request))
+        response = await _metered(meter, self._router.call(model, "image", request))
         meter.provider = response.provider
         # Charged per image actually returned.
         response.usage.output_tokens = len(response.data)
@@ -172,7 +172,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         price = -(-len(request.input) * model.pricing.nano_usd_per_million_characters // 1_000_000)
         meter = self._metering.start(call_context.current(), model, "speech")
         await meter.admit_amount(price)
-        response = await _metered(meter, self._router.media(model, "speech", request))
+        response = await _metered(meter, self._router.call(model, "speech", request))
         meter.provider = response.provider
         response.usage.input_tokens = len(request.input)  # characters: what speech is priced by
         await meter.settle(response.usage, cost=price)
