@@ -120,6 +120,37 @@ class RoutingConfig(BaseModel):
     registry_refresh_seconds: float = Field(default=2.0, gt=0)
 
 
+class WebhookConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Hosts (names, addresses or CIDR ranges) that webhooks may reach although they are loopback,
+    # private, link-local or metadata addresses. Empty: only public addresses.
+    allow_hosts: list[str] = Field(default_factory=list)
+    # One delivery attempt may take this long.
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # Retries wait base * 2^attempt (with jitter), at most max_delay, until max_age has passed.
+    base_delay_seconds: float = Field(default=5.0, gt=0)
+    max_delay_seconds: float = Field(default=600.0, gt=0)
+    max_age_seconds: float = Field(default=86_400.0, gt=0)
+    # How often the worker looks for due deliveries (new ones are sent at once).
+    poll_seconds: float = Field(default=1.0, gt=0)
+
+
+class GenerationConfig(BaseModel):
+    """The templated generation API (/api/v1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Used when a request names no model (and its template none either).
+    default_model: str = "mock-chat"
+    default_max_tokens: int = Field(default=1000, ge=1)
+    # More templates, in the catalogue's YAML format: files, and entries written inline here.
+    # A template with a built-in template's code replaces it.
+    template_files: list[str] = Field(default_factory=list)
+    templates: list[dict] = Field(default_factory=list)
+    webhooks: WebhookConfig = Field(default_factory=WebhookConfig)
+
+
 def _default_models() -> dict[str, "ModelConfig"]:
     # Free, so a fresh gateway answers before anyone has topped up a wallet.
     mock = [DeploymentConfig(provider="mock", model="mock")]
@@ -158,6 +189,7 @@ class Settings(BaseModel):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -198,6 +230,7 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "SWITCHYARD_HEALTH_PROBE_TIMEOUT_SECONDS": ("health", "probe_timeout_seconds"),
     "SWITCHYARD_DEFAULT_RATE_LIMIT": ("limits", "default_rate_limit_per_minute"),
     "SWITCHYARD_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
+    "SWITCHYARD_GENERATION_DEFAULT_MODEL": ("generation", "default_model"),
 }
 
 

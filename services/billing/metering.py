@@ -73,6 +73,8 @@ class Meter:
         self._reservation: Reservation | None = None
         self.provider = ""
         self.upstream_model = ""
+        # The generation template behind this request (templated API), for the usage log.
+        self.template = ""
 
     def cost(self, usage: usage_pb2.TokenUsage) -> int:
         pricing = self._model.pricing
@@ -134,7 +136,8 @@ class Meter:
             "endpoint": self._endpoint, "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
             "cost_nano": charged, "usage_estimated": usage.estimated, "latency_ms": int((now - self._started) * 1000),
             "ttft_ms": int((self._first_token - self._started) * 1000) if self._first_token else 0,
-            "status": status, "error_code": error_code, "streamed": self._streamed, "created_at": utcnow(),
+            "status": status, "error_code": error_code, "streamed": self._streamed, "template": self.template,
+            "created_at": utcnow(),
         })
 
     async def watch(self, chat: chat_pb2.ChatRequest, chunks: AsyncIterator[chat_pb2.ChatCompletionChunk]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -153,4 +153,37 @@ class UsageRow(SQLModel, table=True):
     status: str = Field(max_length=10)
     error_code: str = Field(default="", max_length=40)
     streamed: bool = False
+    # The generation template used (templated API), else "".
+    template: str = Field(default="", max_length=100)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class GenerationLogRow(SQLModel, table=True):
+    """One call of the templated generation API (/api/v1/generate), with its prompt and answer."""
+
+    __tablename__ = "generation_logs"
+    __table_args__ = (
+        Index("ix_generation_account_time", "account_id", "created_at"),
+        Index("ix_generation_account_batch_time", "account_id", "batch_id", "created_at"),
+        Index("ix_generation_account_template_time", "account_id", "template", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(max_length=40)
+    key_id: str = Field(max_length=40)
+    # The gateway's own request id (X-Request-Id), which the usage log and ledger also carry.
+    gateway_request_id: str = Field(max_length=128)
+    # The client's batch identifier (`request_id` in the API); many generations may share one.
+    batch_id: str = Field(default="", max_length=128)
+    template: str = Field(default="", max_length=100)
+    model: str = Field(max_length=200)
+    prompt: str = Field(sa_column=Column(Text, nullable=False))
+    response: str = Field(sa_column=Column(Text, nullable=False))
+    input_tokens: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    output_tokens: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    cost_nano: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    generation_time_ms: int = 0
+    webhook_url: str = Field(default="", max_length=2048)
+    # "", "pending", "success" or "failed".
+    webhook_status: str = Field(default="", max_length=10)
     created_at: datetime = Field(sa_column=_utc_column(nullable=False))
