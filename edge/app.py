@@ -37,6 +37,8 @@ _FORWARDED_METADATA = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimi
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _UNARY_TIMEOUT_SECONDS = 120.0
 _DEFAULT_STYLE = JsonStyle(proto_names=False)
+# The templated API documents snake_case field names.
+_STYLES = {"templated": JsonStyle(proto_names=True)}
 
 
 class BodyTooLarge(Exception):
@@ -229,7 +231,7 @@ class Edge:
             if isinstance(payload, httpbody_pb2.HttpBody):
                 return Response(payload.data, status_code=200, media_type=payload.content_type, headers=headers)
             return json_response(payload, 200, headers)
-        return json_response(render_response(response, binding.response_body, _DEFAULT_STYLE), 200, headers)
+        return json_response(render_response(response, binding.response_body, _STYLES.get(surface, _DEFAULT_STYLE)), 200, headers)
 
     async def _call_streaming(self, request, binding, codec, message, codec_context, metadata, request_id, surface) -> Response:
         """A server-streaming RPC: its first message decides the HTTP status, so an error before

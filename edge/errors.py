@@ -112,7 +112,10 @@ def error_body(surface: str, error: PublicError, request_id: str) -> dict:
         }
     if surface == "templated":
         code = _TEMPLATED_CODE.get(error.reason.name, error.reason.name)
-        return {"success": False, "error": {"code": code, "message": error.message, "request_id": request_id}}
+        body = {"code": code, "message": error.message, "request_id": request_id}
+        if error.param:
+            body["field"] = error.param  # which input failed validation, e.g. "options.tone"
+        return {"success": False, "error": body}
     return {
         "error": {
             "code": error.reason.code,

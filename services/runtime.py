@@ -20,6 +20,11 @@ from services.billing.metering import Metering
 from services.billing.servicer import BillingServicer
 from services.billing.usage_log import UsageLog
 from services.config import Settings
+from services.generation.log_store import GenerationLogStore
+from services.generation.servicer import GenerationServicer
+from services.generation.templates import TemplateCatalogue
+from services.generation.webhook_urls import UrlGuard
+from services.generation.webhooks import WebhookDispatcher
 from services.health.monitor import HealthMonitor
 from services.health.servicer import HealthServicer
 from services.interceptor import PolicyInterceptor
@@ -32,6 +37,7 @@ from services.routing.servicer import RoutingServicer
 from services.storage.database import create_engine_for, is_sqlite, migrate, session_factory
 from switchyard.auth.v1 import auth_pb2_grpc
 from switchyard.billing.v1 import billing_pb2_grpc
+from switchyard.generation.v1 import generation_pb2_grpc
 from switchyard.health.v1 import health_pb2_grpc as sy_health_pb2_grpc
 from switchyard.routing.v1 import routing_pb2_grpc
 
@@ -60,6 +66,7 @@ class ServiceRuntime:
         self.router: Router | None = None
         self.usage_log: UsageLog | None = None
         self.metering: Metering | None = None
+        self.webhooks: WebhookDispatcher | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
         self._tasks: list[asyncio.Task] = []
@@ -92,6 +99,11 @@ class ServiceRuntime:
         self.router = Router(settings.providers, settings.routing, self.cooldown)
         self.usage_log = UsageLog(settings.database_url)
         self.metering = Metering(self.ledger, self.usage_log)
+        generation = settings.generation
+        # Loaded before serving: a broken admin template stops start-up with a clear message.
+        self.templates = TemplateCatalogue.load(generation.template_files, generation.templates)
+        self.webhook_guard = UrlGuard(generation.webhooks.allow_hosts)
+        self.webhooks = WebhookDispatcher(self.sessions, generation.webhooks, self.webhook_guard)
         message_limit = settings.limits.max_body_bytes + (1 << 20)
         interceptor = PolicyInterceptor(method_policies(), self.verifier, self.limiter)
         server = grpc.aio.server(
@@ -118,6 +130,7 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(self.registry.run_refresher()))
         self._tasks.append(asyncio.create_task(self.usage_log.run()))
         self._tasks.append(asyncio.create_task(self._sweep_stale_holds()))
+        self._tasks.append(asyncio.create_task(self.webhooks.run()))
         return self.grpc_port
 
     def _register(self, server) -> None:
@@ -130,8 +143,15 @@ class ServiceRuntime:
         billing_pb2_grpc.add_BillingServiceServicer_to_server(
             BillingServicer(self.ledger, self.usage_log, self.store, self.sessions), server
         )
-        routing_pb2_grpc.add_RoutingServiceServicer_to_server(
-            RoutingServicer(self.registry, self.router, settings.providers, self.monitor, self.cooldown, self.metering), server
+        routing = RoutingServicer(self.registry, self.router, settings.providers, self.monitor, self.cooldown, self.metering)
+        routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing, server)
+        generation_pb2_grpc.add_GenerationServiceServicer_to_server(
+            GenerationServicer(
+                routing=routing, catalogue=self.templates, logs=GenerationLogStore(self.sessions), ledger=self.ledger,
+                webhooks=self.webhooks, guard=self.webhook_guard, sessions=self.sessions, usage_log=self.usage_log,
+                default_model=settings.generation.default_model, default_max_tokens=settings.generation.default_max_tokens,
+            ),
+            server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
 
@@ -167,7 +187,7 @@ class ServiceRuntime:
             self.usage_log.close()
         if self.verifier is not None:
             await self.verifier.flush_last_use()  # nothing pending is lost on shutdown
-        for closable in (self.monitor, self.limiter, self.router):
+        for closable in (self.monitor, self.limiter, self.router, self.webhooks):
             if closable is not None:
                 await closable.close()
         if self.redis is not None:

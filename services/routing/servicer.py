@@ -100,22 +100,33 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
 
     async def CreateChatCompletion(self, request, context) -> AsyncIterator[routing_pb2.CreateChatCompletionResponse]:
         chat = request.chat
-        model = self._model(chat.model, "chat")
-        validate_chat(chat, model)
-        meter = self._metering.start(call_context.current(), model, "chat", streamed=chat.stream)
-        output_bound = (chat.max_tokens if chat.HasField("max_tokens") else model.max_output_tokens) * max(chat.n, 1)
-        await meter.admit(lambda: prompt_token_bound(chat_prompt_text(chat), len(chat.messages) + len(chat.tools)), output_bound)
         if chat.stream:
+            model, meter = await self._admit_chat(chat, "chat")
             async for batch in _coalesce(meter.watch(chat, self._router.stream_chat(model, chat))):
                 yield routing_pb2.CreateChatCompletionResponse(chunks=batch)
             return
+        yield routing_pb2.CreateChatCompletionResponse(completion=await self.complete_chat(chat))
+
+    async def _admit_chat(self, chat: chat_pb2.ChatRequest, endpoint: str, template: str = ""):
+        model = self._model(chat.model, "chat")
+        validate_chat(chat, model)
+        meter = self._metering.start(call_context.current(), model, endpoint, streamed=chat.stream)
+        meter.template = template
+        output_bound = (chat.max_tokens if chat.HasField("max_tokens") else model.max_output_tokens) * max(chat.n, 1)
+        await meter.admit(lambda: prompt_token_bound(chat_prompt_text(chat), len(chat.messages) + len(chat.tools)), output_bound)
+        return model, meter
+
+    async def complete_chat(self, chat: chat_pb2.ChatRequest, endpoint: str = "chat", template: str = "") -> chat_pb2.ChatCompletion:
+        """A whole (non-streamed) completion for the current caller: admitted, routed and charged.
+        Other services of this process (the templated API) build on it."""
+        model, meter = await self._admit_chat(chat, endpoint, template)
         completion = await _metered(meter, self._router.chat(model, chat))
         meter.provider, meter.upstream_model = completion.provider, completion.upstream_model
         _ensure_usage(completion.usage, lambda: chat_prompt_text(chat), lambda: "".join(
             c.message.text + "".join(t.function.arguments for t in c.message.tool_calls) for c in completion.choices
         ))
         await meter.settle(completion.usage)
-        yield routing_pb2.CreateChatCompletionResponse(completion=completion)
+        return completion
 
     async def CreateEmbeddings(self, request, context) -> routing_pb2.CreateEmbeddingsResponse:
         model = self._model(request.model, "embedding")
