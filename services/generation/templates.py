@@ -204,7 +204,7 @@ class TemplateCatalogue:
         for path in [BUILTIN_FILE, *map(Path, extra_files)]:
             shared_raw, templates_raw = _read_file(path)
             for name, spec in shared_raw.items():
-                _parse_option({"name": name, **_mapping(spec, f"shared option {name!r} in {path}")}, f"{path}")
+                _parse_option({"name": name, **_mapping(spec, f"shared option {name!r} in {path}")}, f"shared_options in {path}")
                 shared[name] = spec
             templates.update(_parse_templates(templates_raw, shared, str(path)))
         templates.update(_parse_templates(list(extra_templates), shared, "generation.templates"))
@@ -232,7 +232,8 @@ def _fill(skeleton: str, variables: Mapping[str, str]) -> str:
     lines = []
     for line in skeleton.strip().splitlines():
         filled = _PLACEHOLDER.sub(lambda m: variables[m.group(1)], line)
-        if filled.strip() or not _PLACEHOLDER.search(line) or _PLACEHOLDER.sub("", line).strip():
+        only_placeholders = _PLACEHOLDER.search(line) and not _PLACEHOLDER.sub("", line).strip()
+        if filled.strip() or not only_placeholders:
             lines.append(filled)
     return "\n".join(lines)
 
@@ -335,11 +336,11 @@ def _parse_template(raw: Any, shared: Mapping[str, Mapping], source: str, index:
             raise _fail(where, f"option {option.name!r} is defined twice")
         options.append(option)
 
+    if _PROMPT in _PLACEHOLDER.findall(raw["system"]):
+        raise _fail(where, "'system' must not use {{prompt}}: the user's text belongs in the user message")
     known = {_PROMPT, *(o.name for o in options)}
     _check_placeholders(raw["system"], known - {_PROMPT}, where, "'system'")
     _check_placeholders(raw["prompt"], known, where, "'prompt'")
-    if _PROMPT in _PLACEHOLDER.findall(raw["system"]):
-        raise _fail(where, "'system' must not use {{prompt}}: the user's text belongs in the user message")
     if _PROMPT not in _PLACEHOLDER.findall(raw["prompt"]):
         raise _fail(where, "'prompt' must use {{prompt}}, or the user's text would be dropped")
     return Template(
