@@ -1,0 +1,1 @@
+"""The templated generation API (/api/v1): template catalogue and prompt rendering."""
