@@ -1,0 +1,1 @@
+"""The templated generation API: templates, generations and their webhooks."""
