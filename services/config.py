@@ -134,6 +134,8 @@ class WebhookConfig(BaseModel):
     max_age_seconds: float = Field(default=86_400.0, gt=0)
     # How often the worker looks for due deliveries (new ones are sent at once).
     poll_seconds: float = Field(default=1.0, gt=0)
+    # Deliveries one worker sends at the same time.
+    concurrency: int = Field(default=8, ge=1, le=100)
 
 
 class GenerationConfig(BaseModel):

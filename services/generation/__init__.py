@@ -1,1 +1,1 @@
-"""The templated generation API (/api/v1): template catalogue and prompt rendering."""
+"""The templated generation API: templates, generations and their webhooks."""

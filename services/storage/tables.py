@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -187,3 +187,44 @@ class GenerationLogRow(SQLModel, table=True):
     # "", "pending", "success" or "failed".
     webhook_status: str = Field(default="", max_length=10)
     created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class WebhookSecretRow(SQLModel, table=True):
+    """An account's webhook signing secret. Stored as-is: signing needs it; never shown in errors or logs."""
+
+    __tablename__ = "webhook_secrets"
+
+    account_id: str = Field(primary_key=True, max_length=40)
+    secret: str = Field(max_length=100)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class WebhookDeliveryRow(SQLModel, table=True):
+    """One webhook POST of a generation's result, kept until it succeeded or finally failed."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_generation", "generation_id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(max_length=40)
+    generation_id: str = Field(max_length=40)
+    url: str = Field(max_length=2048)
+    # The exact bytes POSTed (and signed) on every attempt.
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # "pending", "success" or "failed".
+    status: str = Field(max_length=10)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    # A replica sending this delivery holds it until lease_until; lease_owner tells its claim apart,
+    # so a replica whose lease ran out cannot overwrite the outcome of the one that took over.
+    lease_until: datetime | None = Field(default=None, sa_column=_utc_column())
+    lease_owner: str = Field(default="", max_length=40)
+    # 0: no HTTP response (connection error, timeout, refused address).
+    last_status_code: int = 0
+    last_error: str = Field(default="", max_length=300)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
