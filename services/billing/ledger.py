@@ -196,17 +196,22 @@ class Ledger:
                 )
             )
             await self._count_spend(session, held, charged)
+            charge_key = f"{held.id}:{attempt}"
             if charged:
                 session.add(LedgerRow(
                     account_id=held.account_id, kind="charge", amount_nano=-charged, key_id=held.key_id,
-                    request_id=held.request_id, charge_key=f"{held.id}:{attempt}", note=note[:500], created_at=utcnow(),
+                    request_id=held.request_id, charge_key=charge_key, note=note[:500], created_at=utcnow(),
                 ))
             await session.delete(held)
             try:
                 await session.commit()
-            except IntegrityError:  # the charge key exists: settled already, by a racing path
+            except IntegrityError:
                 await session.rollback()
-                return None
+                # Settled already by a racing path (the charge key exists): nothing more to do. Any
+                # other refusal is a failed charge, which the caller must not treat as a free one.
+                if (await session.exec(select(LedgerRow.id).where(LedgerRow.charge_key == charge_key))).first() is not None:
+                    return None
+                raise
         return charged
 
     async def release(self, reservation_id: str) -> bool:
