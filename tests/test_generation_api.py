@@ -156,6 +156,7 @@ def test_generate_with_a_template_answers_content_cost_and_balance(make_gateway,
     r = api(gw, "POST", "/generate", gw.admin_key, json={
         "prompt": "a barista who climbs mountains", "template": "bio-instagram",
         "options": {"tone": "witty", "include_emojis": False}, "model": "remote", "request_id": "batch-7",
+        "max_tokens": 120,
     })
     assert r.status_code == 200, r.text
     body = r.json()
@@ -179,7 +180,7 @@ def test_generate_with_a_template_answers_content_cost_and_balance(make_gateway,
     user = next(m["content"] for m in sent["messages"] if m["role"] == "user")
     assert "a barista who climbs mountains" in user
     assert "witty" in (system + user).lower() and "emoji" in (system + user).lower()
-    assert sent["max_completion_tokens"] == 1000  # the API's default max_tokens
+    assert sent["max_completion_tokens"] == 120
 
 
 def test_freestyle_uses_the_prompt_and_defaults(make_gateway):
@@ -200,6 +201,11 @@ def test_user_text_is_never_template_syntax(make_gateway, upstream):
     assert r.status_code == 200, r.text
     user = next(m["content"] for m in upstream.requests_for("openai")[-1].json["messages"] if m["role"] == "user")
     assert sneaky in user
+    # Freestyle, without max_tokens: the API's default of 1000.
+    assert api(gw, "POST", "/generate", gw.admin_key, json={"prompt": sneaky, "model": "remote"}).status_code == 200
+    sent = upstream.requests_for("openai")[-1].json
+    assert sent["max_completion_tokens"] == 1000
+    assert sneaky in next(m["content"] for m in sent["messages"] if m["role"] == "user")
 
 
 def test_generate_errors_in_the_api_shape(make_gateway, upstream):
@@ -290,7 +296,10 @@ def test_generate_from_curl(make_gateway):
     )
     body = json.loads(out.stdout)
     assert body["success"] is True and body["data"]["template_used"] == "bio-twitter"
-    assert "bakery in Lisbon" in body["data"]["content"]
+    assert body["data"]["content"].startswith("Mock reply to:")
+    assert body["usage"]["total_tokens"] > 0 and "remaining" in body["balance"]
+    log = api(gw, "GET", "/logs", gw.admin_key).json()["logs"][0]
+    assert log["prompt"] == "a bakery in Lisbon" and log["response"] == body["data"]["content"]
 
 
 # -- templates, balance, logs -----------------------------------------------------------------
@@ -498,7 +507,8 @@ def test_generation_service_over_grpc_with_generated_stubs(make_gateway):
         options.update({"tone": "professional"})
         reply = stub.Generate(generation_pb2.GenerateRequest(prompt="a tax advisor", template="bio-linkedin", options=options),
                               metadata=metadata)
-        assert reply.success and reply.data.template_used == "bio-linkedin" and "tax advisor" in reply.data.content
+        assert reply.success and reply.data.template_used == "bio-linkedin" and reply.data.content
+        assert reply.usage.total_tokens == reply.usage.input_tokens + reply.usage.output_tokens > 0
         with pytest.raises(grpc.RpcError) as err:
             stub.Generate(generation_pb2.GenerateRequest(prompt="x", template="nope"), metadata=metadata)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
