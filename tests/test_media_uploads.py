@@ -178,7 +178,7 @@ def test_transcription_formats_on_the_mock_billed_per_started_second(gw):
     assert balance(gw) == NANO - 6 * 3 * PER_SECOND
     usage = requests.get(f"{gw.url}/v1/usage", headers=auth(gw), timeout=10).json()["records"]
     assert sorted(r["endpoint"] for r in usage) == ["transcriptions"] * 5 + ["translations"]
-    assert {r["inputTokens"] for r in usage} == {"3"}  # the seconds billed
+    assert {r["inputTokens"] for r in usage} == {3}  # the seconds billed
 
 
 def test_transcription_through_an_openai_compatible_upstream(gw):
@@ -252,6 +252,20 @@ def test_the_default_gateway_serves_free_mock_uploads(gateway):
     result = sdk.audio.transcriptions.create(model="mock-transcribe", file=("a.wav", wav(1.0), "audio/wav"))
     assert result.text.startswith("Mock transcription of a.wav: 1.0 seconds")
     assert len(sdk.images.edit(model="mock-image", image=("a.png", PNG_A, "image/png"), prompt="hat").data) == 1
+
+
+def test_admins_add_a_transcription_model_at_runtime(gw):
+    topup(gw, "1")
+    spec = {"mode": "transcription", "context_window": 1, "max_output_tokens": 1, "pricing": {"input_usd_per_million_tokens": 0, "output_usd_per_million_tokens": 0,
+                                                  "usd_per_audio_second": "0.0002"},
+            "deployments": [{"provider": "gpt", "upstream_model": "whisper-2"}]}
+    r = requests.put(f"{gw.url}/v1/admin/models/whisper-next", json=spec, headers=auth(gw), timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json()["pricing"] == {"input_usd_per_million_tokens": 0, "output_usd_per_million_tokens": 0, "usd_per_audio_second": 0.0002}
+    assert client(gw).models.retrieve("whisper").model_extra["pricing"]["usd_per_audio_second"] == 0.0001
+    client(gw).audio.transcriptions.create(model="whisper-next", file=("a.wav", wav(1.0), "audio/wav"))
+    assert received_form(last_upstream(gw)).field("model") == "whisper-2"
+    assert charges(gw) == [13 * 2 * PER_SECOND]
 
 
 # -- bad requests --------------------------------------------------------------------------------

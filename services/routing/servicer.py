@@ -65,7 +65,9 @@ def validate_model(model: routing_pb2.Model, providers: dict[str, ProviderConfig
             raise _invalid(f"deployments[{i}].weight must be at least 1.", f"deployments[{i}].weight")
     if model.context_window < 1 or model.max_output_tokens < 1:
         raise _invalid("context_window and max_output_tokens must be positive.", "context_window")
-    if model.pricing.input_nano_usd_per_million_tokens < 0 or model.pricing.output_nano_usd_per_million_tokens < 0:
+    pricing = model.pricing
+    if min(pricing.input_nano_usd_per_million_tokens, pricing.output_nano_usd_per_million_tokens, pricing.nano_usd_per_image,
+           pricing.nano_usd_per_million_characters, pricing.nano_usd_per_audio_second) < 0:
         raise _invalid("prices must not be negative.", "pricing")
 
 
