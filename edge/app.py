@@ -24,6 +24,7 @@ from edge.codecs import OPENAI_CODECS, Codec
 from edge.dialects.openai import DialectError
 from edge.errors import PublicError, error_body, from_rpc_error, public_error, surface_of
 from edge.httprule import MethodNotAllowed
+from edge.multipart import RawBody
 from edge.routes import Binding, build_matcher
 from edge.transcode import JsonStyle, TranscodeError, build_request, render_response
 from services.call_context import new_request_id, sane_request_id
@@ -180,7 +181,9 @@ class Edge:
             body = None
             if binding.body:
                 raw = await read_body(request, self.max_body_bytes)
-                if raw.strip():
+                if codec is not None and codec.raw_body:
+                    body = RawBody(raw, request.headers.get("content-type", ""))
+                elif raw.strip():
                     try:
                         body = orjson.loads(raw)
                     except orjson.JSONDecodeError as exc:

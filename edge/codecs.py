@@ -17,6 +17,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from edge.dialects import anthropic, gemini, openai, openai_media, openai_responses
+from edge.multipart import parse_form
 from edge.transcode import build_request
 from switchyard.routing.v1 import routing_pb2
 
@@ -38,6 +39,9 @@ class Codec:
     stream_media_type: Callable[[Any], str] = lambda _: "text/event-stream"
     # Extra response headers derived from a unary answer (e.g. its cost).
     headers: Callable[[Message], dict[str, str]] | None = None
+    # decode gets the body as read (a RawBody: bytes and Content-Type) instead of parsed JSON:
+    # for multipart uploads.
+    raw_body: bool = False
 
 
 def _usd_text(nano: int) -> str:
@@ -142,6 +146,11 @@ def _decode_responses(body, compact: bool = False):
     return _streaming(chat, openai_responses.ResponsesStreamEncoder)
 
 
+def _transcription(response: routing_pb2.CreateTranscriptionResponse, response_format: str):
+    payload = openai_media.encode_transcription(response, response_format)
+    return _with_cost(payload, response.usage) if isinstance(payload, dict) else payload
+
+
 def _decode_embeddings(body, params, query):
     return openai.decode_embeddings_request(body)
 
@@ -242,6 +251,30 @@ OPENAI_CODECS: dict[str, Codec] = {
         # The answer is the audio itself, with its content type (a google.api.HttpBody).
         encode=lambda m, _: m.audio,
         headers=lambda m: _cost_header(m.usage),
+    ),
+    "/v1/images/edits": Codec(
+        decode=lambda body, params, query: (openai_media.decode_image_edit_request(parse_form(body)), None),
+        encode=lambda m, _: openai_media.encode_images(m),
+        headers=lambda m: _cost_header(m.usage),
+        raw_body=True,
+    ),
+    "/v1/images/variations": Codec(
+        decode=lambda body, params, query: (openai_media.decode_image_variation_request(parse_form(body)), None),
+        encode=lambda m, _: openai_media.encode_images(m),
+        headers=lambda m: _cost_header(m.usage),
+        raw_body=True,
+    ),
+    "/v1/audio/transcriptions": Codec(
+        decode=lambda body, params, query: openai_media.decode_transcription_request(parse_form(body), "transcribe"),
+        encode=lambda m, response_format: _transcription(m, response_format),
+        headers=lambda m: _cost_header(m.usage),
+        raw_body=True,
+    ),
+    "/v1/audio/translations": Codec(
+        decode=lambda body, params, query: openai_media.decode_transcription_request(parse_form(body), "translate"),
+        encode=lambda m, response_format: _transcription(m, response_format),
+        headers=lambda m: _cost_header(m.usage),
+        raw_body=True,
     ),
     "/v1/models": Codec(decode=_generic(routing_pb2.ListModelsRequest), encode=lambda m, _: openai.encode_model_list(m)),
     "/v1/models/{model_id=**}": Codec(

@@ -87,16 +87,18 @@ class DeploymentConfig(BaseModel):
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["chat", "embedding", "rerank", "image", "speech"] = "chat"
+    mode: Literal["chat", "embedding", "rerank", "image", "speech", "transcription"] = "chat"
     owned_by: str | None = None
     context_window: int = Field(default=128_000, ge=1)
     max_output_tokens: int = Field(default=4096, ge=1)
     # USD per million tokens, exact (write them as strings or plain decimals: "0.15").
     input_usd_per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
     output_usd_per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
-    # Image models: per image; speech models: per million characters of input.
+    # Image models: per image; speech models: per million characters of input; transcription
+    # models: per second of audio (a started second counts whole).
     usd_per_image: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
     usd_per_million_characters: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
+    usd_per_audio_second: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
     deployments: list[DeploymentConfig] = Field(min_length=1)
 
 
@@ -160,6 +162,8 @@ def _default_models() -> dict[str, "ModelConfig"]:
         "mock-chat": ModelConfig(owned_by="switchyard", context_window=32_768, max_output_tokens=4096, deployments=mock),
         "mock-embed": ModelConfig(mode="embedding", owned_by="switchyard", context_window=8192, max_output_tokens=1, deployments=mock),
         "mock-rerank": ModelConfig(mode="rerank", owned_by="switchyard", context_window=8192, max_output_tokens=1, deployments=mock),
+        "mock-image": ModelConfig(mode="image", owned_by="switchyard", max_output_tokens=1, deployments=mock),
+        "mock-transcribe": ModelConfig(mode="transcription", owned_by="switchyard", max_output_tokens=1, deployments=mock),
     }
 
 

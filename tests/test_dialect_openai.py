@@ -1071,7 +1071,7 @@ MODEL_ERRORS = [
     ({"created": "yesterday"}, "created", "got a string"),
     ({"created": -1}, "created", "below minimum"),
     ({"owned_by": 1}, "owned_by", "got an integer"),
-    ({"mode": "image"}, "mode", "unsupported value 'image'"),
+    ({"mode": "video"}, "mode", "unsupported value 'video'"),
     ({"context_window": -1}, "context_window", "below minimum"),
     ({"max_output_tokens": 1.5}, "max_output_tokens", "got a decimal number"),
     ({"pricing": DROP}, "pricing", "Missing required parameter"),

@@ -695,8 +695,14 @@ _MODEL_KEYS = frozenset(
     {"id", "object", "created", "owned_by", "mode", "context_window", "max_output_tokens", "pricing", "deployments"}
 )
 _PRICING_KEYS = ("input_usd_per_million_tokens", "output_usd_per_million_tokens")
+# Optional: the prices of models not billed by tokens, by their Pricing field.
+_UNIT_PRICES = {
+    "usd_per_image": "nano_usd_per_image",
+    "usd_per_million_characters": "nano_usd_per_million_characters",
+    "usd_per_audio_second": "nano_usd_per_audio_second",
+}
 _DEPLOYMENT_KEYS = frozenset({"provider", "upstream_model", "priority", "weight"})
-_MODES = ("chat", "embedding", "rerank")
+_MODES = ("chat", "embedding", "rerank", "image", "speech", "transcription")
 
 
 def _usd(nano: int) -> int | float:
@@ -752,6 +758,9 @@ def encode_model(model: routing_pb2.Model) -> dict:
             "output_usd_per_million_tokens": _usd(model.pricing.output_nano_usd_per_million_tokens),
         },
     }
+    for key, field in _UNIT_PRICES.items():
+        if nano := getattr(model.pricing, field):
+            out["pricing"][key] = _usd(nano)
     if model.deployments:
         out["deployments"] = [
             {"provider": d.provider, "upstream_model": d.upstream_model, "priority": d.priority, "weight": d.weight}
@@ -809,15 +818,16 @@ def decode_model(body: dict) -> routing_pb2.Model:
         raise _missing("pricing")
     _object(pricing, "pricing")
     for key in pricing:
-        if key not in _PRICING_KEYS:
-            raise _invalid(f"pricing.{key}", f"unknown field. Supported fields are: {', '.join(_PRICING_KEYS)}.")
+        if key not in _PRICING_KEYS and key not in _UNIT_PRICES:
+            raise _invalid(f"pricing.{key}", f"unknown field. Supported fields are: {', '.join((*_PRICING_KEYS, *_UNIT_PRICES))}.")
     prices = []
     for key in _PRICING_KEYS:
         if pricing.get(key) is None:
             raise _missing(f"pricing.{key}")
         prices.append(_nano_usd(pricing[key], f"pricing.{key}"))
     fields["pricing"] = routing_pb2.Pricing(
-        input_nano_usd_per_million_tokens=prices[0], output_nano_usd_per_million_tokens=prices[1]
+        input_nano_usd_per_million_tokens=prices[0], output_nano_usd_per_million_tokens=prices[1],
+        **{field: _nano_usd(pricing[key], f"pricing.{key}") for key, field in _UNIT_PRICES.items() if pricing.get(key) is not None},
     )
 
     deployments = []

@@ -1,10 +1,14 @@
-"""The OpenAI images (generations) and speech endpoints: vendor JSON <-> canonical messages."""
+"""The OpenAI images and audio endpoints: vendor JSON or multipart forms <-> canonical messages."""
 
 from __future__ import annotations
 
-import orjson
+import re
 
-from edge.dialects.openai import DialectError, _int, _number, _object, _optional_str, _required_str
+import orjson
+from google.api import httpbody_pb2
+
+from edge.dialects.openai import DialectError, _int, _missing, _number, _object, _optional_str, _required_str, _wrong_type
+from edge.multipart import Form, Upload
 from switchyard.routing.v1 import routing_pb2
 
 _IMAGE_FIELDS = frozenset({"model", "prompt", "n", "size", "response_format", "user"})
@@ -38,7 +42,8 @@ def decode_image_request(body: object) -> routing_pb2.CreateImageRequest:
     return request
 
 
-def encode_images(response: routing_pb2.CreateImageResponse) -> dict:
+def encode_images(response: routing_pb2.CreateImageResponse | routing_pb2.CreateImageEditResponse
+                  | routing_pb2.CreateImageVariationResponse) -> dict:
     data = []
     for image in response.data:
         item: dict = {"b64_json": image.b64_json} if image.b64_json else {"url": image.url}
@@ -64,3 +69,175 @@ def decode_speech_request(body: object) -> routing_pb2.CreateSpeechRequest:
         request.speed = _number(body["speed"], "speed", 0.25, 4.0)
     return request
 
+
+
+# -- multipart uploads: images/edits, images/variations, audio/transcriptions and translations -------
+
+_IMAGE_EDIT_FIELDS = frozenset({"model", "prompt", "n", "size", "response_format", "user", "stream"})
+_IMAGE_VARIATION_FIELDS = frozenset({"model", "n", "size", "response_format", "user"})
+_TRANSCRIPTION_FIELDS = frozenset({"model", "prompt", "response_format", "temperature", "language",
+                                   "timestamp_granularities[]", "timestamp_granularities", "stream"})
+_TRANSCRIPTION_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+_GRANULARITIES = frozenset({"word", "segment"})
+_INTEGER = re.compile(r"[+-]?\d{1,12}")
+
+
+def _field(form: Form, name: str, required: bool = False) -> str | None:
+    values = form.fields.get(name)
+    if not values:
+        if name in form.files:
+            raise DialectError(f"Invalid '{name}': expected a text field, but got a file.", name)
+        if required:
+            raise _missing(name)
+        return None
+    if len(values) > 1:
+        raise DialectError(f"Invalid '{name}': given {len(values)} times, expected once.", name)
+    if required and not values[0]:
+        raise DialectError(f"Invalid '{name}': empty string. Expected a non-empty string.", name)
+    return values[0]
+
+
+def _form_int(value: str, param: str, minimum: int, maximum: int) -> int:
+    # Form fields are text: "2" is the integer 2, as OpenAI reads it.
+    if not _INTEGER.fullmatch(value.strip()):
+        raise _wrong_type(param, "an integer", value)
+    return _int(int(value), param, minimum, maximum)
+
+
+def _form_number(value: str, param: str, minimum: float, maximum: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise _wrong_type(param, "a decimal", value) from None
+    return _number(number, param, minimum, maximum)
+
+
+def _file(upload: Upload) -> routing_pb2.File:
+    return routing_pb2.File(filename=upload.filename, content_type=upload.content_type, data=upload.data)
+
+
+def _one_file(form: Form, name: str, required: bool = True) -> routing_pb2.File | None:
+    uploads = form.files.get(name)
+    if not uploads:
+        if name in form.fields:
+            raise DialectError(f"Invalid '{name}': expected a file, but got a text field.", name)
+        if required:
+            raise DialectError(f"Missing required parameter: '{name}' (a file).", name)
+        return None
+    if len(uploads) > 1:
+        raise DialectError(f"Invalid '{name}': expected one file, but got {len(uploads)}.", name)
+    return _file(uploads[0])
+
+
+def _form_extra(form: Form, known: frozenset[str]) -> bytes:
+    # Bracketed names (`include[]`) are lists on the wire; any other field is sent once.
+    fields = {name: values if name.endswith("[]") or len(values) > 1 else values[0] for name, values in form.fields.items()}
+    return _extra(fields, known)
+
+
+def _no_stream(form: Form) -> None:
+    stream = _field(form, "stream")
+    if stream is not None and stream.strip().lower() not in ("false", "0", ""):
+        raise DialectError("Streaming is not supported on this endpoint; leave 'stream' unset.", "stream")
+
+
+def _image_options(request, form: Form) -> None:
+    if (n := _field(form, "n")) is not None:
+        request.n = _form_int(n, "n", 1, 10)
+    if (size := _field(form, "size")) is not None:
+        request.size = size
+    if (response_format := _field(form, "response_format")) is not None:
+        if response_format not in ("url", "b64_json"):
+            raise DialectError("response_format must be 'url' or 'b64_json'.", "response_format")
+        request.response_format = response_format
+    if (user := _field(form, "user")) is not None:
+        request.user = user
+
+
+def decode_image_edit_request(form: Form) -> routing_pb2.CreateImageEditRequest:
+    _no_stream(form)
+    # The SDK sends one image as `image` and several as `image[]`.
+    uploads = form.files.get("image", []) + form.files.get("image[]", [])
+    if not uploads:
+        raise DialectError("Missing required parameter: 'image' (one or more files).", "image")
+    request = routing_pb2.CreateImageEditRequest(
+        model=_field(form, "model", required=True),
+        images=[_file(u) for u in uploads],
+        prompt=_field(form, "prompt", required=True),
+        extra_json=_form_extra(form, _IMAGE_EDIT_FIELDS),
+    )
+    if (mask := _one_file(form, "mask", required=False)) is not None:
+        request.mask.CopyFrom(mask)
+    for name in form.files.keys() - {"image", "image[]", "mask"}:
+        request.extra_files[name].CopyFrom(_one_file(form, name))
+    _image_options(request, form)
+    return request
+
+
+def decode_image_variation_request(form: Form) -> routing_pb2.CreateImageVariationRequest:
+    for name in form.files.keys() - {"image"}:
+        raise DialectError(f"Unknown file field '{name}': only 'image' is taken.", name)
+    request = routing_pb2.CreateImageVariationRequest(
+        model=_field(form, "model", required=True),
+        image=_one_file(form, "image"),
+        extra_json=_form_extra(form, _IMAGE_VARIATION_FIELDS),
+    )
+    _image_options(request, form)
+    return request
+
+
+def decode_transcription_request(form: Form, task: str) -> tuple[routing_pb2.CreateTranscriptionRequest, str]:
+    """The request and the response format the answer is rendered in."""
+    _no_stream(form)
+    for name in form.files.keys() - {"file"}:
+        raise DialectError(f"Unknown file field '{name}': only 'file' is taken.", name)
+    known = _TRANSCRIPTION_FIELDS if task == "transcribe" else _TRANSCRIPTION_FIELDS - {"language"}
+    request = routing_pb2.CreateTranscriptionRequest(
+        model=_field(form, "model", required=True),
+        file=_one_file(form, "file"),
+        task=task,
+        extra_json=_form_extra(form, known),
+    )
+    if (prompt := _field(form, "prompt")) is not None:
+        request.prompt = prompt
+    response_format = _field(form, "response_format") or "json"
+    if response_format not in _TRANSCRIPTION_FORMATS:
+        raise DialectError(f"response_format must be one of {', '.join(_TRANSCRIPTION_FORMATS)}.", "response_format")
+    request.response_format = response_format
+    if (temperature := _field(form, "temperature")) is not None:
+        request.temperature = _form_number(temperature, "temperature", 0.0, 1.0)
+    if task == "transcribe" and (language := _field(form, "language")) is not None:
+        request.language = language
+    granularities = form.fields.get("timestamp_granularities[]", []) + form.fields.get("timestamp_granularities", [])
+    for value in granularities:
+        if value not in _GRANULARITIES:
+            raise DialectError("timestamp_granularities must be 'word' and/or 'segment'.", "timestamp_granularities")
+    if granularities and response_format != "verbose_json":
+        raise DialectError("timestamp_granularities requires response_format 'verbose_json'.", "timestamp_granularities")
+    request.timestamp_granularities.extend(dict.fromkeys(granularities))
+    return request, response_format
+
+
+def encode_transcription(response: routing_pb2.CreateTranscriptionResponse, response_format: str) -> dict | httpbody_pb2.HttpBody:
+    if response_format in ("text", "srt", "vtt"):
+        return httpbody_pb2.HttpBody(content_type="text/plain; charset=utf-8", data=response.text.encode())
+    # OpenAI's whisper answers report the seconds billed the same way.
+    usage = {"type": "duration", "seconds": response.usage.input_tokens}
+    if response_format != "verbose_json":
+        return {"text": response.text, "usage": usage}
+    out: dict = {
+        "task": response.task or "transcribe",
+        "language": response.language,
+        "duration": response.duration,
+        "text": response.text,
+        "segments": [
+            {"id": s.id, "seek": s.seek, "start": s.start, "end": s.end, "text": s.text, "tokens": list(s.tokens),
+             "temperature": s.temperature, "avg_logprob": s.avg_logprob, "compression_ratio": s.compression_ratio,
+             "no_speech_prob": s.no_speech_prob}
+            for s in response.segments
+        ],
+    }
+    if response.words:
+        out["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in response.words]
+    out["usage"] = usage
+    return out

@@ -46,6 +46,7 @@ def model_from_config(model_id: str, config: ModelConfig, created: int) -> routi
             output_nano_usd_per_million_tokens=usd_to_nano(config.output_usd_per_million_tokens),
             nano_usd_per_image=usd_to_nano(config.usd_per_image),
             nano_usd_per_million_characters=usd_to_nano(config.usd_per_million_characters),
+            nano_usd_per_audio_second=usd_to_nano(config.usd_per_audio_second),
         ),
         deployments=[
             routing_pb2.Deployment(provider=d.provider, upstream_model=d.model, priority=d.priority, weight=d.weight)

@@ -158,7 +158,8 @@ class Router:
         raise _exhausted(model.id, last)
 
     async def call(self, model: routing_pb2.Model, operation: str, request):
-        """A unary adapter operation ("embed", "rerank", "image", "speech") with retries and fallback."""
+        """A unary adapter operation ("embed", "rerank", "image", "image_edit", "image_variation", "speech",
+        "transcription") with retries and fallback."""
 
         async def attempt(target: Target, adapter: ProviderAdapter):
             method = getattr(adapter, operation, None)

@@ -12,6 +12,7 @@ from services.config import ProviderConfig
 from services.errors import Reason, ServiceError
 from services.health.monitor import HealthMonitor
 from services.policy import ADMIN_SCOPE
+from services.routing import audio as audio_length
 from services.routing.adapters.base import estimate_tokens
 from services.routing.cooldown import CooldownTracker
 from services.routing.registry import ModelRegistry
@@ -19,7 +20,9 @@ from services.routing.router import Router
 from switchyard.routing.v1 import chat_pb2, routing_pb2, routing_pb2_grpc
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
-_MODES = frozenset({"chat", "embedding", "rerank", "image", "speech"})
+_MODES = frozenset({"chat", "embedding", "rerank", "image", "speech", "transcription"})
+_TRANSCRIPTION_TASKS = frozenset({"", "transcribe", "translate"})
+_TRANSCRIPTION_FORMATS = frozenset({"", "json", "text", "verbose_json", "srt", "vtt"})
 
 
 def _invalid(message: str, field: str | None = None) -> ServiceError:
@@ -62,7 +65,9 @@ def validate_model(model: routing_pb2.Model, providers: dict[str, ProviderConfig
             raise _invalid(f"deployments[{i}].weight must be at least 1.", f"deployments[{i}].weight")
     if model.context_window < 1 or model.max_output_tokens < 1:
         raise _invalid("context_window and max_output_tokens must be positive.", "context_window")
-    if model.pricing.input_nano_usd_per_million_tokens < 0 or model.pricing.output_nano_usd_per_million_tokens < 0:
+    pricing = model.pricing
+    if min(pricing.input_nano_usd_per_million_tokens, pricing.output_nano_usd_per_million_tokens, pricing.nano_usd_per_image,
+           pricing.nano_usd_per_million_characters, pricing.nano_usd_per_audio_second) < 0:
         raise _invalid("prices must not be negative.", "pricing")
 
 
@@ -160,16 +165,58 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         model = self._model(request.model, "image")
         if not request.prompt:
             raise _invalid("prompt must not be empty.", "prompt")
+        return await self._images(model, request, "image", "images")
+
+    async def CreateImageEdit(self, request, context) -> routing_pb2.CreateImageEditResponse:
+        model = self._model(request.model, "image")
+        if not request.images or not all(image.data for image in request.images):
+            raise _invalid("image is required and must not be empty.", "image")
+        if not request.prompt:
+            raise _invalid("prompt must not be empty.", "prompt")
+        return await self._images(model, request, "image_edit", "image_edits")
+
+    async def CreateImageVariation(self, request, context) -> routing_pb2.CreateImageVariationResponse:
+        model = self._model(request.model, "image")
+        if not request.image.data:
+            raise _invalid("image is required and must not be empty.", "image")
+        return await self._images(model, request, "image_variation", "image_variations")
+
+    async def _images(self, model: routing_pb2.Model, request, operation: str, endpoint: str):
         count = request.n if request.HasField("n") else 1
         if not 1 <= count <= 10:
             raise _invalid("n must be between 1 and 10.", "n")
-        meter = self._metering.start(call_context.current(), model, "images")
+        meter = self._metering.start(call_context.current(), model, endpoint)
         await meter.admit_amount(count * model.pricing.nano_usd_per_image)
-        response = await _metered(meter, self._router.call(model, "image", request))
+        response = await _metered(meter, self._router.call(model, operation, request))
         meter.provider = response.provider
         # Charged per image actually returned.
         response.usage.output_tokens = len(response.data)
         await meter.settle(response.usage, cost=len(response.data) * model.pricing.nano_usd_per_image)
+        return response
+
+    async def CreateTranscription(self, request, context) -> routing_pb2.CreateTranscriptionResponse:
+        model = self._model(request.model, "transcription")
+        if not request.file.data:
+            raise _invalid("file is required and must not be empty.", "file")
+        if request.task not in _TRANSCRIPTION_TASKS:
+            raise _invalid("task must be 'transcribe' or 'translate'.", "task")
+        if request.response_format not in _TRANSCRIPTION_FORMATS:
+            raise _invalid(f"response_format must be one of {', '.join(sorted(_TRANSCRIPTION_FORMATS - {''}))}.", "response_format")
+        audio = request.file.data
+        price = model.pricing.nano_usd_per_audio_second
+        meter = self._metering.start(call_context.current(), model, "translations" if request.task == "translate" else "transcriptions")
+        await meter.admit_amount(audio_length.seconds_bound(audio) * price)
+        response = await _metered(meter, self._router.call(model, "transcription", request))
+        meter.provider = response.provider
+        seconds = response.duration or audio_length.wav_seconds(audio)
+        if not seconds:
+            seconds = audio_length.estimated_seconds(audio)
+            response.usage.estimated = True
+        response.duration = response.duration or seconds
+        billed = audio_length.billed_seconds(seconds)
+        response.usage.input_tokens = billed  # seconds of audio: what transcription is priced by
+        response.usage.total_tokens = billed
+        await meter.settle(response.usage, cost=billed * price)
         return response
 
     async def CreateSpeech(self, request, context) -> routing_pb2.CreateSpeechResponse:

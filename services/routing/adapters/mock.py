@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from services.routing.adapters.base import Target, Timeouts, UpstreamError, estimate_tokens
+from services.routing.audio import estimated_seconds, wav_seconds
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -214,19 +215,43 @@ class MockAdapter:
 
 
     async def image(self, session, target, request: routing_pb2.CreateImageRequest, timeouts) -> routing_pb2.CreateImageResponse:
-        import base64 as _b64
+        return _mock_images(routing_pb2.CreateImageResponse(), request, f"{request.prompt}:".encode(), request.prompt)
 
-        if request.HasField("n") and not 1 <= request.n <= 10:
-            raise UpstreamError("n must be between 1 and 10.", retryable=False, client_error=True)
-        response = routing_pb2.CreateImageResponse(created=int(time.time()))
-        for i in range(request.n if request.HasField("n") else 1):
-            png = tiny_png(f"{request.prompt}:{i}".encode())
-            if request.response_format == "url":
-                response.data.add(url="data:image/png;base64," + _b64.b64encode(png).decode(), revised_prompt=request.prompt)
-            else:
-                response.data.add(b64_json=_b64.b64encode(png).decode(), revised_prompt=request.prompt)
+
+    async def image_edit(self, session, target, request: routing_pb2.CreateImageEditRequest, timeouts) -> routing_pb2.CreateImageEditResponse:
+        seed = request.prompt.encode() + b"".join(hashlib.sha256(image.data).digest() for image in request.images)
+        return _mock_images(routing_pb2.CreateImageEditResponse(), request, seed, request.prompt)
+
+    async def image_variation(
+        self, session, target, request: routing_pb2.CreateImageVariationRequest, timeouts
+    ) -> routing_pb2.CreateImageVariationResponse:
+        return _mock_images(routing_pb2.CreateImageVariationResponse(), request, hashlib.sha256(request.image.data).digest(), "")
+
+    async def transcription(
+        self, session, target, request: routing_pb2.CreateTranscriptionRequest, timeouts
+    ) -> routing_pb2.CreateTranscriptionResponse:
+        audio = request.file.data
+        measured = wav_seconds(audio)
+        length = measured if measured is not None else estimated_seconds(audio)
+        translate = request.task == "translate"
+        what = "translation into English" if translate else "transcription"
+        text = (f"Mock {what} of {request.file.filename or 'the audio'}: {length:.1f} seconds of audio, "
+                f"fingerprint {hashlib.blake2b(audio, digest_size=4).hexdigest()}.")
+        # Only a WAV's length is known here; for other formats the gateway estimates it.
+        response = routing_pb2.CreateTranscriptionResponse(
+            text=text, task=request.task or "transcribe", duration=measured or 0.0,
+            language="english" if translate else request.language or "english",
+        )
+        response.segments.add(id=0, seek=0, start=0.0, end=length, text=text, temperature=request.temperature,
+                              compression_ratio=1.0)
+        if "word" in request.timestamp_granularities:
+            words = text.split()
+            step = length / len(words)
+            for i, word in enumerate(words):
+                response.words.add(word=word, start=i * step, end=(i + 1) * step)
+        if request.response_format in ("srt", "vtt"):
+            response.text = subtitles(request.response_format, length, text)
         return response
-
 
     async def speech(self, session, target, request: routing_pb2.CreateSpeechRequest, timeouts) -> routing_pb2.CreateSpeechResponse:
         # About 15 characters a second of speech.
@@ -234,6 +259,32 @@ class MockAdapter:
         response.audio.content_type = "audio/wav"
         response.audio.data = silent_wav(max(0.1, len(request.input) / 15))
         return response
+def _mock_images(response, request, seed: bytes, revised_prompt: str):
+    import base64
+
+    if request.HasField("n") and not 1 <= request.n <= 10:
+        raise _client_error("n must be between 1 and 10.")
+    response.created = int(time.time())
+    for i in range(request.n if request.HasField("n") else 1):
+        encoded = base64.b64encode(tiny_png(seed + str(i).encode())).decode()
+        if request.response_format == "url":
+            response.data.add(url="data:image/png;base64," + encoded, revised_prompt=revised_prompt)
+        else:
+            response.data.add(b64_json=encoded, revised_prompt=revised_prompt)
+    return response
+
+
+def subtitles(kind: str, seconds: float, text: str) -> str:
+    """One cue spanning the whole recording, as SubRip ("srt") or WebVTT ("vtt")."""
+    def stamp(value: float, separator: str) -> str:
+        millis = round(value * 1000)
+        return f"{millis // 3_600_000:02d}:{millis // 60_000 % 60:02d}:{millis // 1000 % 60:02d}{separator}{millis % 1000:03d}"
+
+    if kind == "srt":
+        return f"1\n{stamp(0, ',')} --> {stamp(seconds, ',')}\n{text}\n\n"
+    return f"WEBVTT\n\n{stamp(0, '.')} --> {stamp(seconds, '.')}\n{text}\n\n"
+
+
 def embedding(text: str, dimensions: int) -> list[float]:
     """A unit vector that depends only on the text and the dimension count."""
     raw = hashlib.shake_256(text.encode()).digest(2 * dimensions)

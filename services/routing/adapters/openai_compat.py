@@ -439,6 +439,78 @@ def _decode_vector(value: Any) -> Any:
     return value
 
 
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _malformed() from None
+    if not isinstance(data, dict):
+        raise _malformed()
+    return data
+
+
+def _form_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return orjson.dumps(value).decode()
+
+
+def encode_form(fields: dict[str, Any], extra: bytes, files: list[tuple[str, routing_pb2.File]]) -> aiohttp.FormData:
+    """OpenAI's multipart body: text fields (a list is one field per item, as the SDK sends
+    `timestamp_granularities[]`), the request's unmodelled fields, then the files."""
+    if extra:
+        try:
+            extra_fields = orjson.loads(extra)
+        except orjson.JSONDecodeError:
+            extra_fields = {}
+        if isinstance(extra_fields, dict):
+            fields = {**{k: v for k, v in extra_fields.items() if k not in fields}, **fields}
+    form = aiohttp.FormData(quote_fields=False)
+    for name, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            form.add_field(name, _form_text(item))
+    for name, upload in files:
+        form.add_field(name, upload.data, filename=upload.filename or name,
+                       content_type=upload.content_type or "application/octet-stream")
+    return form
+
+
+def _image_fields(request, target: Target) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if target.provider.kind != "azure":
+        fields["model"] = target.upstream_model
+    for name in ("prompt", "size", "response_format", "user"):
+        if getattr(request, name, ""):
+            fields[name] = getattr(request, name)
+    if request.HasField("n"):
+        fields["n"] = str(request.n)
+    return fields
+
+
+def decode_transcription(data: dict[str, Any], response: routing_pb2.CreateTranscriptionResponse) -> None:
+    text = data["text"]
+    if not isinstance(text, str):
+        raise TypeError("text")
+    response.text = text
+    response.language = data.get("language") or ""
+    response.duration = float(data.get("duration") or 0)
+    usage = data.get("usage")
+    # whisper's json answer has no duration field but reports the seconds it billed.
+    if not response.duration and isinstance(usage, dict) and usage.get("type") == "duration":
+        response.duration = float(usage.get("seconds") or 0)
+    for item in data.get("segments") or ():
+        response.segments.add(
+            id=int(item.get("id") or 0), seek=int(item.get("seek") or 0), start=float(item.get("start") or 0),
+            end=float(item.get("end") or 0), text=item.get("text") or "", tokens=[int(t) for t in item.get("tokens") or ()],
+            temperature=float(item.get("temperature") or 0), avg_logprob=float(item.get("avg_logprob") or 0),
+            compression_ratio=float(item.get("compression_ratio") or 0), no_speech_prob=float(item.get("no_speech_prob") or 0),
+        )
+    for item in data.get("words") or ():
+        response.words.add(word=item.get("word") or "", start=float(item.get("start") or 0), end=float(item.get("end") or 0))
+
+
 # -- the adapter ------------------------------------------------------------------------------
 
 
@@ -484,13 +556,16 @@ class OpenAICompatAdapter:
         return headers
 
     async def _post_raw(
-        self, session: aiohttp.ClientSession, provider: ProviderConfig, url: URL, body: bytes, timeouts: Timeouts
+        self, session: aiohttp.ClientSession, provider: ProviderConfig, url: URL, body: bytes | aiohttp.FormData,
+        timeouts: Timeouts,
     ) -> tuple[bytes, str]:
         key = provider.api_key()
+        headers = self._headers(provider, key)
+        if isinstance(body, aiohttp.FormData):
+            del headers["Content-Type"]  # aiohttp writes multipart/form-data with the boundary it chose
         try:
             async with session.post(
-                url, data=body, headers=self._headers(provider, key), timeout=self._client_timeout(timeouts),
-                allow_redirects=False,
+                url, data=body, headers=headers, timeout=self._client_timeout(timeouts), allow_redirects=False,
             ) as response:
                 if not 200 <= response.status < 300:
                     raise await _status_error(response, key)
@@ -501,16 +576,22 @@ class OpenAICompatAdapter:
             raise _transport_error(exc) from None
 
     async def _post(
-        self, session: aiohttp.ClientSession, provider: ProviderConfig, url: URL, body: bytes, timeouts: Timeouts
+        self, session: aiohttp.ClientSession, provider: ProviderConfig, url: URL, body: bytes | aiohttp.FormData,
+        timeouts: Timeouts,
     ) -> dict[str, Any]:
         raw, _ = await self._post_raw(session, provider, url, body, timeouts)
+        return _json_object(raw)
+
+    async def _post_images(self, session, target: Target, operation: str, body, timeouts: Timeouts, response):
+        data = await self._post(session, target.provider, self._url(target.provider, target.upstream_model, operation), body, timeouts)
         try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            response.created = int(data.get("created") or time.time())
+            for item in data["data"]:
+                response.data.add(url=item.get("url") or "", b64_json=item.get("b64_json") or "",
+                                  revised_prompt=item.get("revised_prompt") or "")
+            return response
+        except (KeyError, TypeError, AttributeError, ValueError):
             raise _malformed() from None
-        if not isinstance(data, dict):
-            raise _malformed()
-        return data
 
     async def chat(
         self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
@@ -648,15 +729,55 @@ class OpenAICompatAdapter:
         if request.HasField("n"):
             body["n"] = request.n
         raw = _merge_extra(body, request.extra_json, frozenset(body)) if request.extra_json else orjson.dumps(body)
-        data = await self._post(session, provider, self._url(provider, target.upstream_model, "images/generations"), raw, timeouts)
-        try:
-            response = routing_pb2.CreateImageResponse(created=int(data.get("created") or time.time()))
-            for item in data["data"]:
-                response.data.add(url=item.get("url") or "", b64_json=item.get("b64_json") or "",
-                                  revised_prompt=item.get("revised_prompt") or "")
+        return await self._post_images(session, target, "images/generations", raw, timeouts, routing_pb2.CreateImageResponse())
+
+    async def image_edit(
+        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateImageEditRequest, timeouts: Timeouts
+    ) -> routing_pb2.CreateImageEditResponse:
+        # One image goes as `image`, several as `image[]`: how OpenAI's own SDK sends them.
+        name = "image" if len(request.images) == 1 else "image[]"
+        files = [(name, image) for image in request.images]
+        if request.HasField("mask"):
+            files.append(("mask", request.mask))
+        files.extend(sorted(request.extra_files.items()))
+        form = encode_form(_image_fields(request, target), request.extra_json, files)
+        return await self._post_images(session, target, "images/edits", form, timeouts, routing_pb2.CreateImageEditResponse())
+
+    async def image_variation(
+        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateImageVariationRequest, timeouts: Timeouts
+    ) -> routing_pb2.CreateImageVariationResponse:
+        form = encode_form(_image_fields(request, target), request.extra_json, [("image", request.image)])
+        return await self._post_images(session, target, "images/variations", form, timeouts,
+                                       routing_pb2.CreateImageVariationResponse())
+
+    async def transcription(
+        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateTranscriptionRequest, timeouts: Timeouts
+    ) -> routing_pb2.CreateTranscriptionResponse:
+        provider = target.provider
+        response_format = request.response_format or "json"
+        fields: dict[str, Any] = {}
+        if provider.kind != "azure":
+            fields["model"] = target.upstream_model
+        fields["response_format"] = response_format
+        for name in ("prompt", "language"):
+            if getattr(request, name):
+                fields[name] = getattr(request, name)
+        if request.HasField("temperature"):
+            fields["temperature"] = repr(request.temperature)
+        if request.timestamp_granularities:
+            fields["timestamp_granularities[]"] = list(request.timestamp_granularities)
+        form = encode_form(fields, request.extra_json, [("file", request.file)])
+        operation = "audio/translations" if request.task == "translate" else "audio/transcriptions"
+        raw, _ = await self._post_raw(session, provider, self._url(provider, target.upstream_model, operation), form, timeouts)
+        response = routing_pb2.CreateTranscriptionResponse(task=request.task or "transcribe")
+        if response_format in ("text", "srt", "vtt"):
+            response.text = raw.decode("utf-8", "replace")
             return response
-        except (KeyError, TypeError, AttributeError):
+        try:
+            decode_transcription(_json_object(raw), response)
+        except (KeyError, TypeError, AttributeError, ValueError):
             raise _malformed() from None
+        return response
 
     async def speech(
         self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateSpeechRequest, timeouts: Timeouts

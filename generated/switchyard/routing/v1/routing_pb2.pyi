@@ -99,16 +99,18 @@ class RerankResult(_message.Message):
     def __init__(self, index: _Optional[int] = ..., relevance_score: _Optional[float] = ..., document: _Optional[str] = ...) -> None: ...
 
 class Pricing(_message.Message):
-    __slots__ = ("input_nano_usd_per_million_tokens", "output_nano_usd_per_million_tokens", "nano_usd_per_image", "nano_usd_per_million_characters")
+    __slots__ = ("input_nano_usd_per_million_tokens", "output_nano_usd_per_million_tokens", "nano_usd_per_image", "nano_usd_per_million_characters", "nano_usd_per_audio_second")
     INPUT_NANO_USD_PER_MILLION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_NANO_USD_PER_MILLION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     NANO_USD_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     NANO_USD_PER_MILLION_CHARACTERS_FIELD_NUMBER: _ClassVar[int]
+    NANO_USD_PER_AUDIO_SECOND_FIELD_NUMBER: _ClassVar[int]
     input_nano_usd_per_million_tokens: int
     output_nano_usd_per_million_tokens: int
     nano_usd_per_image: int
     nano_usd_per_million_characters: int
-    def __init__(self, input_nano_usd_per_million_tokens: _Optional[int] = ..., output_nano_usd_per_million_tokens: _Optional[int] = ..., nano_usd_per_image: _Optional[int] = ..., nano_usd_per_million_characters: _Optional[int] = ...) -> None: ...
+    nano_usd_per_audio_second: int
+    def __init__(self, input_nano_usd_per_million_tokens: _Optional[int] = ..., output_nano_usd_per_million_tokens: _Optional[int] = ..., nano_usd_per_image: _Optional[int] = ..., nano_usd_per_million_characters: _Optional[int] = ..., nano_usd_per_audio_second: _Optional[int] = ...) -> None: ...
 
 class Deployment(_message.Message):
     __slots__ = ("provider", "upstream_model", "priority", "weight")
@@ -285,3 +287,168 @@ class CreateSpeechResponse(_message.Message):
     provider: str
     usage: _usage_pb2.TokenUsage
     def __init__(self, audio: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., usage: _Optional[_Union[_usage_pb2.TokenUsage, _Mapping]] = ...) -> None: ...
+
+class File(_message.Message):
+    __slots__ = ("filename", "content_type", "data")
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    filename: str
+    content_type: str
+    data: bytes
+    def __init__(self, filename: _Optional[str] = ..., content_type: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class CreateImageEditRequest(_message.Message):
+    __slots__ = ("model", "images", "mask", "prompt", "n", "size", "response_format", "user", "extra_json", "extra_files")
+    class ExtraFilesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: File
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[File, _Mapping]] = ...) -> None: ...
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_FILES_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    images: _containers.RepeatedCompositeFieldContainer[File]
+    mask: File
+    prompt: str
+    n: int
+    size: str
+    response_format: str
+    user: str
+    extra_json: bytes
+    extra_files: _containers.MessageMap[str, File]
+    def __init__(self, model: _Optional[str] = ..., images: _Optional[_Iterable[_Union[File, _Mapping]]] = ..., mask: _Optional[_Union[File, _Mapping]] = ..., prompt: _Optional[str] = ..., n: _Optional[int] = ..., size: _Optional[str] = ..., response_format: _Optional[str] = ..., user: _Optional[str] = ..., extra_json: _Optional[bytes] = ..., extra_files: _Optional[_Mapping[str, File]] = ...) -> None: ...
+
+class CreateImageEditResponse(_message.Message):
+    __slots__ = ("created", "data", "model", "provider", "usage")
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    created: int
+    data: _containers.RepeatedCompositeFieldContainer[Image]
+    model: str
+    provider: str
+    usage: _usage_pb2.TokenUsage
+    def __init__(self, created: _Optional[int] = ..., data: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., usage: _Optional[_Union[_usage_pb2.TokenUsage, _Mapping]] = ...) -> None: ...
+
+class CreateImageVariationRequest(_message.Message):
+    __slots__ = ("model", "image", "n", "size", "response_format", "user", "extra_json")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    image: File
+    n: int
+    size: str
+    response_format: str
+    user: str
+    extra_json: bytes
+    def __init__(self, model: _Optional[str] = ..., image: _Optional[_Union[File, _Mapping]] = ..., n: _Optional[int] = ..., size: _Optional[str] = ..., response_format: _Optional[str] = ..., user: _Optional[str] = ..., extra_json: _Optional[bytes] = ...) -> None: ...
+
+class CreateImageVariationResponse(_message.Message):
+    __slots__ = ("created", "data", "model", "provider", "usage")
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    created: int
+    data: _containers.RepeatedCompositeFieldContainer[Image]
+    model: str
+    provider: str
+    usage: _usage_pb2.TokenUsage
+    def __init__(self, created: _Optional[int] = ..., data: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., usage: _Optional[_Union[_usage_pb2.TokenUsage, _Mapping]] = ...) -> None: ...
+
+class CreateTranscriptionRequest(_message.Message):
+    __slots__ = ("model", "file", "task", "prompt", "response_format", "temperature", "language", "timestamp_granularities", "extra_json")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_GRANULARITIES_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    file: File
+    task: str
+    prompt: str
+    response_format: str
+    temperature: float
+    language: str
+    timestamp_granularities: _containers.RepeatedScalarFieldContainer[str]
+    extra_json: bytes
+    def __init__(self, model: _Optional[str] = ..., file: _Optional[_Union[File, _Mapping]] = ..., task: _Optional[str] = ..., prompt: _Optional[str] = ..., response_format: _Optional[str] = ..., temperature: _Optional[float] = ..., language: _Optional[str] = ..., timestamp_granularities: _Optional[_Iterable[str]] = ..., extra_json: _Optional[bytes] = ...) -> None: ...
+
+class TranscriptionSegment(_message.Message):
+    __slots__ = ("id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob", "compression_ratio", "no_speech_prob")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SEEK_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    AVG_LOGPROB_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSION_RATIO_FIELD_NUMBER: _ClassVar[int]
+    NO_SPEECH_PROB_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: _containers.RepeatedScalarFieldContainer[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    def __init__(self, id: _Optional[int] = ..., seek: _Optional[int] = ..., start: _Optional[float] = ..., end: _Optional[float] = ..., text: _Optional[str] = ..., tokens: _Optional[_Iterable[int]] = ..., temperature: _Optional[float] = ..., avg_logprob: _Optional[float] = ..., compression_ratio: _Optional[float] = ..., no_speech_prob: _Optional[float] = ...) -> None: ...
+
+class TranscriptionWord(_message.Message):
+    __slots__ = ("word", "start", "end")
+    WORD_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    word: str
+    start: float
+    end: float
+    def __init__(self, word: _Optional[str] = ..., start: _Optional[float] = ..., end: _Optional[float] = ...) -> None: ...
+
+class CreateTranscriptionResponse(_message.Message):
+    __slots__ = ("text", "task", "language", "duration", "segments", "words", "model", "provider", "usage")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    task: str
+    language: str
+    duration: float
+    segments: _containers.RepeatedCompositeFieldContainer[TranscriptionSegment]
+    words: _containers.RepeatedCompositeFieldContainer[TranscriptionWord]
+    model: str
+    provider: str
+    usage: _usage_pb2.TokenUsage
+    def __init__(self, text: _Optional[str] = ..., task: _Optional[str] = ..., language: _Optional[str] = ..., duration: _Optional[float] = ..., segments: _Optional[_Iterable[_Union[TranscriptionSegment, _Mapping]]] = ..., words: _Optional[_Iterable[_Union[TranscriptionWord, _Mapping]]] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., usage: _Optional[_Union[_usage_pb2.TokenUsage, _Mapping]] = ...) -> None: ...

@@ -60,6 +60,21 @@ class RoutingServiceStub:
                 request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateSpeechRequest.SerializeToString,
                 response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateSpeechResponse.FromString,
                 _registered_method=True)
+        self.CreateImageEdit = channel.unary_unary(
+                '/switchyard.routing.v1.RoutingService/CreateImageEdit',
+                request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageEditRequest.SerializeToString,
+                response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageEditResponse.FromString,
+                _registered_method=True)
+        self.CreateImageVariation = channel.unary_unary(
+                '/switchyard.routing.v1.RoutingService/CreateImageVariation',
+                request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageVariationRequest.SerializeToString,
+                response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageVariationResponse.FromString,
+                _registered_method=True)
+        self.CreateTranscription = channel.unary_unary(
+                '/switchyard.routing.v1.RoutingService/CreateTranscription',
+                request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateTranscriptionRequest.SerializeToString,
+                response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateTranscriptionResponse.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/switchyard.routing.v1.RoutingService/ListModels',
                 request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.ListModelsRequest.SerializeToString,
@@ -128,6 +143,28 @@ class RoutingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateImageEdit(self, request, context):
+        """Images edited from one or more images (and an optional mask) and a prompt; multipart on REST.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateImageVariation(self, request, context):
+        """Variations of one image; multipart on REST.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTranscription(self, request, context):
+        """Text from audio: a transcription in the spoken language, or (task "translate") an English
+        translation. Multipart on REST; billed per second of audio.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListModels(self, request, context):
         """The public models, with prices and limits.
         """
@@ -190,6 +227,21 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.CreateSpeech,
                     request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateSpeechRequest.FromString,
                     response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateSpeechResponse.SerializeToString,
+            ),
+            'CreateImageEdit': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateImageEdit,
+                    request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageEditRequest.FromString,
+                    response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageEditResponse.SerializeToString,
+            ),
+            'CreateImageVariation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateImageVariation,
+                    request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageVariationRequest.FromString,
+                    response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageVariationResponse.SerializeToString,
+            ),
+            'CreateTranscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTranscription,
+                    request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateTranscriptionRequest.FromString,
+                    response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateTranscriptionResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
@@ -353,6 +405,87 @@ class RoutingService:
             '/switchyard.routing.v1.RoutingService/CreateSpeech',
             switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateSpeechRequest.SerializeToString,
             switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateSpeechResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateImageEdit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.routing.v1.RoutingService/CreateImageEdit',
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageEditRequest.SerializeToString,
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageEditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateImageVariation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.routing.v1.RoutingService/CreateImageVariation',
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageVariationRequest.SerializeToString,
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateImageVariationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTranscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.routing.v1.RoutingService/CreateTranscription',
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateTranscriptionRequest.SerializeToString,
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateTranscriptionResponse.FromString,
             options,
             channel_credentials,
             insecure,
