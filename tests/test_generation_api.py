@@ -514,3 +514,20 @@ def test_generation_service_over_grpc_with_generated_stubs(make_gateway):
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         logs = stub.ListGenerationLogs(generation_pb2.ListGenerationLogsRequest(), metadata=metadata)
         assert logs.pagination.total == 1 and logs.logs[0].id == reply.data.generation_id
+
+
+def test_generate_balance_and_logs_on_postgresql(make_gateway, postgres_url):
+    gw = make_gateway(**config(database_url=postgres_url))
+    topup(gw, "2")
+    for batch in ("pg-1", "pg-1", "pg-2"):
+        assert api(gw, "POST", "/generate", gw.admin_key, json={"prompt": f"{batch} text", "template": "hashtags",
+                                                                 "model": "priced", "request_id": batch}).status_code == 200
+    logs = api(gw, "GET", "/logs", gw.admin_key, params={"request_id": "pg-1", "limit": 1}).json()
+    assert logs["pagination"] == {"limit": 1, "offset": 0, "total": 2, "has_more": True}
+    today = datetime.now(timezone.utc).date().isoformat()
+    assert api(gw, "GET", "/logs", gw.admin_key, params={"start_date": today, "end_date": today}).json()["pagination"]["total"] == 3
+    balance = api(gw, "GET", "/balance", gw.admin_key).json()
+    spent = sum(log["cost_nano_usd"] for log in api(gw, "GET", "/logs", gw.admin_key).json()["logs"])
+    assert spent > 0 and balance["usage"]["spent_nano_usd"] == spent
+    assert balance["balance"]["remaining_nano_usd"] == 2 * NANO - spent
+    assert balance["usage"]["generations"] == 3
