@@ -113,3 +113,8 @@ def error_info_from(trailing_metadata) -> tuple[error_details_pb2.ErrorInfo | No
                 return info, status.message
         return None, status.message
     return None, None
+
+
+def invalid_request(message: str, field: str | None = None) -> ServiceError:
+    """The 400 of failed validation; `field` names the input at fault (the REST error's param)."""
+    return ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, message, metadata={"field": field} if field else None)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from google.protobuf import timestamp_pb2
 
 from services import call_context
 from services.auth.store import InvalidPageToken, KeyNotFound, KeyState, KeyStore, key_state
 from services.auth.verifier import KeyVerifier
-from services.errors import Reason, ServiceError
-from services.storage.database import as_utc, utcnow
+from services.errors import Reason, ServiceError, invalid_request
+from services.storage.database import timestamp_of, utcnow
 from services.storage.tables import ApiKeyRecord
 from switchyard.auth.v1 import auth_pb2, auth_pb2_grpc
 
@@ -23,14 +22,6 @@ _PROTO_TO_STATE = {v: k for k, v in _STATE_TO_PROTO.items()}
 _MAX_RATE_LIMIT = 1_000_000
 
 
-def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(as_utc(value))
-    return stamp
-
-
 def key_to_proto(record: ApiKeyRecord, now: datetime | None = None) -> auth_pb2.ApiKey:
     return auth_pb2.ApiKey(
         id=record.id,
@@ -41,32 +32,28 @@ def key_to_proto(record: ApiKeyRecord, now: datetime | None = None) -> auth_pb2.
         last_four=record.last_four,
         state=_STATE_TO_PROTO[key_state(record, now or utcnow())],
         rate_limit_per_minute=record.rate_limit_per_minute,
-        create_time=_timestamp(record.created_at),
-        last_use_time=_timestamp(record.last_used_at),
-        expire_time=_timestamp(record.expires_at),
-        revoke_time=_timestamp(record.revoked_at),
+        create_time=timestamp_of(record.created_at),
+        last_use_time=timestamp_of(record.last_used_at),
+        expire_time=timestamp_of(record.expires_at),
+        revoke_time=timestamp_of(record.revoked_at),
         allowed_models=record.allowed_models.split(),
     )
-
-
-def _invalid(message: str, field: str) -> ServiceError:
-    return ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, message, metadata={"field": field})
 
 
 def validate_new_key(name: str, scopes, rate_limit: int, expires_at: datetime | None, allowed_models=()) -> None:
     """The rules for a new key, shared by the RPC and the CLI."""
     if not name.strip() or len(name) > 100:
-        raise _invalid("name is required and must be at most 100 characters.", "name")
+        raise invalid_request("name is required and must be at most 100 characters.", "name")
     for scope in scopes:
         if not scope or len(scope) > 64 or any(c.isspace() for c in scope):
-            raise _invalid(f"invalid scope {scope!r}: 1–64 characters without spaces.", "scopes")
+            raise invalid_request(f"invalid scope {scope!r}: 1–64 characters without spaces.", "scopes")
     if rate_limit < 0 or rate_limit > _MAX_RATE_LIMIT:
-        raise _invalid(f"rate_limit_per_minute must be between 1 and {_MAX_RATE_LIMIT}.", "rate_limit_per_minute")
+        raise invalid_request(f"rate_limit_per_minute must be between 1 and {_MAX_RATE_LIMIT}.", "rate_limit_per_minute")
     for model in allowed_models:
         if not model or len(model) > 200 or any(c.isspace() for c in model):
-            raise _invalid(f"invalid model name {model!r} in allowed_models.", "allowed_models")
+            raise invalid_request(f"invalid model name {model!r} in allowed_models.", "allowed_models")
     if expires_at is not None and expires_at <= utcnow():
-        raise _invalid("expire_time must be in the future.", "expire_time")
+        raise invalid_request("expire_time must be in the future.", "expire_time")
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
@@ -92,7 +79,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ListKeys(self, request: auth_pb2.ListKeysRequest, context) -> auth_pb2.ListKeysResponse:
         caller = call_context.current().principal
         if request.page_size < 0 or request.page_size > 100:
-            raise _invalid("page_size must be between 1 and 100.", "page_size")
+            raise invalid_request("page_size must be between 1 and 100.", "page_size")
         try:
             records, next_token = await self._store.list_keys(
                 caller.account_id,
@@ -101,7 +88,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 page_token=request.page_token,
             )
         except InvalidPageToken as exc:
-            raise _invalid(str(exc), "page_token") from exc
+            raise invalid_request(str(exc), "page_token") from exc
         now = utcnow()
         return auth_pb2.ListKeysResponse(keys=[key_to_proto(r, now) for r in records], next_page_token=next_token)
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from datetime import datetime
 
-from google.protobuf import timestamp_pb2
 from sqlalchemy import update
 from sqlmodel import select
 
@@ -15,27 +13,17 @@ from services import call_context
 from services.auth.store import DEFAULT_ACCOUNT_ID, KeyNotFound, KeyStore
 from services.billing.ledger import Ledger, month_of, parse_usd, usd
 from services.billing.usage_log import UsageLog
-from services.errors import Reason, ServiceError
-from services.storage.database import as_utc, utcnow
+from services.errors import Reason, ServiceError, invalid_request
+from services.storage.database import timestamp_of, utcnow
 from services.storage.tables import Account, ApiKeyRecord, UsageRow
 from switchyard.billing.v1 import billing_pb2, billing_pb2_grpc
 
 _ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9_-]{1,35}")
 
 
-def _invalid(message: str, field: str) -> ServiceError:
-    return ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, message, metadata={"field": field})
-
-
-def _stamp(value: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(as_utc(value))
-    return stamp
-
-
 def _page_size(value: int) -> int:
     if value < 0 or value > 100:
-        raise _invalid("page_size must be between 1 and 100.", "page_size")
+        raise invalid_request("page_size must be between 1 and 100.", "page_size")
     return value or 50
 
 
@@ -49,7 +37,7 @@ def _before(token: str) -> int | None:
     try:
         return int(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
     except ValueError:
-        raise _invalid("page_token is not one this API returned.", "page_token") from None
+        raise invalid_request("page_token is not one this API returned.", "page_token") from None
 
 
 def _amount(oneof_owner, usd_field: str, nano_field: str, what: str) -> int:
@@ -58,10 +46,10 @@ def _amount(oneof_owner, usd_field: str, nano_field: str, what: str) -> int:
         try:
             return parse_usd(getattr(oneof_owner, usd_field))
         except ValueError as exc:
-            raise _invalid(str(exc), usd_field) from None
+            raise invalid_request(str(exc), usd_field) from None
     if which == nano_field:
         return getattr(oneof_owner, nano_field)
-    raise _invalid(f"{usd_field} (or {nano_field}) is required.", usd_field)
+    raise invalid_request(f"{usd_field} (or {nano_field}) is required.", usd_field)
 
 
 class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
@@ -100,10 +88,10 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         self._operator()
         name = request.name.strip()
         if not name or len(name) > 200:
-            raise _invalid("name is required and must be at most 200 characters.", "name")
+            raise invalid_request("name is required and must be at most 200 characters.", "name")
         account_id = request.account_id or f"acct_{secrets.token_hex(8)}"
         if not _ACCOUNT_ID.fullmatch(account_id):
-            raise _invalid("account_id must look like acct_ followed by letters, digits, '-' or '_'.", "account_id")
+            raise invalid_request("account_id must look like acct_ followed by letters, digits, '-' or '_'.", "account_id")
         async with self._sessions() as session:
             if await session.get(Account, account_id) is not None:
                 raise ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, f"Account {account_id} already exists.", metadata={"field": "account_id"})
@@ -111,7 +99,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         await self._ledger.ensure_wallet(account_id)
         async with self._sessions() as session:
             account = await session.get(Account, account_id)
-        return billing_pb2.CreateAccountResponse(account=billing_pb2.Account(id=account.id, name=account.name, create_time=_stamp(account.created_at)))
+        return billing_pb2.CreateAccountResponse(account=billing_pb2.Account(id=account.id, name=account.name, create_time=timestamp_of(account.created_at)))
 
     async def TopUpWallet(self, request, context) -> billing_pb2.TopUpWalletResponse:
         self._operator()
@@ -126,7 +114,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         caller = call_context.current().principal
         cap = None if request.WhichOneof("cap") == "clear" else _amount(request, "spend_cap_usd", "spend_cap_nano_usd", "cap")
         if cap is not None and cap < 0:
-            raise _invalid("A spend cap cannot be negative.", "spend_cap_usd")
+            raise invalid_request("A spend cap cannot be negative.", "spend_cap_usd")
         try:
             await self._store.get_key(caller.account_id, request.key_id)
         except KeyNotFound:
@@ -152,7 +140,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         entries = [
             billing_pb2.LedgerEntry(
                 id=r.id, account_id=r.account_id, kind=r.kind, amount_nano_usd=r.amount_nano, amount_usd=usd(r.amount_nano),
-                key_id=r.key_id, request_id=r.request_id, note=r.note, create_time=_stamp(r.created_at),
+                key_id=r.key_id, request_id=r.request_id, note=r.note, create_time=timestamp_of(r.created_at),
             )
             for r in rows[:size]
         ]
@@ -162,7 +150,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         caller = call_context.current().principal
         size = _page_size(request.page_size)
         if request.status and request.status not in ("ok", "error"):
-            raise _invalid("status must be ok or error.", "status")
+            raise invalid_request("status must be ok or error.", "status")
         await self._usage_log.flush()  # a client reading its log right after a call sees that call
         query = select(UsageRow).where(UsageRow.account_id == caller.account_id)
         if request.key_id:
@@ -186,7 +174,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                 upstream_model=r.upstream_model, endpoint=r.endpoint, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
                 cost_nano_usd=r.cost_nano, cost_usd=usd(r.cost_nano), usage_estimated=r.usage_estimated, latency_ms=r.latency_ms,
                 time_to_first_token_ms=r.ttft_ms, status=r.status, error_code=r.error_code, streamed=r.streamed,
-                create_time=_stamp(r.created_at),
+                create_time=timestamp_of(r.created_at),
             )
             for r in rows[:size]
         ]

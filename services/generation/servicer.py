@@ -8,19 +8,19 @@ import time
 from datetime import date, datetime, time as day_time, timedelta, timezone
 
 import orjson
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import json_format
 from sqlalchemy import func
 from sqlmodel import select
 
 from services import call_context
 from services.billing.ledger import Ledger, month_of, usd
-from services.errors import Reason, ServiceError
+from services.errors import Reason, ServiceError, invalid_request
 from services.generation.log_store import GenerationLogStore, LogFilter
 from services.generation.templates import InvalidOptions, TemplateCatalogue, UnknownTemplate
 from services.generation.webhook_urls import UrlGuard, WebhookUrlError
 from services.generation.webhooks import WebhookDispatcher
 from services.routing.servicer import RoutingServicer
-from services.storage.database import as_utc, utcnow
+from services.storage.database import as_utc, timestamp_of, utcnow
 from services.storage.tables import GenerationLogRow, LedgerRow, UsageRow
 from switchyard.generation.v1 import generation_pb2, generation_pb2_grpc
 from switchyard.routing.v1 import chat_pb2
@@ -30,16 +30,6 @@ log = logging.getLogger(__name__)
 FREESTYLE = "freestyle"
 _MAX_PROMPT_CHARS = 20_000
 _MAX_BATCH_ID = 128
-
-
-def _invalid(message: str, field: str) -> ServiceError:
-    return ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, message, metadata={"field": field})
-
-
-def _stamp(value: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(as_utc(value))
-    return stamp
 
 
 def parse_bound(text: str, field: str, *, end: bool) -> datetime | None:
@@ -57,7 +47,7 @@ def parse_bound(text: str, field: str, *, end: bool) -> datetime | None:
             if end:
                 moment += timedelta(microseconds=1)  # an explicit end instant is included
     except ValueError:
-        raise _invalid(f"{field} must be an ISO 8601 date (2026-11-30) or date-time (2026-11-30T12:00:00Z).", field) from None
+        raise invalid_request(f"{field} must be an ISO 8601 date (2026-11-30) or date-time (2026-11-30T12:00:00Z).", field) from None
     return moment
 
 
@@ -95,13 +85,13 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         ctx = call_context.current()
         prompt = request.prompt
         if not prompt.strip():
-            raise _invalid("prompt is required.", "prompt")
+            raise invalid_request("prompt is required.", "prompt")
         if len(prompt) > _MAX_PROMPT_CHARS:
-            raise _invalid(f"prompt must be at most {_MAX_PROMPT_CHARS} characters.", "prompt")
+            raise invalid_request(f"prompt must be at most {_MAX_PROMPT_CHARS} characters.", "prompt")
         if len(request.request_id) > _MAX_BATCH_ID:
-            raise _invalid(f"request_id must be at most {_MAX_BATCH_ID} characters.", "request_id")
+            raise invalid_request(f"request_id must be at most {_MAX_BATCH_ID} characters.", "request_id")
         if request.HasField("max_tokens") and request.max_tokens < 1:
-            raise _invalid("max_tokens must be at least 1.", "max_tokens")
+            raise invalid_request("max_tokens must be at least 1.", "max_tokens")
         options = json_format.MessageToDict(request.options) if request.HasField("options") else {}
         try:
             rendered = self._catalogue.render(request.template or None, prompt, options)
@@ -112,7 +102,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 metadata={"field": "template"},
             ) from exc
         except InvalidOptions as exc:
-            raise _invalid(str(exc), exc.field) from exc
+            raise invalid_request(str(exc), exc.field) from exc
         template = self._catalogue.get(request.template) if request.template else None
         if request.webhook_url:
             # Refused before anything is generated or charged.
@@ -120,7 +110,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 await self._guard.check(request.webhook_url)
             except WebhookUrlError as exc:
                 message = str(exc) if "webhook_url" in str(exc) else f"webhook_url is not allowed: {exc}"
-                raise _invalid(message, "webhook_url") from exc
+                raise invalid_request(message, "webhook_url") from exc
 
         chat = chat_pb2.ChatRequest(
             model=request.model or (template.model if template is not None and template.model else self._default_model),
@@ -234,13 +224,13 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def ListGenerationLogs(self, request, context) -> generation_pb2.ListGenerationLogsResponse:
         limit = request.limit if request.HasField("limit") else 50
         if not 1 <= limit <= 100:
-            raise _invalid("limit must be between 1 and 100.", "limit")
+            raise invalid_request("limit must be between 1 and 100.", "limit")
         if request.offset < 0:
-            raise _invalid("offset must not be negative.", "offset")
+            raise invalid_request("offset must not be negative.", "offset")
         start = parse_bound(request.start_date, "start_date", end=False)
         end = parse_bound(request.end_date, "end_date", end=True)
         if start is not None and end is not None and start >= end:
-            raise _invalid("start_date must be before end_date.", "start_date")
+            raise invalid_request("start_date must be before end_date.", "start_date")
         where = LogFilter(
             account_id=call_context.current().principal.account_id, batch_id=request.request_id,
             template=request.template, start=start, end=end,
@@ -253,7 +243,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     id=r.id, request_id=r.batch_id, template=r.template, model=r.model, prompt=r.prompt, response=r.response,
                     input_tokens=r.input_tokens, output_tokens=r.output_tokens, total_tokens=r.input_tokens + r.output_tokens,
                     cost_usd=usd(r.cost_nano), cost_nano_usd=r.cost_nano, generation_time_ms=r.generation_time_ms,
-                    webhook_url=r.webhook_url, webhook_status=r.webhook_status, created_at=_stamp(r.created_at),
+                    webhook_url=r.webhook_url, webhook_status=r.webhook_status, created_at=timestamp_of(r.created_at),
                 )
                 for r in rows
             ],

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from services import call_context
 from services.billing.metering import Metering, chat_prompt_text, prompt_token_bound
 from services.config import ProviderConfig
-from services.errors import Reason, ServiceError
+from services.errors import Reason, ServiceError, invalid_request
 from services.health.monitor import HealthMonitor
 from services.policy import ADMIN_SCOPE
 from services.routing import audio as audio_length
@@ -25,50 +25,46 @@ _TRANSCRIPTION_TASKS = frozenset({"", "transcribe", "translate"})
 _TRANSCRIPTION_FORMATS = frozenset({"", "json", "text", "verbose_json", "srt", "vtt"})
 
 
-def _invalid(message: str, field: str | None = None) -> ServiceError:
-    return ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, message, metadata={"field": field} if field else None)
-
-
 def validate_chat(chat: chat_pb2.ChatRequest, model: routing_pb2.Model) -> None:
     """Checks every caller gets, whichever dialect (or gRPC client) built the request."""
     if not chat.messages:
-        raise _invalid("messages must not be empty.", "messages")
+        raise invalid_request("messages must not be empty.", "messages")
     for i, message in enumerate(chat.messages):
         if message.role not in _ROLES:
-            raise _invalid(f"messages[{i}].role must be one of {', '.join(sorted(_ROLES))}.", f"messages[{i}].role")
+            raise invalid_request(f"messages[{i}].role must be one of {', '.join(sorted(_ROLES))}.", f"messages[{i}].role")
     if chat.HasField("max_tokens"):
         if chat.max_tokens < 1:
-            raise _invalid("max_tokens must be at least 1.", "max_tokens")
+            raise invalid_request("max_tokens must be at least 1.", "max_tokens")
         if chat.max_tokens > model.max_output_tokens:
-            raise _invalid(
+            raise invalid_request(
                 f"max_tokens is too large: {chat.max_tokens}. Model '{model.id}' supports at most "
                 f"{model.max_output_tokens} output tokens.",
                 "max_tokens",
             )
     if chat.HasField("n") and chat.n < 1:
-        raise _invalid("n must be at least 1.", "n")
+        raise invalid_request("n must be at least 1.", "n")
 
 
 def validate_model(model: routing_pb2.Model, providers: dict[str, ProviderConfig]) -> None:
     if not model.id or len(model.id) > 200 or any(c.isspace() for c in model.id):
-        raise _invalid("model id must be 1–200 characters without spaces.", "id")
+        raise invalid_request("model id must be 1–200 characters without spaces.", "id")
     if model.mode not in _MODES:
-        raise _invalid(f"mode must be one of {', '.join(sorted(_MODES))}.", "mode")
+        raise invalid_request(f"mode must be one of {', '.join(sorted(_MODES))}.", "mode")
     if not model.deployments:
-        raise _invalid("a model needs at least one deployment.", "deployments")
+        raise invalid_request("a model needs at least one deployment.", "deployments")
     for i, deployment in enumerate(model.deployments):
         if deployment.provider not in providers:
-            raise _invalid(f"deployments[{i}].provider '{deployment.provider}' is not a configured provider.", f"deployments[{i}].provider")
+            raise invalid_request(f"deployments[{i}].provider '{deployment.provider}' is not a configured provider.", f"deployments[{i}].provider")
         if not deployment.upstream_model:
-            raise _invalid(f"deployments[{i}].upstream_model is required.", f"deployments[{i}].upstream_model")
+            raise invalid_request(f"deployments[{i}].upstream_model is required.", f"deployments[{i}].upstream_model")
         if deployment.weight < 1:
-            raise _invalid(f"deployments[{i}].weight must be at least 1.", f"deployments[{i}].weight")
+            raise invalid_request(f"deployments[{i}].weight must be at least 1.", f"deployments[{i}].weight")
     if model.context_window < 1 or model.max_output_tokens < 1:
-        raise _invalid("context_window and max_output_tokens must be positive.", "context_window")
+        raise invalid_request("context_window and max_output_tokens must be positive.", "context_window")
     pricing = model.pricing
     if min(pricing.input_nano_usd_per_million_tokens, pricing.output_nano_usd_per_million_tokens, pricing.nano_usd_per_image,
            pricing.nano_usd_per_million_characters, pricing.nano_usd_per_audio_second) < 0:
-        raise _invalid("prices must not be negative.", "pricing")
+        raise invalid_request("prices must not be negative.", "pricing")
 
 
 class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
@@ -90,7 +86,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
 
     def _model(self, model_id: str, mode: str) -> routing_pb2.Model:
         if not model_id:
-            raise _invalid("model is required.", "model")
+            raise invalid_request("model is required.", "model")
         principal = call_context.current().principal
         model = self._registry.get(model_id)
         if model is None or not principal.may_use(model_id):
@@ -100,7 +96,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                 metadata={"field": "model", "model": model_id},
             )
         if model.mode != mode:
-            raise _invalid(f"Model '{model_id}' is a {model.mode} model and cannot serve this endpoint.", "model")
+            raise invalid_request(f"Model '{model_id}' is a {model.mode} model and cannot serve this endpoint.", "model")
         return model
 
     async def CreateChatCompletion(self, request, context) -> AsyncIterator[routing_pb2.CreateChatCompletionResponse]:
@@ -136,7 +132,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     async def CreateEmbeddings(self, request, context) -> routing_pb2.CreateEmbeddingsResponse:
         model = self._model(request.model, "embedding")
         if not request.input:
-            raise _invalid("input must not be empty.", "input")
+            raise invalid_request("input must not be empty.", "input")
         meter = self._metering.start(call_context.current(), model, "embeddings")
         await meter.admit(lambda: prompt_token_bound("".join(request.input), len(request.input)), 0)
         response = await _metered(meter, self._router.call(model, "embed", request))
@@ -148,11 +144,11 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     async def Rerank(self, request, context) -> routing_pb2.RerankResponse:
         model = self._model(request.model, "rerank")
         if not request.query:
-            raise _invalid("query must not be empty.", "query")
+            raise invalid_request("query must not be empty.", "query")
         if not request.documents:
-            raise _invalid("documents must not be empty.", "documents")
+            raise invalid_request("documents must not be empty.", "documents")
         if request.HasField("top_n") and request.top_n < 1:
-            raise _invalid("top_n must be at least 1.", "top_n")
+            raise invalid_request("top_n must be at least 1.", "top_n")
         meter = self._metering.start(call_context.current(), model, "rerank")
         await meter.admit(lambda: prompt_token_bound(request.query + "".join(request.documents), len(request.documents) + 1), 0)
         response = await _metered(meter, self._router.call(model, "rerank", request))
@@ -164,27 +160,27 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     async def CreateImage(self, request, context) -> routing_pb2.CreateImageResponse:
         model = self._model(request.model, "image")
         if not request.prompt:
-            raise _invalid("prompt must not be empty.", "prompt")
+            raise invalid_request("prompt must not be empty.", "prompt")
         return await self._images(model, request, "image", "images")
 
     async def CreateImageEdit(self, request, context) -> routing_pb2.CreateImageEditResponse:
         model = self._model(request.model, "image")
         if not request.images or not all(image.data for image in request.images):
-            raise _invalid("image is required and must not be empty.", "image")
+            raise invalid_request("image is required and must not be empty.", "image")
         if not request.prompt:
-            raise _invalid("prompt must not be empty.", "prompt")
+            raise invalid_request("prompt must not be empty.", "prompt")
         return await self._images(model, request, "image_edit", "image_edits")
 
     async def CreateImageVariation(self, request, context) -> routing_pb2.CreateImageVariationResponse:
         model = self._model(request.model, "image")
         if not request.image.data:
-            raise _invalid("image is required and must not be empty.", "image")
+            raise invalid_request("image is required and must not be empty.", "image")
         return await self._images(model, request, "image_variation", "image_variations")
 
     async def _images(self, model: routing_pb2.Model, request, operation: str, endpoint: str):
         count = request.n if request.HasField("n") else 1
         if not 1 <= count <= 10:
-            raise _invalid("n must be between 1 and 10.", "n")
+            raise invalid_request("n must be between 1 and 10.", "n")
         meter = self._metering.start(call_context.current(), model, endpoint)
         await meter.admit_amount(count * model.pricing.nano_usd_per_image)
         response = await _metered(meter, self._router.call(model, operation, request))
@@ -197,11 +193,11 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     async def CreateTranscription(self, request, context) -> routing_pb2.CreateTranscriptionResponse:
         model = self._model(request.model, "transcription")
         if not request.file.data:
-            raise _invalid("file is required and must not be empty.", "file")
+            raise invalid_request("file is required and must not be empty.", "file")
         if request.task not in _TRANSCRIPTION_TASKS:
-            raise _invalid("task must be 'transcribe' or 'translate'.", "task")
+            raise invalid_request("task must be 'transcribe' or 'translate'.", "task")
         if request.response_format not in _TRANSCRIPTION_FORMATS:
-            raise _invalid(f"response_format must be one of {', '.join(sorted(_TRANSCRIPTION_FORMATS - {''}))}.", "response_format")
+            raise invalid_request(f"response_format must be one of {', '.join(sorted(_TRANSCRIPTION_FORMATS - {''}))}.", "response_format")
         audio = request.file.data
         price = model.pricing.nano_usd_per_audio_second
         meter = self._metering.start(call_context.current(), model, "translations" if request.task == "translate" else "transcriptions")
@@ -222,11 +218,11 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     async def CreateSpeech(self, request, context) -> routing_pb2.CreateSpeechResponse:
         model = self._model(request.model, "speech")
         if not request.input:
-            raise _invalid("input must not be empty.", "input")
+            raise invalid_request("input must not be empty.", "input")
         if not request.voice:
-            raise _invalid("voice is required.", "voice")
+            raise invalid_request("voice is required.", "voice")
         if len(request.input) > 4096:
-            raise _invalid("input must be at most 4096 characters.", "input")
+            raise invalid_request("input must be at most 4096 characters.", "input")
         price = -(-len(request.input) * model.pricing.nano_usd_per_million_characters // 1_000_000)
         meter = self._metering.start(call_context.current(), model, "speech")
         await meter.admit_amount(price)

@@ -84,6 +84,17 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def timestamp_of(value: datetime | None):
+    """A stored time as a google.protobuf.Timestamp (None stays None)."""
+    from google.protobuf import timestamp_pb2
+
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(as_utc(value))
+    return stamp
+
+
 def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything we store is UTC."""
     if value is None or value.tzinfo is not None:
