@@ -213,11 +213,13 @@ def test_generate_errors_in_the_api_shape(make_gateway, upstream):
     key = gw.admin_key
     assert_error(api(gw, "POST", "/generate", json={"prompt": "x"}), 401, "INVALID_API_KEY")
     assert_error(api(gw, "POST", "/generate", "tk_live_" + "0" * 32, json={"prompt": "x"}), 401, "INVALID_API_KEY")
-    error = assert_error(api(gw, "POST", "/generate", key, json={"prompt": "x", "template": "no-such-thing"}), 400, "INVALID_TEMPLATE")
-    assert "no-such-thing" in error["message"]
+    r = api(gw, "POST", "/generate", key, json={"prompt": "x", "template": "no-such-thing"})
+    error = assert_error(r, 400, "INVALID_TEMPLATE")
+    assert "no-such-thing" in error["message"] and error["field"] == "template"
+    assert r.headers["x-ratelimit-limit"] == "100000"  # refused requests of a known key show its limits too
     error = assert_error(api(gw, "POST", "/generate", key, json={"prompt": "x", "template": "bio-instagram",
                                                                   "options": {"tone": "furious-purple"}}), 400, "VALIDATION_ERROR")
-    assert "tone" in error["message"]
+    assert "tone" in error["message"] and error["field"] == "options.tone"
     assert_error(api(gw, "POST", "/generate", key, json={"prompt": "x", "template": "bio-instagram",
                                                           "options": {"include_emojis": "yes please"}}), 400, "VALIDATION_ERROR")
     assert_error(api(gw, "POST", "/generate", key, json={"prompt": "x", "template": "bio-instagram",
@@ -531,3 +533,22 @@ def test_generate_balance_and_logs_on_postgresql(make_gateway, postgres_url):
     assert spent > 0 and balance["usage"]["spent_nano_usd"] == spent
     assert balance["balance"]["remaining_nano_usd"] == 2 * NANO - spent
     assert balance["usage"]["generations"] == 3
+
+
+def test_a_pending_webhook_survives_a_gateway_restart(make_gateway):
+    settings = config()
+    settings["generation"]["webhooks"].update(base_delay_seconds=0.3, max_delay_seconds=0.3)
+    first = make_gateway(**settings)
+    key = first.admin_key
+    with Receiver(fail_first=10**6) as receiver:  # down for as long as the first gateway runs
+        receiver.secret = api(first, "GET", "/webhooks/secret", key).json()["secret"]
+        r = api(first, "POST", "/generate", key, json={"prompt": "deliver me later", "webhook_url": receiver.url})
+        assert r.status_code == 200, r.text
+        wait_for(lambda: receiver.attempts >= 1)
+        first.stop()
+        assert not receiver.accepted
+        receiver.fail_first = receiver.attempts  # the receiver is back
+        second = make_gateway(**settings)  # the same database: the delivery is still pending there
+        wait_for(lambda: receiver.accepted)
+        assert receiver.accepted[0]["body"]["generation_id"] == r.json()["data"]["generation_id"]
+        wait_for(lambda: api(second, "GET", "/logs", key).json()["logs"][0]["webhook_status"] == "success")
