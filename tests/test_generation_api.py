@@ -35,6 +35,7 @@ def config(upstream_url: str | None = None, **extra) -> dict:
         providers["up"] = {"kind": "openai", "base_url": f"{upstream_url}/v1", "api_key_env": KEY_ENV}
         models["remote"] = {"input_usd_per_million_tokens": "1", "output_usd_per_million_tokens": "4",
                             "deployments": [{"provider": "up", "model": "gpt-4o"}]}
+        models["remote-small"] = {"max_output_tokens": 256, "deployments": [{"provider": "up", "model": "gpt-4o-mini"}]}
     base = {
         "providers": providers, "models": models,
         "limits": {"default_rate_limit_per_minute": 100_000},
@@ -206,6 +207,11 @@ def test_user_text_is_never_template_syntax(make_gateway, upstream):
     sent = upstream.requests_for("openai")[-1].json
     assert sent["max_completion_tokens"] == 1000
     assert sneaky in next(m["content"] for m in sent["messages"] if m["role"] == "user")
+    # The default shrinks to a model's smaller output limit; an explicit value above it is refused.
+    assert api(gw, "POST", "/generate", gw.admin_key, json={"prompt": "x", "model": "remote-small"}).status_code == 200
+    assert upstream.requests_for("openai")[-1].json["max_completion_tokens"] == 256
+    too_many = api(gw, "POST", "/generate", gw.admin_key, json={"prompt": "x", "model": "remote-small", "max_tokens": 257})
+    assert_error(too_many, 400, "VALIDATION_ERROR")
 
 
 def test_generate_errors_in_the_api_shape(make_gateway, upstream):

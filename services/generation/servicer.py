@@ -112,11 +112,16 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 message = str(exc) if "webhook_url" in str(exc) else f"webhook_url is not allowed: {exc}"
                 raise invalid_request(message, "webhook_url") from exc
 
+        model = request.model or (template.model if template is not None and template.model else self._default_model)
+        if request.HasField("max_tokens"):
+            max_tokens = request.max_tokens  # the model's limit is checked like any chat request's
+        else:
+            # A default must never fail a request: it shrinks to what the model can produce.
+            max_tokens = template.max_tokens if template is not None and template.max_tokens else self._default_max_tokens
+            max_tokens = min(max_tokens, self._routing.output_limit(model) or max_tokens)
         chat = chat_pb2.ChatRequest(
-            model=request.model or (template.model if template is not None and template.model else self._default_model),
-            max_tokens=request.max_tokens if request.HasField("max_tokens") else (
-                template.max_tokens if template is not None and template.max_tokens else self._default_max_tokens
-            ),
+            model=model,
+            max_tokens=max_tokens,
             messages=[
                 chat_pb2.ChatMessage(role="system", text=rendered.system),
                 chat_pb2.ChatMessage(role="user", text=rendered.user),

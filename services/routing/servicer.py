@@ -99,6 +99,11 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             raise invalid_request(f"Model '{model_id}' is a {model.mode} model and cannot serve this endpoint.", "model")
         return model
 
+    def output_limit(self, model_id: str) -> int | None:
+        """The model's output token limit, None for a model not in the registry."""
+        model = self._registry.get(model_id)
+        return model.max_output_tokens if model is not None else None
+
     async def CreateChatCompletion(self, request, context) -> AsyncIterator[routing_pb2.CreateChatCompletionResponse]:
         chat = request.chat
         if chat.stream:
