@@ -164,6 +164,7 @@ def _default_models() -> dict[str, "ModelConfig"]:
         "mock-rerank": ModelConfig(mode="rerank", owned_by="switchyard", context_window=8192, max_output_tokens=1, deployments=mock),
         "mock-image": ModelConfig(mode="image", owned_by="switchyard", max_output_tokens=1, deployments=mock),
         "mock-transcribe": ModelConfig(mode="transcription", owned_by="switchyard", max_output_tokens=1, deployments=mock),
+        "mock-speech": ModelConfig(mode="speech", owned_by="switchyard", max_output_tokens=1, deployments=mock),
     }
 
 

@@ -252,6 +252,8 @@ def test_the_default_gateway_serves_free_mock_uploads(gateway):
     result = sdk.audio.transcriptions.create(model="mock-transcribe", file=("a.wav", wav(1.0), "audio/wav"))
     assert result.text.startswith("Mock transcription of a.wav: 1.0 seconds")
     assert len(sdk.images.edit(model="mock-image", image=("a.png", PNG_A, "image/png"), prompt="hat").data) == 1
+    speech = sdk.audio.speech.create(model="mock-speech", voice="alloy", input="hello there", response_format="wav")
+    assert speech.content[:4] == b"RIFF" and speech.response.headers["content-type"] == "audio/wav"
 
 
 def test_admins_add_a_transcription_model_at_runtime(gw):
