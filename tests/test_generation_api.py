@@ -366,6 +366,10 @@ def test_balance_shows_the_month_usage(make_gateway):
     assert usage["generations"] == 3 and usage["requests"] >= 3
     assert usage["spent_nano_usd"] == costs and usage["total_tokens"] == tokens
     assert_error(api(gw, "GET", "/balance"), 401, "INVALID_API_KEY")
+    # The same requests in the gateway-wide usage log, with their template.
+    usage = requests.get(f"{gw.url}/v1/usage", params={"template": "freestyle"}, headers=auth(gw.admin_key), timeout=10).json()
+    assert [(r["endpoint"], r["template"]) for r in usage["records"]] == [("generate", "freestyle")] * 3
+    assert sum(int(r["costNanoUsd"]) for r in usage["records"]) == costs
 
 
 def test_logs_filters_and_pagination(make_gateway):

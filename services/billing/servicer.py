@@ -159,6 +159,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             query = query.where(UsageRow.model == request.model)
         if request.status:
             query = query.where(UsageRow.status == request.status)
+        if request.template:
+            query = query.where(UsageRow.template == request.template)
         if request.HasField("start_time"):
             query = query.where(UsageRow.created_at >= request.start_time.ToDatetime(tzinfo=utcnow().tzinfo))
         if request.HasField("end_time"):
@@ -174,7 +176,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                 upstream_model=r.upstream_model, endpoint=r.endpoint, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
                 cost_nano_usd=r.cost_nano, cost_usd=usd(r.cost_nano), usage_estimated=r.usage_estimated, latency_ms=r.latency_ms,
                 time_to_first_token_ms=r.ttft_ms, status=r.status, error_code=r.error_code, streamed=r.streamed,
-                create_time=timestamp_of(r.created_at),
+                create_time=timestamp_of(r.created_at), template=r.template,
             )
             for r in rows[:size]
         ]

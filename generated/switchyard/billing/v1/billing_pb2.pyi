@@ -157,7 +157,7 @@ class ListLedgerEntriesResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[LedgerEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UsageRecord(_message.Message):
-    __slots__ = ("request_id", "key_id", "account_id", "model", "provider", "upstream_model", "endpoint", "input_tokens", "output_tokens", "cost_nano_usd", "cost_usd", "usage_estimated", "latency_ms", "time_to_first_token_ms", "status", "error_code", "streamed", "create_time")
+    __slots__ = ("request_id", "key_id", "account_id", "model", "provider", "upstream_model", "endpoint", "input_tokens", "output_tokens", "cost_nano_usd", "cost_usd", "usage_estimated", "latency_ms", "time_to_first_token_ms", "status", "error_code", "streamed", "create_time", "template")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +176,7 @@ class UsageRecord(_message.Message):
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     STREAMED_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     key_id: str
     account_id: str
@@ -194,10 +195,11 @@ class UsageRecord(_message.Message):
     error_code: str
     streamed: bool
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, request_id: _Optional[str] = ..., key_id: _Optional[str] = ..., account_id: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., endpoint: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_nano_usd: _Optional[int] = ..., cost_usd: _Optional[float] = ..., usage_estimated: _Optional[bool] = ..., latency_ms: _Optional[int] = ..., time_to_first_token_ms: _Optional[int] = ..., status: _Optional[str] = ..., error_code: _Optional[str] = ..., streamed: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    template: str
+    def __init__(self, request_id: _Optional[str] = ..., key_id: _Optional[str] = ..., account_id: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., upstream_model: _Optional[str] = ..., endpoint: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_nano_usd: _Optional[int] = ..., cost_usd: _Optional[float] = ..., usage_estimated: _Optional[bool] = ..., latency_ms: _Optional[int] = ..., time_to_first_token_ms: _Optional[int] = ..., status: _Optional[str] = ..., error_code: _Optional[str] = ..., streamed: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., template: _Optional[str] = ...) -> None: ...
 
 class ListUsageRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "key_id", "model", "status", "start_time", "end_time")
+    __slots__ = ("page_size", "page_token", "key_id", "model", "status", "start_time", "end_time", "template")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +207,7 @@ class ListUsageRequest(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     key_id: str
@@ -212,7 +215,8 @@ class ListUsageRequest(_message.Message):
     status: str
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., key_id: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    template: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., key_id: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., template: _Optional[str] = ...) -> None: ...
 
 class ListUsageResponse(_message.Message):
     __slots__ = ("records", "next_page_token")
