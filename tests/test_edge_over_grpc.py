@@ -39,3 +39,17 @@ def test_chat_and_stream_over_grpc(make_gateway):
     assert chunks[-1].usage.total_tokens == whole.usage.total_tokens
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "hello"}])
+
+
+def test_templated_api_over_grpc(make_gateway):
+    gw = make_gateway(edge_transport="grpc")
+    admin = {"Authorization": f"Bearer {gw.admin_key}"}
+    r = requests.post(f"{gw.url}/api/v1/generate", json={"prompt": "a bike shop", "template": "bio-tiktok", "request_id": "b1"},
+                      headers=admin, timeout=10)
+    assert r.status_code == 200 and r.json()["data"]["template_used"] == "bio-tiktok", r.text
+    logs = requests.get(f"{gw.url}/api/v1/logs", params={"request_id": "b1"}, headers=admin, timeout=10).json()
+    assert logs["pagination"]["total"] == 1 and logs["logs"][0]["prompt"] == "a bike shop"
+    bad = requests.post(f"{gw.url}/api/v1/generate", json={"prompt": "x", "template": "bio-tiktok", "options": {"tone": 7}},
+                        headers=admin, timeout=10)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert bad.json()["error"]["field"] == "options.tone"
