@@ -119,6 +119,15 @@ class Ledger:
             row = await session.get(KeySpendRow, (key_id, month))
         return row.spent_nano if row is not None else 0
 
+    async def charged_since(self, account_id: str, start: datetime) -> int:
+        """What the account was charged from `start` on, from the ledger itself."""
+        async with self._sessions() as session:
+            total = (await session.exec(
+                select(func.coalesce(func.sum(LedgerRow.amount_nano), 0))
+                .where(LedgerRow.account_id == account_id, LedgerRow.kind == "charge", LedgerRow.created_at >= start)
+            )).one()
+        return -int(total)
+
     async def top_up(self, account_id: str, amount_nano: int, note: str = "") -> WalletState:
         if amount_nano <= 0:
             raise ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, "A top-up must be a positive amount.", metadata={"field": "amount_usd"})

@@ -21,7 +21,7 @@ from services.generation.webhook_urls import UrlGuard, WebhookUrlError
 from services.generation.webhooks import WebhookDispatcher
 from services.routing.servicer import RoutingServicer
 from services.storage.database import as_utc, timestamp_of, utcnow
-from services.storage.tables import GenerationLogRow, LedgerRow, UsageRow
+from services.storage.tables import GenerationLogRow, UsageRow
 from switchyard.generation.v1 import generation_pb2, generation_pb2_grpc
 from switchyard.routing.v1 import chat_pb2
 
@@ -199,11 +199,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 select(func.count(), func.coalesce(func.sum(UsageRow.input_tokens), 0), func.coalesce(func.sum(UsageRow.output_tokens), 0))
                 .where(UsageRow.account_id == account_id, UsageRow.created_at >= start)
             )).one()
-            charged = (await session.exec(
-                select(func.coalesce(func.sum(LedgerRow.amount_nano), 0))
-                .where(LedgerRow.account_id == account_id, LedgerRow.kind == "charge", LedgerRow.created_at >= start)
-            )).one()
-        spent = -int(charged)
+        spent = await self._ledger.charged_since(account_id, start)
         return generation_pb2.GetBalanceResponse(
             success=True,
             balance=generation_pb2.AccountBalance(
