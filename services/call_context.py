@@ -29,6 +29,10 @@ class CallContext:
     principal: Principal
     request_id: str
     policy: Policy
+    # The account the call acts on, as the interceptor resolved it from the policy's target.
+    account_id: str = ""
+    # The caller is an admin key of the operator's own account.
+    operator: bool = False
 
 
 _current: ContextVar[CallContext] = ContextVar("switchyard_call")

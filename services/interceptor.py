@@ -1,4 +1,5 @@
-"""The one gate every Switchyard RPC passes: authenticate the key, take a rate-limit slot, check scope.
+"""The one gate every Switchyard RPC passes: authenticate the key, take a rate-limit slot, check the
+scope and audience the RPC declares, and find the account it acts on.
 
 Running it as a gRPC server interceptor means a client generated from the protos gets exactly what a
 REST client gets through the edge: same keys, limits, errors and metadata.
@@ -13,18 +14,31 @@ import grpc
 
 from services import call_context
 from services.auth.ratelimit import RateLimiter, rate_limit_headers
-from services.auth.verifier import KeyVerifier
-from services.errors import Reason, ServiceError
-from services.policy import Policy
+from services.auth.verifier import KeyVerifier, Principal
+from services.errors import Reason, ServiceError, invalid_request
+from services.policy import ADMIN_SCOPE, Audience, Policy
 
 log = logging.getLogger(__name__)
 
+# The account a key id belongs to, or None when there is no such key.
+KeyAccountLookup = Callable[[str], Awaitable["str | None"]]
+
 
 class PolicyInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, policies: dict[str, Policy], verifier: KeyVerifier, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        policies: dict[str, Policy],
+        verifier: KeyVerifier,
+        limiter: RateLimiter,
+        *,
+        operator_account: str,
+        account_of_key: KeyAccountLookup,
+    ) -> None:
         self._policies = policies
         self._verifier = verifier
         self._limiter = limiter
+        self._operator_account = operator_account
+        self._account_of_key = account_of_key
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -46,7 +60,7 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
             )
         raise RuntimeError(f"{handler_call_details.method}: client-streaming RPCs are not supported")
 
-    async def _admit(self, context: grpc.aio.ServicerContext, policy: Policy) -> call_context.CallContext:
+    async def _admit(self, context: grpc.aio.ServicerContext, policy: Policy, request) -> call_context.CallContext:
         metadata = dict(context.invocation_metadata() or ())
         request_id = call_context.sane_request_id(metadata.get("x-request-id")) or call_context.new_request_id()
         headers: list[tuple[str, str]] = [("x-request-id", request_id)]
@@ -72,16 +86,50 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                     metadata={"requiredScope": policy.scope},
                     trailers=headers,
                 )
+            operator = principal.account_id == self._operator_account and ADMIN_SCOPE in principal.scopes
+            if policy.audience is Audience.OPERATOR and not operator:
+                raise ServiceError(
+                    Reason.ERROR_REASON_INSUFFICIENT_SCOPE,
+                    "Only admin keys of the operator's account may do this: it affects every account.",
+                    metadata={"requiredScope": policy.scope, "audience": "operator"},
+                    trailers=headers,
+                )
+            account_id = await self._target_account(policy, request, principal, operator)
         except ServiceError as err:
             if not err.trailers:
                 err.trailers = headers
             await _abort(context, err, request_id)
         await context.send_initial_metadata(headers)
-        return call_context.CallContext(principal=principal, request_id=request_id, policy=policy)
+        return call_context.CallContext(
+            principal=principal, request_id=request_id, policy=policy, account_id=account_id, operator=operator,
+        )
+
+    async def _target_account(self, policy: Policy, request, principal: Principal, operator: bool) -> str:
+        """The account the call acts on. Only the operator's admins reach past their own account; to
+        anyone else another account's key is "not found", exactly like a key that does not exist."""
+        if policy.account_field and (named := getattr(request, policy.account_field)):
+            if named != principal.account_id and not operator:
+                raise ServiceError(
+                    Reason.ERROR_REASON_INSUFFICIENT_SCOPE,
+                    "This API key may act only on its own account.",
+                    metadata={"requiredScope": ADMIN_SCOPE, "audience": "operator"},
+                )
+            return named
+        if policy.key_field:
+            key_id = getattr(request, policy.key_field)
+            if not key_id:
+                raise invalid_request(f"{policy.key_field} is required.", policy.key_field)
+            owner = await self._account_of_key(key_id)
+            if owner is None or (owner != principal.account_id and not operator):
+                raise ServiceError(
+                    Reason.ERROR_REASON_NOT_FOUND, f"No API key with id {key_id!r}.", metadata={"resource": "api_key"},
+                )
+            return owner
+        return principal.account_id
 
     def _wrap_unary(self, behavior: Callable[..., Awaitable], policy: Policy):
         async def unary(request, context):
-            ctx = await self._admit(context, policy)
+            ctx = await self._admit(context, policy, request)
             call_context.bind(ctx)
             try:
                 return await behavior(request, context)
@@ -97,7 +145,7 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap_stream(self, behavior: Callable, policy: Policy):
         async def stream(request, context):
-            ctx = await self._admit(context, policy)
+            ctx = await self._admit(context, policy, request)
             call_context.bind(ctx)
             try:
                 async for message in behavior(request, context):

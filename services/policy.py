@@ -1,10 +1,12 @@
-"""Method policies (required scope, billable) declared in the contract as custom method options."""
+"""Method policies declared in the contract as custom method options: the scope a key needs, whether
+the call is billed, who may call it (its audience) and how the account it acts on is found."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
-from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
+from google.protobuf.descriptor import FieldDescriptor, FileDescriptor, MethodDescriptor, ServiceDescriptor
 
 from switchyard.type.v1 import method_policy_pb2
 
@@ -13,10 +15,30 @@ ADMIN_SCOPE = "admin"
 DEFAULT_SCOPES = ("health:read", "models:read", "inference", "billing:read")
 
 
+class Audience(Enum):
+    """Who may call an RPC (mirrors switchyard.type.v1.Audience); the value is how docs name it."""
+
+    ACCOUNT = "account"              # any key of the account holding the scope
+    ACCOUNT_ADMIN = "account admin"  # the account's admin keys
+    OPERATOR = "operator admin"      # admin keys of the operator's own account
+
+    @classmethod
+    def from_proto(cls, value: int) -> "Audience | None":
+        return {
+            method_policy_pb2.AUDIENCE_ACCOUNT: cls.ACCOUNT,
+            method_policy_pb2.AUDIENCE_ACCOUNT_ADMIN: cls.ACCOUNT_ADMIN,
+            method_policy_pb2.AUDIENCE_OPERATOR: cls.OPERATOR,
+        }.get(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     scope: str
     billable: bool
+    audience: Audience = Audience.ACCOUNT
+    # Request fields naming the target: an account id, or a key id whose account is the target.
+    account_field: str = ""
+    key_field: str = ""
 
     def allows(self, scopes: frozenset[str]) -> bool:
         return not self.scope or self.scope in scopes or ADMIN_SCOPE in scopes
@@ -36,17 +58,36 @@ def service_descriptors() -> list[ServiceDescriptor]:
     return [service for f in files for service in f.services_by_name.values()]
 
 
-def method_policies() -> dict[str, Policy]:
-    """'/package.Service/Method' -> Policy, for every method that declares one.
+def policy_of(method: MethodDescriptor) -> Policy:
+    """The method's declared policy, checked: a declaration that cannot be enforced is a contract bug."""
+    options = method.GetOptions()
+    if not options.HasExtension(method_policy_pb2.method_policy):
+        raise RuntimeError(f"{method.full_name} declares no (switchyard.type.v1.method_policy)")
+    declared = options.Extensions[method_policy_pb2.method_policy]
+    audience = Audience.from_proto(declared.audience)
+    if audience is None:
+        raise RuntimeError(f"{method.full_name}: its method_policy declares no audience")
+    if audience is not Audience.ACCOUNT and declared.scope != ADMIN_SCOPE:
+        raise RuntimeError(f"{method.full_name}: an admin audience needs scope \"{ADMIN_SCOPE}\"")
+    for field in (declared.target.account_field, declared.target.key_field):
+        if not field:
+            continue
+        found = method.input_type.fields_by_name.get(field)
+        if found is None or found.type != FieldDescriptor.TYPE_STRING or found.is_repeated:
+            raise RuntimeError(f"{method.full_name}: target field {field!r} is not a string field of {method.input_type.name}")
+    return Policy(
+        declared.scope, declared.billable, audience, declared.target.account_field, declared.target.key_field,
+    )
 
-    A method of ours without a policy is a contract bug: it would be callable without a key.
+
+def method_policies() -> dict[str, Policy]:
+    """'/package.Service/Method' -> Policy, for every method of ours.
+
+    A method without a complete policy is a contract bug: it would be callable without a key, or by
+    anyone, so it fails start-up (and the build, through the tests).
     """
-    policies: dict[str, Policy] = {}
-    for service in service_descriptors():
-        for method in service.methods:
-            options = method.GetOptions()
-            if not options.HasExtension(method_policy_pb2.method_policy):
-                raise RuntimeError(f"{method.full_name} declares no (switchyard.type.v1.method_policy)")
-            declared = options.Extensions[method_policy_pb2.method_policy]
-            policies[f"/{service.full_name}/{method.name}"] = Policy(declared.scope, declared.billable)
-    return policies
+    return {
+        f"/{service.full_name}/{method.name}": policy_of(method)
+        for service in service_descriptors()
+        for method in service.methods
+    }

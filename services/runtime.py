@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.auth.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from services.auth.servicer import AuthServicer
-from services.auth.store import KeyStore
+from services.auth.store import DEFAULT_ACCOUNT_ID, KeyStore
 from services.auth.verifier import KeyVerifier
 from services.billing.ledger import Ledger
 from services.billing.metering import Metering
@@ -105,7 +105,10 @@ class ServiceRuntime:
         self.webhook_guard = UrlGuard(generation.webhooks.allow_hosts)
         self.webhooks = WebhookDispatcher(self.sessions, generation.webhooks, self.webhook_guard)
         message_limit = settings.limits.max_body_bytes + (1 << 20)
-        interceptor = PolicyInterceptor(method_policies(), self.verifier, self.limiter)
+        interceptor = PolicyInterceptor(
+            method_policies(), self.verifier, self.limiter,
+            operator_account=DEFAULT_ACCOUNT_ID, account_of_key=self.store.account_of_key,
+        )
         server = grpc.aio.server(
             interceptors=[interceptor],
             options=[

@@ -1,4 +1,4 @@
-"""AuthService: admin management of API keys, always within the caller's own account."""
+"""AuthService: admin management of API keys, within the account the interceptor resolved for the call."""
 
 from __future__ import annotations
 
@@ -63,11 +63,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._default_rate_limit = default_rate_limit
 
     async def CreateKey(self, request: auth_pb2.CreateKeyRequest, context) -> auth_pb2.CreateKeyResponse:
-        caller = call_context.current().principal
+        account_id = call_context.current().account_id
         expires_at = request.expire_time.ToDatetime(tzinfo=utcnow().tzinfo) if request.HasField("expire_time") else None
         validate_new_key(request.name, request.scopes, request.rate_limit_per_minute, expires_at, request.allowed_models)
+        if not await self._store.account_exists(account_id):
+            raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"No account {account_id!r}.", metadata={"resource": "account"})
         record, secret = await self._store.create_key(
-            account_id=caller.account_id,
+            account_id=account_id,
             name=request.name.strip(),
             scopes=list(request.scopes),
             rate_limit_per_minute=request.rate_limit_per_minute or self._default_rate_limit,
@@ -77,12 +79,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.CreateKeyResponse(api_key=key_to_proto(record), key=secret)
 
     async def ListKeys(self, request: auth_pb2.ListKeysRequest, context) -> auth_pb2.ListKeysResponse:
-        caller = call_context.current().principal
+        account_id = call_context.current().account_id
         if request.page_size < 0 or request.page_size > 100:
             raise invalid_request("page_size must be between 1 and 100.", "page_size")
         try:
             records, next_token = await self._store.list_keys(
-                caller.account_id,
+                account_id,
                 state=_PROTO_TO_STATE.get(request.state),
                 page_size=request.page_size or 50,
                 page_token=request.page_token,
@@ -93,17 +95,15 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.ListKeysResponse(keys=[key_to_proto(r, now) for r in records], next_page_token=next_token)
 
     async def GetKey(self, request: auth_pb2.GetKeyRequest, context) -> auth_pb2.GetKeyResponse:
-        caller = call_context.current().principal
         try:
-            record = await self._store.get_key(caller.account_id, request.key_id)
+            record = await self._store.get_key(call_context.current().account_id, request.key_id)
         except KeyNotFound:
             raise _not_found(request.key_id) from None
         return auth_pb2.GetKeyResponse(api_key=key_to_proto(record))
 
     async def RevokeKey(self, request: auth_pb2.RevokeKeyRequest, context) -> auth_pb2.RevokeKeyResponse:
-        caller = call_context.current().principal
         try:
-            record = await self._store.revoke_key(caller.account_id, request.key_id)
+            record = await self._store.revoke_key(call_context.current().account_id, request.key_id)
         except KeyNotFound:
             raise _not_found(request.key_id) from None
         self._verifier.forget(record.id)

@@ -154,6 +154,11 @@ class KeyStore:
             result = await session.exec(select(ApiKeyRecord).where(ApiKeyRecord.key_hash == key_digest))
             return result.first()
 
+    async def account_of_key(self, key_id: str) -> str | None:
+        async with self._sessions() as session:
+            found = await session.exec(select(ApiKeyRecord.account_id).where(ApiKeyRecord.id == key_id))
+            return found.first()
+
     async def get_key(self, account_id: str | None, key_id: str) -> ApiKeyRecord:
         """A key by id; `account_id` None means any account (CLI, run by the operator)."""
         async with self._sessions() as session:

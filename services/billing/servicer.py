@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from services import call_context
-from services.auth.store import DEFAULT_ACCOUNT_ID, KeyNotFound, KeyStore
+from services.auth.store import KeyStore
 from services.billing.ledger import Ledger, month_of, parse_usd, usd
 from services.billing.usage_log import UsageLog
 from services.errors import Reason, ServiceError, invalid_request
@@ -59,15 +59,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         self._store = store
         self._sessions = sessions
 
-    @staticmethod
-    def _operator() -> None:
-        if call_context.current().principal.account_id != DEFAULT_ACCOUNT_ID:
-            raise ServiceError(
-                Reason.ERROR_REASON_INSUFFICIENT_SCOPE,
-                "Only admin keys of the operator's account can manage accounts and wallets.",
-                metadata={"requiredScope": "admin"},
-            )
-
     async def _wallet(self, account_id: str) -> billing_pb2.Wallet:
         state = await self._ledger.wallet(account_id)
         available = state.balance_nano - state.reserved_nano
@@ -85,7 +76,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return spend
 
     async def CreateAccount(self, request, context) -> billing_pb2.CreateAccountResponse:
-        self._operator()
         name = request.name.strip()
         if not name or len(name) > 200:
             raise invalid_request("name is required and must be at most 200 characters.", "name")
@@ -102,7 +92,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return billing_pb2.CreateAccountResponse(account=billing_pb2.Account(id=account.id, name=account.name, create_time=timestamp_of(account.created_at)))
 
     async def TopUpWallet(self, request, context) -> billing_pb2.TopUpWalletResponse:
-        self._operator()
+        if not request.account_id:
+            raise invalid_request("account_id is required.", "account_id")
         async with self._sessions() as session:
             if await session.get(Account, request.account_id) is None:
                 raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"No account {request.account_id!r}.", metadata={"resource": "account"})
@@ -111,14 +102,10 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return billing_pb2.TopUpWalletResponse(wallet=await self._wallet(request.account_id))
 
     async def SetKeySpendCap(self, request, context) -> billing_pb2.SetKeySpendCapResponse:
-        caller = call_context.current().principal
         cap = None if request.WhichOneof("cap") == "clear" else _amount(request, "spend_cap_usd", "spend_cap_nano_usd", "cap")
         if cap is not None and cap < 0:
             raise invalid_request("A spend cap cannot be negative.", "spend_cap_usd")
-        try:
-            await self._store.get_key(caller.account_id, request.key_id)
-        except KeyNotFound:
-            raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"No API key with id {request.key_id!r}.", metadata={"resource": "api_key"}) from None
+        # The interceptor found the key and checked the caller may act on its account.
         async with self._sessions() as session:
             await session.exec(update(ApiKeyRecord).where(ApiKeyRecord.id == request.key_id).values(spend_cap_nano=cap))
             await session.commit()
@@ -131,10 +118,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return billing_pb2.GetWalletResponse(wallet=wallet)
 
     async def ListLedgerEntries(self, request, context) -> billing_pb2.ListLedgerEntriesResponse:
-        caller = call_context.current().principal
-        account_id = request.account_id or caller.account_id
-        if account_id != caller.account_id:
-            self._operator()
+        account_id = call_context.current().account_id
         size = _page_size(request.page_size)
         rows = await self._ledger.entries(account_id, page_size=size, before_id=_before(request.page_token))
         entries = [
@@ -147,12 +131,12 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return billing_pb2.ListLedgerEntriesResponse(entries=entries, next_page_token=_token(rows[size - 1].id) if len(rows) > size else "")
 
     async def ListUsage(self, request, context) -> billing_pb2.ListUsageResponse:
-        caller = call_context.current().principal
+        account_id = call_context.current().account_id
         size = _page_size(request.page_size)
         if request.status and request.status not in ("ok", "error"):
             raise invalid_request("status must be ok or error.", "status")
         await self._usage_log.flush()  # a client reading its log right after a call sees that call
-        query = select(UsageRow).where(UsageRow.account_id == caller.account_id)
+        query = select(UsageRow).where(UsageRow.account_id == account_id)
         if request.key_id:
             query = query.where(UsageRow.key_id == request.key_id)
         if request.model:

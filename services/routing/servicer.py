@@ -11,7 +11,6 @@ from services.billing.metering import Metering, chat_prompt_text, prompt_token_b
 from services.config import ProviderConfig
 from services.errors import Reason, ServiceError, invalid_request
 from services.health.monitor import HealthMonitor
-from services.policy import ADMIN_SCOPE
 from services.routing import audio as audio_length
 from services.routing.adapters.base import estimate_tokens
 from services.routing.cooldown import CooldownTracker
@@ -238,10 +237,10 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         return response
 
     def _visible(self, model: routing_pb2.Model) -> routing_pb2.Model | None:
-        principal = call_context.current().principal
-        if not principal.may_use(model.id):
+        ctx = call_context.current()
+        if not ctx.principal.may_use(model.id):
             return None
-        if ADMIN_SCOPE in principal.scopes:
+        if ctx.operator:
             return model
         shown = routing_pb2.Model()
         shown.CopyFrom(model)
@@ -264,10 +263,13 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         return routing_pb2.GetModelResponse(model=shown)
 
     async def ListProviders(self, request, context) -> routing_pb2.ListProvidersResponse:
+        ctx = call_context.current()
         snapshot = await self._monitor.snapshot()
         cooling = provider_cooldowns(await self._cooldown.cooling())
         models_by_provider: dict[str, list[str]] = {name: [] for name in self._providers}
         for model in self._registry.all():
+            if not ctx.principal.may_use(model.id):
+                continue
             for provider in dict.fromkeys(d.provider for d in model.deployments):
                 models_by_provider.setdefault(provider, []).append(model.id)
         data = []
@@ -275,7 +277,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             entry = routing_pb2.Provider(name=name, kind=provider.kind, models=models_by_provider.get(name, []))
             probed = snapshot.providers.get(name)
             if name in cooling:
-                entry.status, entry.detail = "cooling_down", cooling[name]
+                # Which upstream models are cooling is where models run: the operator's business.
+                entry.status = "cooling_down"
+                entry.detail = cooling[name] if ctx.operator else "cooling down after repeated failures"
             elif probed is not None:
                 entry.status = probed.status
                 if probed.detail:

@@ -27,7 +27,8 @@ if _version_not_supported:
 
 class AuthServiceStub:
     """API keys: creation (the secret is shown once), listing, lookup and revocation.
-    Every RPC needs the "admin" scope; a key only ever sees the keys of its own account.
+    Every RPC needs the "admin" scope. An account's admins manage the keys of their own account; the
+    operator's admins may name any account (account_id) or any account's key.
     """
 
     def __init__(self, channel):
@@ -60,7 +61,8 @@ class AuthServiceStub:
 
 class AuthServiceServicer:
     """API keys: creation (the secret is shown once), listing, lookup and revocation.
-    Every RPC needs the "admin" scope; a key only ever sees the keys of its own account.
+    Every RPC needs the "admin" scope. An account's admins manage the keys of their own account; the
+    operator's admins may name any account (account_id) or any account's key.
     """
 
     def CreateKey(self, request, context):
@@ -124,7 +126,8 @@ def add_AuthServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AuthService:
     """API keys: creation (the secret is shown once), listing, lookup and revocation.
-    Every RPC needs the "admin" scope; a key only ever sees the keys of its own account.
+    Every RPC needs the "admin" scope. An account's admins manage the keys of their own account; the
+    operator's admins may name any account (account_id) or any account's key.
     """
 
     @staticmethod

@@ -90,7 +90,7 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetKeySpendCap(self, request, context):
-        """Sets (or clears) a key's monthly spend cap. The key must belong to the caller's account.
+        """Sets (or clears) a key's monthly spend cap: a key of the caller's account (operator admins: any key).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from switchyard.type.v1 import method_policy_pb2 as switchyard_dot_type_dot_v1_dot_method__policy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!switchyard/health/v1/health.proto\x12\x14switchyard.health.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&switchyard/type/v1/method_policy.proto\"\x15\n\x13GetLlmHealthRequest\"\xfc\x01\n\x14GetLlmHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12.\n\nchecked_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12L\n\tproviders\x18\x03 \x03(\x0b\x32\x39.switchyard.health.v1.GetLlmHealthResponse.ProvidersEntry\x1aV\n\x0eProvidersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.switchyard.health.v1.ProviderHealth:\x02\x38\x01\"T\n\x0eProviderHealth\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x13\n\x06\x64\x65tail\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x12\n\nlatency_ms\x18\x03 \x01(\x05\x42\t\n\x07_detail2\xa0\x01\n\rHealthService\x12\x8e\x01\n\x0cGetLlmHealth\x12).switchyard.health.v1.GetLlmHealthRequest\x1a*.switchyard.health.v1.GetLlmHealthResponse\"\'\xaa\xbb\x18\r\n\x0bhealth:read\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/health/llmb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!switchyard/health/v1/health.proto\x12\x14switchyard.health.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&switchyard/type/v1/method_policy.proto\"\x15\n\x13GetLlmHealthRequest\"\xfc\x01\n\x14GetLlmHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12.\n\nchecked_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12L\n\tproviders\x18\x03 \x03(\x0b\x32\x39.switchyard.health.v1.GetLlmHealthResponse.ProvidersEntry\x1aV\n\x0eProvidersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.switchyard.health.v1.ProviderHealth:\x02\x38\x01\"T\n\x0eProviderHealth\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x13\n\x06\x64\x65tail\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x12\n\nlatency_ms\x18\x03 \x01(\x05\x42\t\n\x07_detail2\xa2\x01\n\rHealthService\x12\x90\x01\n\x0cGetLlmHealth\x12).switchyard.health.v1.GetLlmHealthRequest\x1a*.switchyard.health.v1.GetLlmHealthResponse\")\xaa\xbb\x18\x0f\n\x0bhealth:read\x18\x01\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/health/llmb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,7 +37,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETLLMHEALTHRESPONSE_PROVIDERSENTRY']._loaded_options = None
   _globals['_GETLLMHEALTHRESPONSE_PROVIDERSENTRY']._serialized_options = b'8\001'
   _globals['_HEALTHSERVICE'].methods_by_name['GetLlmHealth']._loaded_options = None
-  _globals['_HEALTHSERVICE'].methods_by_name['GetLlmHealth']._serialized_options = b'\252\273\030\r\n\013health:read\202\323\344\223\002\020\022\016/v1/health/llm'
+  _globals['_HEALTHSERVICE'].methods_by_name['GetLlmHealth']._serialized_options = b'\252\273\030\017\n\013health:read\030\001\202\323\344\223\002\020\022\016/v1/health/llm'
   _globals['_GETLLMHEALTHREQUEST']._serialized_start=162
   _globals['_GETLLMHEALTHREQUEST']._serialized_end=183
   _globals['_GETLLMHEALTHRESPONSE']._serialized_start=186
@@ -47,5 +47,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROVIDERHEALTH']._serialized_start=440
   _globals['_PROVIDERHEALTH']._serialized_end=524
   _globals['_HEALTHSERVICE']._serialized_start=527
-  _globals['_HEALTHSERVICE']._serialized_end=687
+  _globals['_HEALTHSERVICE']._serialized_end=689
 # @@protoc_insertion_point(module_scope)
