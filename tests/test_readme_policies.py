@@ -1,0 +1,70 @@
+"""The README's endpoint tables say who may call what exactly as the contract declares it, for every binding."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from google.api import annotations_pb2
+
+from services.policy import Audience, method_policies, service_descriptors
+
+ROOT = Path(__file__).resolve().parent.parent
+WHO = {Audience.ACCOUNT: "any key", Audience.ACCOUNT_ADMIN: "account admin", Audience.OPERATOR: "operator admin"}
+_VERBS = ("get", "post", "put", "delete", "patch")
+
+
+def _shape(path: str) -> str:
+    """A path template with its variables blanked, so `{model_id=**}` and `{id}` compare equal."""
+    return re.sub(r"\{[^}]*\}", "{}", path.split("?", 1)[0])
+
+
+def declared_bindings() -> dict[tuple[str, str], tuple[str, str]]:
+    """(METHOD, path shape) -> (scope, who) for every HttpRule binding of every RPC."""
+    policies = method_policies()
+    out = {}
+    for service in service_descriptors():
+        for method in service.methods:
+            policy = policies[f"/{service.full_name}/{method.name}"]
+            rule = method.GetOptions().Extensions[annotations_pb2.http]
+            for binding in [rule, *rule.additional_bindings]:
+                verb = binding.WhichOneof("pattern")
+                if verb in _VERBS:
+                    out[(verb.upper(), _shape(getattr(binding, verb)))] = (policy.scope, WHO[policy.audience])
+    return out
+
+
+def documented_bindings() -> dict[tuple[str, str], tuple[str, str]]:
+    """The same, read from every README table that has Scope and Who columns."""
+    out = {}
+    columns = None
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if not line.startswith("|"):
+            columns = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[:2] == ["Method", "Path"]:
+            columns = cells if "Who" in cells else None
+            continue
+        if columns is None or set(cells[0]) <= set("-"):
+            continue
+        row = dict(zip(columns, cells))
+        verb = row["Method"].strip("`")
+        scope = row["Scope"].strip("`")
+        previous = ""
+        for match in re.finditer(r"`(?:([A-Z]+) )?([^`]+)`", row["Path"]):
+            row_verb, path = match.group(1) or verb, match.group(2)
+            if path.startswith(":"):  # `:streamGenerateContent` after `/v1beta/models/{model}:generateContent`
+                path = previous.rsplit(":", 1)[0] + path
+            previous = path
+            out[(row_verb, _shape(path))] = (scope, row["Who"])
+    return out
+
+
+def test_every_binding_is_in_the_readme_with_its_declared_scope_and_audience():
+    declared, documented = declared_bindings(), documented_bindings()
+    missing = sorted(set(declared) - set(documented))
+    assert not missing, f"bindings the README's tables do not list: {missing}"
+    wrong = {b: (documented[b], declared[b]) for b in declared if documented[b] != declared[b]}
+    assert not wrong, f"README (scope, who) differs from the contract's: {wrong}"
+    assert not set(documented) - set(declared), "the README lists endpoints the contract does not have"
