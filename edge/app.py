@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import grpc
 import orjson
@@ -30,11 +31,15 @@ from edge.transcode import JsonStyle, TranscodeError, build_request, render_resp
 from services.call_context import new_request_id, sane_request_id
 from services.errors import Reason
 from services.policy import service_descriptors
+from services.telemetry import access_log
+from services.telemetry.calls import ROUTE_METADATA, SURFACE_METADATA, UPSTREAM_MS_METADATA, Telemetry
+from services.telemetry.calls import disabled as disabled_telemetry
 
 log = logging.getLogger(__name__)
 
 # gRPC metadata the services send that clients see as HTTP headers.
-_FORWARDED_METADATA = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after")
+_FORWARDED_METADATA = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after", UPSTREAM_MS_METADATA)
+_OVERHEAD_HEADER = "x-switchyard-overhead-ms"
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _UNARY_TIMEOUT_SECONDS = 120.0
 _DEFAULT_STYLE = JsonStyle(proto_names=False)
@@ -71,7 +76,10 @@ class EventStreamResponse:
 
     def __init__(self, body, media_type: str, headers: dict[str, str]) -> None:
         self._body = body
-        self._headers = [(b"content-type", media_type.encode())] + [(k.encode(), v.encode()) for k, v in headers.items()]
+        self.headers = dict(headers)
+        self._media_type = media_type
+        # Called once the stream is over, however it ended (the edge's span ends there).
+        self.on_done = None
 
     async def __call__(self, scope, receive, send) -> None:
         streaming = asyncio.current_task()
@@ -85,8 +93,9 @@ class EventStreamResponse:
                 streaming.cancel()
 
         watcher = asyncio.create_task(watch())
+        headers = [(b"content-type", self._media_type.encode())] + [(k.encode(), v.encode()) for k, v in self.headers.items()]
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
             async for chunk in self._body:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             state["finished"] = True
@@ -98,6 +107,8 @@ class EventStreamResponse:
         finally:
             watcher.cancel()
             await self._body.aclose()  # runs the stream's own cleanup: the upstream call is cancelled
+            if self.on_done is not None:
+                self.on_done()
 
 
 def json_response(payload, status: int, headers: dict[str, str]) -> Response:
@@ -105,7 +116,8 @@ def json_response(payload, status: int, headers: dict[str, str]) -> Response:
 
 
 class Edge:
-    def __init__(self, grpc_target: str, max_body_bytes: int, channel=None) -> None:
+    def __init__(self, grpc_target: str, max_body_bytes: int, channel=None, telemetry: Telemetry | None = None) -> None:
+        self.telemetry = telemetry or disabled_telemetry()
         self.grpc_target = grpc_target
         self._given_channel = channel
         self.max_body_bytes = max_body_bytes
@@ -146,13 +158,44 @@ class Edge:
         return json_response(error_body(surface, error, request_id), error.http_status, headers)
 
     async def dispatch(self, request: Request) -> Response:
+        started = time.perf_counter()
         request_id = sane_request_id(request.headers.get("x-request-id")) or new_request_id()
         surface = surface_of(request.url.path)
+        tracing = self.telemetry.tracing
+        span = None
+        if tracing.enabled:
+            span = tracing.start(request.method, parent=tracing.extract(request.headers), kind="SERVER", attributes={
+                "http.request.method": request.method, "url.path": request.url.path,
+            })
+        request.state.span = span
+        request.state.reached_services = False
         try:
-            return await self._dispatch(request, request_id, surface)
+            response = await self._dispatch(request, request_id, surface)
         except Exception:  # noqa: BLE001 - whatever broke, the client gets its surface's 500 shape
             log.exception("edge failure on %s %s (request %s)", request.method, request.url.path, request_id)
-            return self.error(surface, public_error(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), request_id, {})
+            response = self.error(surface, public_error(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), request_id, {})
+        return self._finish(request, response, started, surface, request_id)
+
+    def _finish(self, request: Request, response, started: float, surface: str, request_id: str):
+        """Say what the gateway itself cost (total so far minus the upstream's share), end the span."""
+        elapsed = time.perf_counter() - started
+        upstream = response.headers.get(UPSTREAM_MS_METADATA)
+        try:
+            upstream_seconds = float(upstream) / 1000 if upstream else 0.0
+        except ValueError:
+            upstream_seconds = 0.0
+        response.headers[_OVERHEAD_HEADER] = f"{max(0.0, elapsed - upstream_seconds) * 1000:.3f}"
+        span = request.state.span
+        status = getattr(response, "status_code", 200)
+        if not request.state.reached_services and self.telemetry.access_log_enabled:
+            access_log.edge_only(f"{request.method} {request.url.path}"[:200], surface, request_id, status, _reason_of(response), elapsed)
+        if span is not None:
+            span.set_attribute("http.response.status_code", status)
+            if isinstance(response, EventStreamResponse):
+                response.on_done = span.end
+            else:
+                span.end()
+        return response
 
     async def _dispatch(self, request: Request, request_id: str, surface: str) -> Response:
         path = request.url.path
@@ -210,7 +253,14 @@ class Edge:
         except TranscodeError as exc:
             return self.error(surface, public_error(Reason.ERROR_REASON_INVALID_REQUEST, str(exc), exc.field), request_id, {})
 
-        metadata = [("x-request-id", request_id)]
+        route = f"{request.method} {found.template.template}"
+        metadata = [("x-request-id", request_id), (ROUTE_METADATA, route), (SURFACE_METADATA, surface)]
+        span = request.state.span
+        if span is not None:
+            span.update_name(route)
+            span.set_attribute("http.route", found.template.template)
+            metadata += self.telemetry.tracing.inject(span).items()
+        request.state.reached_services = True
         authorization = _credentials(request, surface)
         if authorization:
             metadata.append(("authorization", _metadata_safe(authorization)))
@@ -219,7 +269,7 @@ class Edge:
         call = self._callable(binding)(message, metadata=metadata, timeout=_UNARY_TIMEOUT_SECONDS)
         try:
             response = await call
-            headers = _headers_from(await call.initial_metadata())
+            headers = _headers_from(await call.initial_metadata(), await call.trailing_metadata())
         except grpc.aio.AioRpcError as exc:
             headers = _headers_from(exc.initial_metadata(), exc.trailing_metadata())
             error = from_rpc_error(exc.code(), exc.details(), exc.trailing_metadata())
@@ -234,6 +284,9 @@ class Edge:
             if isinstance(payload, httpbody_pb2.HttpBody):
                 return Response(payload.data, status_code=200, media_type=payload.content_type, headers=headers)
             return json_response(payload, 200, headers)
+        body = getattr(response, binding.response_body) if binding.response_body else response
+        if isinstance(body, httpbody_pb2.HttpBody):  # as google.api.http has it: the body as it is
+            return Response(body.data, status_code=200, media_type=body.content_type, headers=headers)
         return json_response(render_response(response, binding.response_body, _STYLES.get(surface, _DEFAULT_STYLE)), 200, headers)
 
     async def _call_streaming(self, request, binding, codec, message, codec_context, metadata, request_id, surface) -> Response:
@@ -322,10 +375,21 @@ def _headers_from(*metadata_sets) -> dict[str, str]:
     return headers
 
 
-def create_app(grpc_target: str, max_body_bytes: int, channel=None) -> Starlette:
+def _reason_of(response) -> str:
+    """The error code of an edge-made error response, for the access log."""
+    if getattr(response, "status_code", 200) < 400:
+        return ""
+    try:
+        error = orjson.loads(response.body).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
+    return str(error.get("code") or error.get("type") or "") if isinstance(error, dict) else ""
+
+
+def create_app(grpc_target: str, max_body_bytes: int, channel=None, telemetry: Telemetry | None = None) -> Starlette:
     """The edge app. `channel`: an in-process channel to the services (embedded mode), else a gRPC
     channel to `grpc_target` is opened at start-up."""
-    edge = Edge(grpc_target, max_body_bytes, channel)
+    edge = Edge(grpc_target, max_body_bytes, channel, telemetry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

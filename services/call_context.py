@@ -6,9 +6,13 @@ import re
 import secrets
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from services.auth.verifier import Principal
 from services.policy import Policy
+
+if TYPE_CHECKING:
+    from services.telemetry.calls import CallRecord
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
@@ -33,6 +37,10 @@ class CallContext:
     account_id: str = ""
     # The caller is an admin key of the operator's own account.
     operator: bool = False
+    # What the call reports when it ends (metrics, span, access log); filled in as it goes.
+    record: "CallRecord | None" = None
+    # The response headers (request id, rate limit) the call sends.
+    headers: tuple = ()
 
 
 _current: ContextVar[CallContext] = ContextVar("switchyard_call")
@@ -41,6 +49,11 @@ _current: ContextVar[CallContext] = ContextVar("switchyard_call")
 def current() -> CallContext:
     """The authenticated caller of the RPC being served (set by the interceptor)."""
     return _current.get()
+
+
+def current_or_none() -> CallContext | None:
+    """The current call's context, or None outside an RPC (start-up probes, background work)."""
+    return _current.get(None)
 
 
 def bind(ctx: CallContext):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import secrets
 import sys
 from datetime import timedelta
@@ -12,6 +12,7 @@ from datetime import timedelta
 import orjson
 
 from services.config import ConfigError, Settings, load_settings
+from services.telemetry.access_log import configure as configure_logging
 
 
 def _settings(args) -> Settings:
@@ -30,6 +31,9 @@ def _serve(args) -> int:
     from services.process import run_forever
 
     settings = _settings(args)
+    if args.metrics_port is not None:
+        settings.metrics.port = args.metrics_port
+    configure_logging(settings.logging.format, settings.logging.level)
 
     def ready(process) -> None:
         lines = []
@@ -44,6 +48,8 @@ def _serve(args) -> int:
             lines.append(f"Switchyard HTTP on http://{settings.host}:{process.http_port}")
         if process.grpc_port is not None:
             lines.append(f"Switchyard gRPC on {settings.grpc_host}:{process.grpc_port}")
+        if process.metrics_port is not None:
+            lines.append(f"Switchyard metrics on http://{settings.metrics.host}:{process.metrics_port}/metrics")
         lines.append(f"Switchyard ready ({args.mode}); database {_redact(settings.database_url)}"
                      + (", redis on" if settings.redis_url else ", in-process limits"))
         print("\n".join(lines), flush=True)
@@ -243,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free one)")
     serve.add_argument("--grpc-port", type=int, help="gRPC port (default 50051; 0 picks a free one)")
     serve.add_argument("--grpc-target", help="edge mode: where the gRPC services listen (host:port)")
+    serve.add_argument("--metrics-port", type=int,
+                       help="also serve /metrics without a key on this port (metrics.host, default 127.0.0.1)")
     serve.set_defaults(func=_serve)
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
@@ -285,9 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Alembic announces every migration step at INFO; one line from us is enough.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Before the config is read (its errors are logged too); the config's own choice comes from the
+    # same environment variables.
+    configure_logging(os.environ.get("SWITCHYARD_LOG_FORMAT", "text"), os.environ.get("SWITCHYARD_LOG_LEVEL", "INFO"))
     try:
         return args.func(args)
     except ConfigError as exc:

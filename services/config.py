@@ -74,6 +74,27 @@ class LimitsConfig(BaseModel):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
 
 
+class MetricsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # A separate listener for a Prometheus scraper, without a key (unset: only GET /metrics on the
+    # HTTP port, for operator admin keys). Bound to localhost unless told otherwise.
+    port: int | None = Field(default=None, ge=0, le=65535)
+    host: str = "127.0.0.1"
+    # Token and cost series per account too: one series per account and model, so off by default.
+    account_label: bool = False
+
+
+class LoggingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
+    # One line per request on the `switchyard.access` logger.
+    access_log: bool = True
+
+
 class DeploymentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -197,6 +218,8 @@ class Settings(BaseModel):
     health: HealthConfig = Field(default_factory=HealthConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -238,6 +261,10 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "SWITCHYARD_DEFAULT_RATE_LIMIT": ("limits", "default_rate_limit_per_minute"),
     "SWITCHYARD_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
     "SWITCHYARD_GENERATION_DEFAULT_MODEL": ("generation", "default_model"),
+    "SWITCHYARD_METRICS_PORT": ("metrics", "port"),
+    "SWITCHYARD_METRICS_HOST": ("metrics", "host"),
+    "SWITCHYARD_LOG_FORMAT": ("logging", "format"),
+    "SWITCHYARD_LOG_LEVEL": ("logging", "level"),
 }
 
 

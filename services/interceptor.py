@@ -7,6 +7,7 @@ REST client gets through the edge: same keys, limits, errors and metadata.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Awaitable, Callable
 
@@ -17,6 +18,7 @@ from services.auth.ratelimit import RateLimiter, rate_limit_headers
 from services.auth.verifier import KeyVerifier, Principal
 from services.errors import Reason, ServiceError, invalid_request
 from services.policy import ADMIN_SCOPE, Audience, Policy
+from services.telemetry.calls import UPSTREAM_MS_METADATA, CallRecord, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +35,14 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         *,
         operator_account: str,
         account_of_key: KeyAccountLookup,
+        telemetry: Telemetry,
     ) -> None:
         self._policies = policies
         self._verifier = verifier
         self._limiter = limiter
         self._operator_account = operator_account
         self._account_of_key = account_of_key
+        self._telemetry = telemetry
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -48,24 +52,28 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
             return handler
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, policy),
+                self._wrap_unary(handler.unary_unary, policy, handler_call_details.method),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, policy),
+                self._wrap_stream(handler.unary_stream, policy, handler_call_details.method),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         raise RuntimeError(f"{handler_call_details.method}: client-streaming RPCs are not supported")
 
-    async def _admit(self, context: grpc.aio.ServicerContext, policy: Policy, request) -> call_context.CallContext:
+    async def _admit(
+        self, context: grpc.aio.ServicerContext, policy: Policy, request, record: CallRecord, *, send_headers: bool = True,
+    ) -> call_context.CallContext:
         metadata = dict(context.invocation_metadata() or ())
         request_id = call_context.sane_request_id(metadata.get("x-request-id")) or call_context.new_request_id()
+        record.request_id = request_id
         headers: list[tuple[str, str]] = [("x-request-id", request_id)]
         try:
             principal = await self._verifier.verify(metadata.get("authorization"))
+            record.key_id, record.account_id = principal.key_id, principal.account_id
             try:
                 decision = await self._limiter.hit(f"key:{principal.key_id}", principal.rate_limit_per_minute)
             except Exception as exc:  # noqa: BLE001 - a limiter outage must not let traffic through unlimited
@@ -98,10 +106,12 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         except ServiceError as err:
             if not err.trailers:
                 err.trailers = headers
-            await _abort(context, err, request_id)
-        await context.send_initial_metadata(headers)
+            await _abort(context, err, request_id, record)
+        if send_headers:
+            await context.send_initial_metadata(headers)
         return call_context.CallContext(
             principal=principal, request_id=request_id, policy=policy, account_id=account_id, operator=operator,
+            record=record, headers=tuple(headers),
         )
 
     async def _target_account(self, policy: Policy, request, principal: Principal, operator: bool) -> str:
@@ -127,40 +137,66 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
             return owner
         return principal.account_id
 
-    def _wrap_unary(self, behavior: Callable[..., Awaitable], policy: Policy):
+    def _wrap_unary(self, behavior: Callable[..., Awaitable], policy: Policy, rpc: str):
+        telemetry = self._telemetry
+
         async def unary(request, context):
-            ctx = await self._admit(context, policy, request)
-            call_context.bind(ctx)
+            record = telemetry.begin(rpc, context.invocation_metadata())
             try:
-                return await behavior(request, context)
-            except ServiceError as err:
-                await _abort(context, err, ctx.request_id)
-            except (grpc.aio.AbortError, grpc.RpcError):
-                raise
-            except Exception:  # noqa: BLE001 - the caller gets a clean 500; the log keeps the trace
-                log.exception("unhandled error in %s (request %s)", behavior.__qualname__, ctx.request_id)
-                await _abort(context, ServiceError(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), ctx.request_id)
+                ctx = await self._admit(context, policy, request, record)
+                call_context.bind(ctx)
+                try:
+                    response = await behavior(request, context)
+                except ServiceError as err:
+                    await _abort(context, err, ctx.request_id, record)
+                except (grpc.aio.AbortError, grpc.RpcError):
+                    raise
+                except Exception:  # noqa: BLE001 - the caller gets a clean 500; the log keeps the trace
+                    log.exception("unhandled error in %s (request %s)", behavior.__qualname__, ctx.request_id)
+                    await _abort(context, ServiceError(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), ctx.request_id, record)
+                context.set_trailing_metadata(((UPSTREAM_MS_METADATA, record.upstream_ms()),))
+                return response
+            finally:
+                telemetry.end(record)
 
         return unary
 
-    def _wrap_stream(self, behavior: Callable, policy: Policy):
+    def _wrap_stream(self, behavior: Callable, policy: Policy, rpc: str):
+        telemetry = self._telemetry
+
         async def stream(request, context):
-            ctx = await self._admit(context, policy, request)
-            call_context.bind(ctx)
+            record = telemetry.begin(rpc, context.invocation_metadata())
             try:
-                async for message in behavior(request, context):
-                    yield message
-            except ServiceError as err:
-                await _abort(context, err, ctx.request_id)
-            except (grpc.aio.AbortError, grpc.RpcError):
+                # Headers go out with the first message, so they can say how long the upstream
+                # took to start answering (the edge's overhead figure for a stream).
+                ctx = await self._admit(context, policy, request, record, send_headers=False)
+                call_context.bind(ctx)
+                first = True
+                try:
+                    async for message in behavior(request, context):
+                        if first:
+                            first = False
+                            await context.send_initial_metadata(ctx.headers + ((UPSTREAM_MS_METADATA, record.upstream_ms()),))
+                        yield message
+                except (grpc.aio.AbortError, grpc.RpcError):
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    if not isinstance(exc, ServiceError):
+                        log.exception("unhandled error in %s (request %s)", behavior.__qualname__, ctx.request_id)
+                        exc = ServiceError(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error.")
+                    if first:  # no headers went out yet: the error carries them
+                        exc.trailers = [*ctx.headers, *exc.trailers]
+                    await _abort(context, exc, ctx.request_id, record)
+            except (asyncio.CancelledError, GeneratorExit):
+                record.failed("CANCELLED", 499, "cancelled")
                 raise
-            except Exception:  # noqa: BLE001
-                log.exception("unhandled error in %s (request %s)", behavior.__qualname__, ctx.request_id)
-                await _abort(context, ServiceError(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), ctx.request_id)
+            finally:
+                telemetry.end(record)
 
         return stream
 
 
-async def _abort(context: grpc.aio.ServicerContext, err: ServiceError, request_id: str):
+async def _abort(context: grpc.aio.ServicerContext, err: ServiceError, request_id: str, record: CallRecord):
+    record.failed(err.info.grpc_code.name, err.info.http_status, err.info.code)
     status = err.to_grpc_status(request_id)
     await context.abort(status.code, status.details, status.trailing_metadata)

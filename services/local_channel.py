@@ -79,6 +79,9 @@ class _UnaryCall:
     async def initial_metadata(self):
         return grpc.aio.Metadata(*self._context.initial_metadata)
 
+    async def trailing_metadata(self):
+        return grpc.aio.Metadata(*self._context.trailing_metadata)
+
 
 class _StreamCall:
     def __init__(self, handler, request, metadata) -> None:

@@ -50,10 +50,12 @@ def service_descriptors() -> list[ServiceDescriptor]:
     from switchyard.billing.v1 import billing_pb2
     from switchyard.generation.v1 import generation_pb2
     from switchyard.health.v1 import health_pb2
+    from switchyard.metrics.v1 import metrics_pb2
     from switchyard.routing.v1 import routing_pb2
 
     files: list[FileDescriptor] = [
         auth_pb2.DESCRIPTOR, billing_pb2.DESCRIPTOR, health_pb2.DESCRIPTOR, routing_pb2.DESCRIPTOR, generation_pb2.DESCRIPTOR,
+        metrics_pb2.DESCRIPTOR,
     ]
     return [service for f in files for service in f.services_by_name.values()]
 

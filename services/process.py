@@ -15,9 +15,11 @@ import socket
 from typing import Callable, Literal
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from services.config import Settings
 from services.runtime import ServiceRuntime
+from services.telemetry.calls import for_settings
 
 log = logging.getLogger(__name__)
 Mode = Literal["embedded", "services", "edge"]
@@ -49,6 +51,7 @@ class GatewayProcess:
         self.http_port: int | None = None
         self.grpc_port: int | None = None
         self.admin_key: str | None = None
+        self.metrics_port: int | None = None
         self._edge: _EdgeServer | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
@@ -59,9 +62,14 @@ class GatewayProcess:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)
+        telemetry = for_settings(settings, "switchyard" if self.mode == "embedded" else f"switchyard-{self.mode}")
+        metrics_server = None
         try:
+            if telemetry.metrics is not None and settings.metrics.port is not None:
+                metrics_server, _ = start_http_server(settings.metrics.port, addr=settings.metrics.host, registry=telemetry.metrics.registry)
+                self.metrics_port = metrics_server.server_port
             if self.mode in ("embedded", "services"):
-                self.runtime = ServiceRuntime(settings)
+                self.runtime = ServiceRuntime(settings, telemetry)
                 self.grpc_port = await self.runtime.start()
                 self.admin_key = await self.runtime.bootstrap_admin_key()
             if self.mode in ("embedded", "edge"):
@@ -72,7 +80,7 @@ class GatewayProcess:
                 sock = bind_http_socket(settings.host, settings.port)
                 self.http_port = sock.getsockname()[1]
                 config = uvicorn.Config(
-                    create_app(target, settings.limits.max_body_bytes, channel=local),
+                    create_app(target, settings.limits.max_body_bytes, channel=local, telemetry=telemetry),
                     lifespan="on",
                     # Off: access lines would carry query strings, where some clients put keys.
                     access_log=False,
@@ -98,6 +106,10 @@ class GatewayProcess:
         finally:
             if self.runtime is not None:
                 await self.runtime.stop(grace=10.0)
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
+            telemetry.tracing.shutdown()  # exports the spans still buffered
 
     def request_stop(self) -> None:
         if self._stopping and self._edge is not None:

@@ -31,13 +31,17 @@ from services.interceptor import PolicyInterceptor
 from services.local_channel import LocalChannel
 from services.policy import method_policies, service_descriptors
 from services.routing.cooldown import CooldownTracker
+from services.telemetry.servicer import MetricsServicer
 from services.routing.registry import ModelRegistry
 from services.routing.router import Router
 from services.routing.servicer import RoutingServicer
 from services.storage.database import create_engine_for, is_sqlite, migrate, session_factory
+from services.telemetry.calls import Telemetry
+from services.telemetry.calls import disabled as disabled_telemetry
 from switchyard.auth.v1 import auth_pb2_grpc
 from switchyard.billing.v1 import billing_pb2_grpc
 from switchyard.generation.v1 import generation_pb2_grpc
+from switchyard.metrics.v1 import metrics_pb2_grpc
 from switchyard.health.v1 import health_pb2_grpc as sy_health_pb2_grpc
 from switchyard.routing.v1 import routing_pb2_grpc
 
@@ -53,8 +57,10 @@ def open_redis(settings: Settings):
 
 
 class ServiceRuntime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, telemetry: Telemetry | None = None) -> None:
         self.settings = settings
+        # Tools that only open storage (the CLI) report nothing.
+        self.telemetry = telemetry or disabled_telemetry()
         self.grpc_port: int | None = None
         self.engine = None
         self.store: KeyStore | None = None
@@ -96,9 +102,9 @@ class ServiceRuntime:
         )
         self.registry = ModelRegistry.from_config(settings.models, self.sessions, settings.routing.registry_refresh_seconds)
         await self.registry.refresh()
-        self.router = Router(settings.providers, settings.routing, self.cooldown)
+        self.router = Router(settings.providers, settings.routing, self.cooldown, telemetry=self.telemetry)
         self.usage_log = UsageLog(settings.database_url)
-        self.metering = Metering(self.ledger, self.usage_log)
+        self.metering = Metering(self.ledger, self.usage_log, self.telemetry)
         generation = settings.generation
         # Loaded before serving: a broken admin template stops start-up with a clear message.
         self.templates = TemplateCatalogue.load(generation.template_files, generation.templates)
@@ -107,7 +113,7 @@ class ServiceRuntime:
         message_limit = settings.limits.max_body_bytes + (1 << 20)
         interceptor = PolicyInterceptor(
             method_policies(), self.verifier, self.limiter,
-            operator_account=DEFAULT_ACCOUNT_ID, account_of_key=self.store.account_of_key,
+            operator_account=DEFAULT_ACCOUNT_ID, account_of_key=self.store.account_of_key, telemetry=self.telemetry,
         )
         server = grpc.aio.server(
             interceptors=[interceptor],
@@ -134,7 +140,19 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(self.usage_log.run()))
         self._tasks.append(asyncio.create_task(self._sweep_stale_holds()))
         self._tasks.append(asyncio.create_task(self.webhooks.run()))
+        metrics = self.telemetry.metrics
+        if metrics is not None:
+            self._tasks.append(asyncio.create_task(metrics.sample_event_loop()))
+            self._tasks.append(asyncio.create_task(metrics.sample_gauges([self._sample_backlogs])))
         return self.grpc_port
+
+    async def _sample_backlogs(self) -> None:
+        metrics = self.telemetry.metrics
+        metrics.usage_log_depth.set(self.usage_log.pending)
+        metrics.cooling.set(len(await self.cooldown.cooling()))
+        depth, oldest = await self.webhooks.backlog()
+        metrics.webhook_depth.set(depth)
+        metrics.webhook_lag.set(oldest)
 
     def _register(self, server) -> None:
         """Add every servicer to a grpc.aio.Server or to the in-process LocalChannel."""
@@ -148,6 +166,7 @@ class ServiceRuntime:
         )
         routing = RoutingServicer(self.registry, self.router, settings.providers, self.monitor, self.cooldown, self.metering)
         routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing, server)
+        metrics_pb2_grpc.add_MetricsServiceServicer_to_server(MetricsServicer(self.telemetry.metrics), server)
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(
             GenerationServicer(
                 routing=routing, catalogue=self.templates, logs=GenerationLogStore(self.sessions), ledger=self.ledger,

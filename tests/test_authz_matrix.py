@@ -24,6 +24,7 @@ from switchyard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchyard.billing.v1 import billing_pb2, billing_pb2_grpc
 from switchyard.generation.v1 import generation_pb2, generation_pb2_grpc
 from switchyard.health.v1 import health_pb2, health_pb2_grpc
+from switchyard.metrics.v1 import metrics_pb2, metrics_pb2_grpc
 from switchyard.routing.v1 import chat_pb2, routing_pb2, routing_pb2_grpc
 from switchyard.type.v1 import method_policy_pb2
 from tests.harness import ThreadGateway, make_settings
@@ -94,6 +95,7 @@ SAMPLES: dict[str, tuple[type, Callable[[World], object], Callable[[World], None
                           lambda w: billing_pb2.ListLedgerEntriesRequest(account_id=ACCOUNT_A), None),
     "ListUsage": (billing_pb2_grpc.BillingServiceStub, lambda w: billing_pb2.ListUsageRequest(account_id=ACCOUNT_A), None),
     "GetLlmHealth": (health_pb2_grpc.HealthServiceStub, lambda w: health_pb2.GetLlmHealthRequest(), None),
+    "GetMetrics": (metrics_pb2_grpc.MetricsServiceStub, lambda w: metrics_pb2.GetMetricsRequest(), None),
     "CreateChatCompletion": (routing_pb2_grpc.RoutingServiceStub, lambda w: _chat(), None),
     "CreateEmbeddings": (routing_pb2_grpc.RoutingServiceStub,
                          lambda w: routing_pb2.CreateEmbeddingsRequest(model="mock-embed", input=["hi"]), None),

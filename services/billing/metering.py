@@ -20,6 +20,9 @@ from services.call_context import CallContext
 from services.errors import Reason, ServiceError
 from services.routing.adapters.base import estimate_tokens
 from services.storage.database import utcnow
+from services.telemetry.calls import Telemetry
+from services.telemetry.calls import disabled as disabled_telemetry
+from services.telemetry.tracing import fail
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -42,9 +45,10 @@ def prompt_token_bound(text: str, items: int) -> int:
 
 
 class Metering:
-    def __init__(self, ledger: Ledger, usage_log: UsageLog) -> None:
+    def __init__(self, ledger: Ledger, usage_log: UsageLog, telemetry: Telemetry | None = None) -> None:
         self.ledger = ledger
         self.usage_log = usage_log
+        self.telemetry = telemetry or disabled_telemetry()
         self._settling: set[asyncio.Task] = set()
 
     def start(self, ctx: CallContext, model: routing_pb2.Model, endpoint: str, *, streamed: bool = False) -> "Meter":
@@ -99,24 +103,43 @@ class Meter:
         if amount <= 0:
             return
         principal = self._ctx.principal
-        self._reservation = await self._metering.ledger.reserve(
-            account_id=principal.account_id, key_id=principal.key_id, amount_nano=amount,
-            spend_cap_nano=principal.spend_cap_nano, request_id=self._ctx.request_id,
-        )
+        telemetry = self._metering.telemetry
+        span = telemetry.child(self._ctx.record, "switchyard.admission", attributes={"switchyard.hold_nano_usd": amount})
+        started = time.perf_counter()
+        try:
+            self._reservation = await self._metering.ledger.reserve(
+                account_id=principal.account_id, key_id=principal.key_id, amount_nano=amount,
+                spend_cap_nano=principal.spend_cap_nano, request_id=self._ctx.request_id,
+            )
+        except ServiceError as err:
+            if span is not None:
+                fail(span, err.info.code)
+            raise
+        finally:
+            if telemetry.metrics is not None:
+                telemetry.metrics.wallet_admission.observe(time.perf_counter() - started)
+            if span is not None:
+                span.end()
 
     async def settle(self, usage: usage_pb2.TokenUsage, cost: int | None = None) -> int:
         """Charge for `usage` (or the given `cost`, for prices not per token); on a database
         failure the caller gets BILLING_FAILED, not the content."""
         cost = self.cost(usage) if cost is None else cost
         charged = cost
+        span = self._metering.telemetry.child(self._ctx.record, "switchyard.settlement") if self._reservation is not None else None
         try:
             if self._reservation is not None:
                 settled = await self._metering.ledger.settle(self._reservation.id, cost)
                 charged = settled if settled is not None else 0
         except Exception as exc:  # noqa: BLE001
             logging.getLogger(__name__).exception("could not record charge (request %s)", self._ctx.request_id)
+            if span is not None:
+                fail(span, "billing_failed")
             self._log("error", usage, 0, "billing_failed")
             raise ServiceError(Reason.ERROR_REASON_BILLING_FAILED, "The charge for this request could not be recorded; it was not delivered.") from exc
+        finally:
+            if span is not None:
+                span.end()
         usage.cost_nano_usd = charged
         self._log("ok", usage, charged)
         return charged
@@ -130,7 +153,7 @@ class Meter:
     def _log(self, status: str, usage: usage_pb2.TokenUsage, charged: int, error_code: str = "") -> None:
         principal = self._ctx.principal
         now = time.monotonic()
-        self._metering.usage_log.record({
+        row = {
             "request_id": self._ctx.request_id, "key_id": principal.key_id, "account_id": principal.account_id,
             "model": self._model.id, "provider": self.provider, "upstream_model": self.upstream_model,
             "endpoint": self._endpoint, "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
@@ -138,7 +161,18 @@ class Meter:
             "ttft_ms": int((self._first_token - self._started) * 1000) if self._first_token else 0,
             "status": status, "error_code": error_code, "streamed": self._streamed, "template": self.template,
             "created_at": utcnow(),
-        })
+        }
+        self._metering.usage_log.record(row)
+        self._report(row, now)
+
+    def _report(self, row: dict, now: float) -> None:
+        record = self._ctx.record
+        if record is not None:
+            record.model, record.provider = row["model"], row["provider"]
+            record.input_tokens, record.output_tokens, record.cost_nano = row["input_tokens"], row["output_tokens"], row["cost_nano"]
+        metrics = self._metering.telemetry.metrics
+        if metrics is not None:
+            metrics.billed(row, self._first_token, self._started, now)
 
     async def watch(self, chat: chat_pb2.ChatRequest, chunks: AsyncIterator[chat_pb2.ChatCompletionChunk]):
         """Pass a stream through, pricing its usage chunk, and settle when it ends however it ends."""
@@ -184,6 +218,11 @@ class Meter:
                     usage.cost_nano_usd = self.cost(usage)
                     self._log("ok", usage, usage.cost_nano_usd)
             else:
+                if usage is not None and self._ctx.record is not None:
+                    # The call's record is reported when the stream ends, before settlement is done.
+                    record = self._ctx.record
+                    record.model, record.provider = self._model.id, self.provider
+                    record.input_tokens, record.output_tokens, record.cost_nano = usage.input_tokens, usage.output_tokens, self.cost(usage)
                 self._metering.in_background(self._finish(usage, error))
 
     async def _finish(self, usage: usage_pb2.TokenUsage | None, error: BaseException | None) -> None:

@@ -30,6 +30,11 @@ class UsageLog:
         self._wake = asyncio.Event()
         self._flushing = asyncio.Lock()
 
+    @property
+    def pending(self) -> int:
+        """Rows waiting to be written."""
+        return len(self._pending)
+
     def record(self, row: dict) -> None:
         """`row`: the usage_logs columns (see UsageRow)."""
         if len(self._pending) >= _MAX_PENDING:

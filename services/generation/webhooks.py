@@ -27,7 +27,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import aiohttp
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -194,6 +194,14 @@ class WebhookDispatcher:
                 await self._sleep(claimed_at)
         finally:
             await self.close()
+
+    async def backlog(self) -> tuple[int, float]:
+        """(deliveries pending, age in seconds of the oldest), for the operator's metrics."""
+        async with self._sessions() as session:
+            count, oldest = (await session.exec(
+                select(func.count(), func.min(WebhookDeliveryRow.created_at)).where(WebhookDeliveryRow.status == PENDING)
+            )).one()
+        return int(count), (utcnow() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
 
     async def close(self) -> None:
         self._closed = True

@@ -21,6 +21,9 @@ from services.config import OPENAI_COMPATIBLE_KINDS, ProviderConfig, RoutingConf
 from services.errors import Reason, ServiceError
 from services.routing.adapters.base import ProviderAdapter, Target, Timeouts, UpstreamError, unsupported
 from services.routing.cooldown import CooldownTracker
+from services.telemetry.calls import Telemetry
+from services.telemetry.calls import disabled as disabled_telemetry
+from services.telemetry.upstream import UpstreamAttempt, attempt_kind
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 
 T = TypeVar("T")
@@ -50,8 +53,10 @@ class Router:
         config: RoutingConfig,
         cooldown: CooldownTracker,
         adapters: dict[str, ProviderAdapter] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._providers = providers
+        self._telemetry = telemetry or disabled_telemetry()
         self._config = config
         self._cooldown = cooldown
         self._adapters = adapters or default_adapters()
@@ -92,13 +97,17 @@ class Router:
         ranked.sort(key=lambda item: item[0])
         return [entry for _, entry in ranked]
 
-    async def _run(self, model: routing_pb2.Model, attempt: Callable[[Target, ProviderAdapter], Awaitable[T]]) -> T:
+    async def _run(
+        self, model: routing_pb2.Model, operation: str, attempt: Callable[[Target, ProviderAdapter], Awaitable[T]],
+    ) -> T:
         last: UpstreamError | None = None
-        for target, adapter, key in await self.candidates(model):
+        for index, (target, adapter, key) in enumerate(await self.candidates(model)):
             for retry in range(self._config.retries_per_deployment + 1):
+                observed = UpstreamAttempt(self._telemetry, target.provider, target.upstream_model, key, attempt_kind(index, retry), operation)
                 try:
-                    return await attempt(target, adapter)
+                    result = await attempt(target, adapter)
                 except UpstreamError as err:
+                    observed.done("client_error" if err.client_error else "error", _error_type(err))
                     if err.client_error:
                         raise _client_error(err) from None
                     last = err
@@ -107,6 +116,12 @@ class Router:
                     if delay is None:
                         break
                     await asyncio.sleep(delay)
+                except BaseException:
+                    observed.done("cancelled", "cancelled")
+                    raise
+                else:
+                    observed.done("ok", usage=getattr(result, "usage", None))
+                    return result
         raise _exhausted(model.id, last)
 
     def _retry_delay(self, err: UpstreamError, retry: int) -> float | None:
@@ -126,23 +141,31 @@ class Router:
             completion.upstream_model = target.upstream_model
             return completion
 
-        return await self._run(model, attempt)
+        return await self._run(model, "chat", attempt)
 
     async def stream_chat(self, model: routing_pb2.Model, request: chat_pb2.ChatRequest) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         last: UpstreamError | None = None
-        for target, adapter, key in await self.candidates(model):
+        for index, (target, adapter, key) in enumerate(await self.candidates(model)):
             for retry in range(self._config.retries_per_deployment + 1):
                 started = False
+                usage = None
+                observed = UpstreamAttempt(self._telemetry, target.provider, target.upstream_model, key, attempt_kind(index, retry), "chat")
                 stream = adapter.stream_chat(self.session, target, request, self.timeouts)
                 try:
                     async for chunk in stream:
-                        started = True
+                        if not started:
+                            started = True
+                            observed.first_chunk()
+                        if chunk.HasField("usage"):
+                            usage = chunk.usage
                         chunk.model = model.id
                         chunk.provider = target.provider.name
                         chunk.upstream_model = target.upstream_model
                         yield chunk
+                    observed.done("ok", usage=usage)
                     return
                 except UpstreamError as err:
+                    observed.done("client_error" if err.client_error else "error", _error_type(err))
                     if err.client_error and not started:
                         raise _client_error(err) from None
                     await self._cooldown.record_failure(key)
@@ -153,6 +176,9 @@ class Router:
                     if delay is None:
                         break
                     await asyncio.sleep(delay)
+                except BaseException:
+                    observed.done("cancelled", "cancelled")  # the client went away mid-stream
+                    raise
                 finally:
                     await stream.aclose()
         raise _exhausted(model.id, last)
@@ -170,7 +196,11 @@ class Router:
             response.provider = target.provider.name
             return response
 
-        return await self._run(model, attempt)
+        return await self._run(model, operation, attempt)
+
+
+def _error_type(err: UpstreamError) -> str:
+    return f"http_{err.status}" if err.status else "connection"
 
 
 def _client_error(err: UpstreamError) -> ServiceError:
