@@ -184,6 +184,19 @@ def test_generate_with_a_template_answers_content_cost_and_balance(make_gateway,
     assert sent["max_completion_tokens"] == 120
 
 
+def test_the_documented_quick_start_succeeds(make_gateway):
+    # Exactly the request the public API documents as its first example.
+    gw = make_gateway(**config())
+    r = api(gw, "POST", "/generate", gw.admin_key, json={
+        "prompt": "Write a flirty bio for a yoga instructor", "template": "bio-instagram",
+        "options": {"tone": "flirty", "include_emojis": True}, "max_tokens": 200,
+    })
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["success"] is True and body["data"]["template_used"] == "bio-instagram"
+    assert "cost_usd" in body["usage"] and "remaining" in body["balance"]
+
+
 def test_freestyle_uses_the_prompt_and_defaults(make_gateway):
     gw = make_gateway(**config())
     r = api(gw, "POST", "/generate", gw.admin_key, json={"prompt": "Write a haiku about switchyards"})
