@@ -84,13 +84,22 @@ class DeploymentConfig(BaseModel):
     weight: int = Field(default=1, ge=1)
 
 
+# A model's limits when neither its configuration nor the price catalogue says.
+DEFAULT_CONTEXT_WINDOW = 128_000
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+PRICE_KEYS = (
+    "input_usd_per_million_tokens", "output_usd_per_million_tokens",
+    "usd_per_image", "usd_per_million_characters", "usd_per_audio_second",
+)
+
+
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["chat", "embedding", "rerank", "image", "speech", "transcription"] = "chat"
     owned_by: str | None = None
-    context_window: int = Field(default=128_000, ge=1)
-    max_output_tokens: int = Field(default=4096, ge=1)
+    context_window: int = Field(default=DEFAULT_CONTEXT_WINDOW, ge=1)
+    max_output_tokens: int = Field(default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1)
     # USD per million tokens, exact (write them as strings or plain decimals: "0.15").
     input_usd_per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
     output_usd_per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
@@ -100,6 +109,10 @@ class ModelConfig(BaseModel):
     usd_per_million_characters: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
     usd_per_audio_second: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
     deployments: list[DeploymentConfig] = Field(min_length=1)
+
+    def sets_a_price(self) -> bool:
+        """Whether any price was written (zero included): without one the price catalogue may supply it."""
+        return any(key in self.model_fields_set for key in PRICE_KEYS)
 
 
 class RoutingConfig(BaseModel):

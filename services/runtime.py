@@ -30,6 +30,7 @@ from services.health.servicer import HealthServicer
 from services.interceptor import PolicyInterceptor
 from services.local_channel import LocalChannel
 from services.policy import method_policies, service_descriptors
+from services.routing.catalogue import PriceCatalogue
 from services.routing.cooldown import CooldownTracker
 from services.routing.registry import ModelRegistry
 from services.routing.router import Router
@@ -94,7 +95,11 @@ class ServiceRuntime:
             settings.routing.allowed_fails_per_minute, settings.routing.cooldown_seconds,
             redis=self.redis, prefix=settings.redis_prefix,
         )
-        self.registry = ModelRegistry.from_config(settings.models, self.sessions, settings.routing.registry_refresh_seconds)
+        self.catalogue = PriceCatalogue.load()
+        self.registry = ModelRegistry.from_config(
+            settings.models, self.sessions, settings.routing.registry_refresh_seconds,
+            catalogue=self.catalogue, kinds={name: p.kind for name, p in settings.providers.items()},
+        )
         await self.registry.refresh()
         self.router = Router(settings.providers, settings.routing, self.cooldown)
         self.usage_log = UsageLog(settings.database_url)
@@ -146,7 +151,9 @@ class ServiceRuntime:
         billing_pb2_grpc.add_BillingServiceServicer_to_server(
             BillingServicer(self.ledger, self.usage_log, self.store, self.sessions), server
         )
-        routing = RoutingServicer(self.registry, self.router, settings.providers, self.monitor, self.cooldown, self.metering)
+        routing = RoutingServicer(
+            self.registry, self.router, settings.providers, self.monitor, self.cooldown, self.metering, self.catalogue,
+        )
         routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing, server)
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(
             GenerationServicer(

@@ -14,7 +14,8 @@ from services.health.monitor import HealthMonitor
 from services.routing import audio as audio_length
 from services.routing.adapters.base import estimate_tokens
 from services.routing.cooldown import CooldownTracker
-from services.routing.registry import ModelRegistry
+from services.routing.catalogue import PriceCatalogue
+from services.routing.registry import ModelRegistry, apply_defaults
 from services.routing.router import Router
 from switchyard.routing.v1 import chat_pb2, routing_pb2, routing_pb2_grpc
 
@@ -75,7 +76,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         monitor: HealthMonitor,
         cooldown: CooldownTracker,
         metering: Metering,
+        catalogue: PriceCatalogue | None = None,
     ) -> None:
+        self._catalogue = catalogue or PriceCatalogue.empty()
         self._metering = metering
         self._registry = registry
         self._router = router
@@ -288,8 +291,10 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         return routing_pb2.ListProvidersResponse(object="list", data=data)
 
     async def PutModel(self, request, context) -> routing_pb2.PutModelResponse:
-        validate_model(request.model, self._providers)
-        return routing_pb2.PutModelResponse(model=await self._registry.put(request.model))
+        kinds = {name: p.kind for name, p in self._providers.items()}
+        model = apply_defaults(request.model, self._catalogue, kinds)
+        validate_model(model, self._providers)
+        return routing_pb2.PutModelResponse(model=await self._registry.put(model))
 
     async def DeleteModel(self, request, context) -> routing_pb2.DeleteModelResponse:
         if not await self._registry.delete(request.model_id):
