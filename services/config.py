@@ -67,11 +67,30 @@ class HealthConfig(BaseModel):
     probe_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
 
+# Surfaces whose keys get their own default rate limit, and which gRPC service serves each.
+SURFACE_SERVICES = {"templated": "switchyard.generation.v1.GenerationService"}
+
+
 class LimitsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # Requests per minute for a key created without its own limit (it stores 0, "the default"), on
+    # every surface not named in surface_rate_limit_per_minute. A key's own limit wins everywhere.
     default_rate_limit_per_minute: int = Field(default=30, ge=1)
+    # Per-surface defaults for such keys; "templated" is /api/v1 (documented there as 10 a minute).
+    surface_rate_limit_per_minute: dict[Literal["templated"], int] = Field(default_factory=lambda: {"templated": 10})
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+
+    @field_validator("surface_rate_limit_per_minute")
+    @classmethod
+    def _positive(cls, limits: dict[str, int]) -> dict[str, int]:
+        if any(int(v) < 1 for v in limits.values()):
+            raise ValueError("surface_rate_limit_per_minute values must be at least 1")
+        return {"templated": 10, **limits}
+
+    def default_limits_by_service(self) -> dict[str, tuple[str, int]]:
+        """gRPC service -> (surface, default requests per minute) for the surfaces with their own default."""
+        return {SURFACE_SERVICES[surface]: (surface, limit) for surface, limit in self.surface_rate_limit_per_minute.items()}
 
 
 class DeploymentConfig(BaseModel):
@@ -249,6 +268,7 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "SWITCHYARD_HEALTH_TTL_SECONDS": ("health", "cache_ttl_seconds"),
     "SWITCHYARD_HEALTH_PROBE_TIMEOUT_SECONDS": ("health", "probe_timeout_seconds"),
     "SWITCHYARD_DEFAULT_RATE_LIMIT": ("limits", "default_rate_limit_per_minute"),
+    "SWITCHYARD_TEMPLATED_RATE_LIMIT": ("limits", "surface_rate_limit_per_minute", "templated"),
     "SWITCHYARD_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
     "SWITCHYARD_GENERATION_DEFAULT_MODEL": ("generation", "default_model"),
 }

@@ -113,6 +113,8 @@ class ServiceRuntime:
         interceptor = PolicyInterceptor(
             method_policies(), self.verifier, self.limiter,
             operator_account=DEFAULT_ACCOUNT_ID, account_of_key=self.store.account_of_key,
+            default_rate_limit=settings.limits.default_rate_limit_per_minute,
+            surface_limits=settings.limits.default_limits_by_service(),
         )
         server = grpc.aio.server(
             interceptors=[interceptor],
@@ -145,7 +147,7 @@ class ServiceRuntime:
         """Add every servicer to a grpc.aio.Server or to the in-process LocalChannel."""
         settings = self.settings
         auth_pb2_grpc.add_AuthServiceServicer_to_server(
-            AuthServicer(self.store, self.verifier, settings.limits.default_rate_limit_per_minute), server
+            AuthServicer(self.store, self.verifier), server
         )
         sy_health_pb2_grpc.add_HealthServiceServicer_to_server(HealthServicer(self.monitor, self.cooldown), server)
         billing_pb2_grpc.add_BillingServiceServicer_to_server(
@@ -178,7 +180,8 @@ class ServiceRuntime:
             await asyncio.sleep(60)
 
     async def bootstrap_admin_key(self) -> str | None:
-        return await self.store.bootstrap_admin_key(self.settings.limits.default_rate_limit_per_minute)
+        # 0: the surface defaults, like every key created without a limit of its own.
+        return await self.store.bootstrap_admin_key(0)
 
     async def stop(self, grace: float = 10.0) -> None:
         if self._health is not None:

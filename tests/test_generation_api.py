@@ -38,7 +38,7 @@ def config(upstream_url: str | None = None, **extra) -> dict:
         models["remote-small"] = {"max_output_tokens": 256, "deployments": [{"provider": "up", "model": "gpt-4o-mini"}]}
     base = {
         "providers": providers, "models": models,
-        "limits": {"default_rate_limit_per_minute": 100_000},
+        "limits": {"default_rate_limit_per_minute": 100_000, "surface_rate_limit_per_minute": {"templated": 100_000}},
         "routing": {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.02, "retries_per_deployment": 1,
                     "allowed_fails_per_minute": 1000},
         "generation": {"default_model": "mock-chat",
