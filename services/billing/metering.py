@@ -99,10 +99,24 @@ class Meter:
         if amount <= 0:
             return
         principal = self._ctx.principal
-        self._reservation = await self._metering.ledger.reserve(
-            account_id=principal.account_id, key_id=principal.key_id, amount_nano=amount,
-            spend_cap_nano=principal.spend_cap_nano, request_id=self._ctx.request_id,
-        )
+        ledger = self._metering.ledger
+        try:
+            self._reservation = await ledger.reserve(
+                account_id=principal.account_id, key_id=principal.key_id, amount_nano=amount,
+                spend_cap_nano=principal.spend_cap_nano, request_id=self._ctx.request_id,
+            )
+        except ServiceError as refused:
+            if refused.info.name != "SPEND_CAP_REACHED":
+                raise
+            # The cap came from the verified-key cache (up to a second old). A cap just cleared or
+            # raised, on any replica, must count at once: ask the database, only on this refusal path.
+            exists, cap = await ledger.spend_cap_of(principal.key_id)
+            if not exists or cap == principal.spend_cap_nano:
+                raise
+            self._reservation = await ledger.reserve(
+                account_id=principal.account_id, key_id=principal.key_id, amount_nano=amount,
+                spend_cap_nano=cap, request_id=self._ctx.request_id,
+            )
 
     async def settle(self, usage: usage_pb2.TokenUsage, cost: int | None = None) -> int:
         """Charge for `usage` (or the given `cost`, for prices not per token); on a database

@@ -70,7 +70,9 @@ def apply_defaults(model: routing_pb2.Model, catalogue: PriceCatalogue, kinds: d
     filled.CopyFrom(model)
     deployments = [(d.provider, d.upstream_model, d.priority) for d in model.deployments]
     entry = catalogue.for_deployments(model.mode or "chat", deployments, kinds)
-    if not model.HasField("pricing"):
+    # The built-in mock provider costs nothing, so its models need no price.
+    only_mock = all(kinds.get(d.provider) == "mock" for d in model.deployments)
+    if not model.HasField("pricing") and not only_mock:
         if entry is None:
             raise invalid_request(
                 "pricing is required: the built-in price catalogue does not know this model's upstream model.", "pricing",

@@ -91,10 +91,15 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             raise invalid_request("model is required.", "model")
         principal = call_context.current().principal
         model = self._registry.get(model_id)
-        if model is None or not principal.may_use(model_id):
+        if model is None:
             raise ServiceError(
-                Reason.ERROR_REASON_MODEL_NOT_FOUND,
-                f"The model '{model_id}' does not exist or you do not have access to it.",
+                Reason.ERROR_REASON_MODEL_NOT_FOUND, f"The model '{model_id}' does not exist.",
+                metadata={"field": "model", "model": model_id},
+            )
+        if not principal.may_use(model_id):
+            # The documented 400 "model not allowed": the key is restricted, the model is real.
+            raise ServiceError(
+                Reason.ERROR_REASON_MODEL_NOT_ALLOWED, f"This API key is not allowed to use the model '{model_id}'.",
                 metadata={"field": "model", "model": model_id},
             )
         if model.mode != mode:
