@@ -141,6 +141,15 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         await meter.settle(completion.usage)
         return completion
 
+    async def CountTokens(self, request, context) -> routing_pb2.CountTokensResponse:
+        """Free (nothing is held or charged) and routed like the chat it counts: the key's model
+        restrictions apply, and deployments are tried with the same retries and fallback."""
+        chat = request.chat
+        model = self._model(chat.model, "chat")
+        if not chat.messages:
+            raise invalid_request("messages must not be empty.", "messages")
+        return await self._router.call(model, "count_tokens", chat)
+
     async def CreateEmbeddings(self, request, context) -> routing_pb2.CreateEmbeddingsResponse:
         model = self._model(request.model, "embedding")
         if not request.input:
