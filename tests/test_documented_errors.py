@@ -12,9 +12,9 @@ from google import genai
 from google.genai import errors as gerrors
 from google.genai import types as gtypes
 
-from tests.fake_upstream import DEFAULT_API_KEY, FakeUpstream
+from tests.test_chat_api import KEY_ENV, upstream  # noqa: F401 - the fake upstream fixture
+from tests.test_token_counting import topup
 
-KEY_ENV = "SWITCHYARD_TEST_FAKE_PROVIDER_KEY"
 HI = [{"role": "user", "content": "hi"}]
 
 
@@ -34,14 +34,7 @@ def config(base: str) -> dict:
 
 
 @pytest.fixture
-def upstream(monkeypatch):
-    monkeypatch.setenv(KEY_ENV, DEFAULT_API_KEY)
-    with FakeUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture
-def gw(make_gateway, upstream):
+def gw(make_gateway, upstream):  # noqa: F811 - the imported fixture
     return make_gateway(**config(upstream.base_url))
 
 
@@ -91,7 +84,7 @@ def test_a_model_the_key_may_not_use_is_400_and_an_unknown_one_404(gw):
 
 
 def test_clearing_or_raising_a_spend_cap_counts_at_once(gw):
-    requests.post(f"{gw.url}/v1/accounts/acct_default/wallet:topup", json={"amountUsd": "10"}, headers=admin(gw), timeout=10)
+    topup(gw)
     created = requests.post(f"{gw.url}/v1/keys", json={"name": "capped"}, headers=admin(gw), timeout=10).json()
     key_id, key = created["apiKey"]["id"], created["key"]
     client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0)

@@ -15,9 +15,8 @@ from google.genai import types as gtypes
 
 from services.routing.tokens import count_locally
 from switchyard.routing.v1 import chat_pb2
-from tests.fake_upstream import DEFAULT_API_KEY, FakeUpstream
+from tests.test_chat_api import KEY_ENV, upstream  # noqa: F401 - the fake upstream fixture
 
-KEY_ENV = "SWITCHYARD_TEST_FAKE_PROVIDER_KEY"
 PRICED = {"input_usd_per_million_tokens": "3", "output_usd_per_million_tokens": "15"}
 
 
@@ -43,19 +42,16 @@ def config(base: str) -> dict:
 
 
 @pytest.fixture
-def upstream(monkeypatch):
-    monkeypatch.setenv(KEY_ENV, DEFAULT_API_KEY)
-    with FakeUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture
-def gw(make_gateway, upstream):
+def gw(make_gateway, upstream):  # noqa: F811 - the imported fixture
     gateway = make_gateway(**config(upstream.base_url))
+    topup(gateway)
+    return gateway
+
+
+def topup(gateway) -> None:
     r = requests.post(f"{gateway.url}/v1/accounts/acct_default/wallet:topup", json={"amountUsd": "10"},
                       headers={"Authorization": f"Bearer {gateway.admin_key}"}, timeout=10)
     assert r.status_code == 200
-    return gateway
 
 
 def claude(gw, key=None) -> anthropic.Anthropic:

@@ -100,11 +100,15 @@ class Meter:
             return
         principal = self._ctx.principal
         ledger = self._metering.ledger
-        try:
-            self._reservation = await ledger.reserve(
+
+        def reserve(cap: int | None):
+            return ledger.reserve(
                 account_id=principal.account_id, key_id=principal.key_id, amount_nano=amount,
-                spend_cap_nano=principal.spend_cap_nano, request_id=self._ctx.request_id,
+                spend_cap_nano=cap, request_id=self._ctx.request_id,
             )
+
+        try:
+            self._reservation = await reserve(principal.spend_cap_nano)
         except ServiceError as refused:
             if refused.info.name != "SPEND_CAP_REACHED":
                 raise
@@ -113,10 +117,7 @@ class Meter:
             exists, cap = await ledger.spend_cap_of(principal.key_id)
             if not exists or cap == principal.spend_cap_nano:
                 raise
-            self._reservation = await ledger.reserve(
-                account_id=principal.account_id, key_id=principal.key_id, amount_nano=amount,
-                spend_cap_nano=cap, request_id=self._ctx.request_id,
-            )
+            self._reservation = await reserve(cap)
 
     async def settle(self, usage: usage_pb2.TokenUsage, cost: int | None = None) -> int:
         """Charge for `usage` (or the given `cost`, for prices not per token); on a database
