@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from edge.codecs import OPENAI_CODECS, Codec
 from edge.dialects.openai import DialectError
-from edge.errors import PublicError, error_body, from_rpc_error, public_error, surface_of
+from edge.errors import PublicError, error_body, from_rpc_error, http_status, public_error, surface_of
 from edge.httprule import MethodNotAllowed
 from edge.multipart import RawBody
 from edge.routes import Binding, build_matcher
@@ -155,7 +155,7 @@ class Edge:
 
     def error(self, surface: str, error: PublicError, request_id: str, headers: dict[str, str]) -> Response:
         headers["x-request-id"] = request_id
-        return json_response(error_body(surface, error, request_id), error.http_status, headers)
+        return json_response(error_body(surface, error, request_id), http_status(surface, error), headers)
 
     async def dispatch(self, request: Request) -> Response:
         started = time.perf_counter()

@@ -60,6 +60,11 @@ def _cost_header(usage) -> dict[str, str]:
     return {"x-switchyard-cost-usd": _usd_text(usage.cost_nano_usd)}
 
 
+def _count_method_header(response) -> dict[str, str]:
+    # How the count was made, on every surface: "exact", "tokenizer" or "estimate".
+    return {"x-switchyard-token-count-method": response.method}
+
+
 def _decode_chat(body, params, query):
     request = routing_pb2.CreateChatCompletionRequest(chat=openai.decode_chat_request(body))
     return request, request.chat.include_usage
@@ -230,6 +235,29 @@ OPENAI_CODECS: dict[str, Codec] = {
     "/v1beta/models/{model_id}": Codec(
         decode=lambda body, params, query: (routing_pb2.GetModelRequest(model_id=params["model_id"].removeprefix("models/")), None),
         encode=lambda m, _: gemini.encode_model(m.model),
+    ),
+    # Token counting: free, and answered in each vendor's own shape.
+    "/v1/messages/count_tokens": Codec(
+        decode=lambda body, params, query: (
+            routing_pb2.CountTokensRequest(chat=_in_dialect(anthropic.decode_count_tokens_request(body), "anthropic")), None),
+        encode=lambda m, _: anthropic.encode_count_tokens(m),
+        headers=_count_method_header,
+    ),
+    "/v1beta/models/{chat.model}:countTokens": Codec(
+        decode=lambda body, params, query: (
+            routing_pb2.CountTokensRequest(chat=gemini.decode_count_tokens_request(body, params["chat.model"])), None),
+        encode=lambda m, _: gemini.encode_count_tokens(m),
+        headers=_count_method_header,
+    ),
+    "/v1beta/models/{model}:embedContent": Codec(
+        decode=lambda body, params, query: (gemini.decode_embed_request(body, params["model"]), None),
+        encode=lambda m, _: gemini.encode_embed_response(m),
+        headers=lambda m: _cost_header(m.usage),
+    ),
+    "/v1beta/models/{model}:batchEmbedContents": Codec(
+        decode=lambda body, params, query: (gemini.decode_batch_embed_request(body, params["model"]), None),
+        encode=lambda m, _: gemini.encode_batch_embed_response(m),
+        headers=lambda m: _cost_header(m.usage),
     ),
     "/v1/embeddings": Codec(
         decode=_decode_embeddings,

@@ -48,8 +48,12 @@ _TEMPLATED_CODE = {
     "INSUFFICIENT_BALANCE": "INSUFFICIENT_BALANCE", "SPEND_CAP_REACHED": "INSUFFICIENT_BALANCE",
     "RATE_LIMITED": "RATE_LIMIT_EXCEEDED", "INVALID_TEMPLATE": "INVALID_TEMPLATE",
     "INVALID_REQUEST": "VALIDATION_ERROR", "UPSTREAM_ERROR": "GENERATION_FAILED",
-    "BILLING_FAILED": "BILLING_FAILED",
+    "BILLING_FAILED": "BILLING_FAILED", "MODEL_NOT_ALLOWED": "MODEL_NOT_FOUND",
 }
+# Where a surface documents another status than the contract's: the templated API's own table.
+_TEMPLATED_STATUS = {"UPSTREAM_ERROR": 502, "MODEL_NOT_ALLOWED": 404}
+# The default surface documents upstream failure as 503 service_unavailable.
+_DEFAULT_CODE = {"UPSTREAM_ERROR": "service_unavailable"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +96,14 @@ def surface_of(path: str) -> str:
     return "default"
 
 
+def http_status(surface: str, error: PublicError) -> int:
+    if surface == "templated":
+        return _TEMPLATED_STATUS.get(error.reason.name, error.http_status)
+    return error.http_status
+
+
 def error_body(surface: str, error: PublicError, request_id: str) -> dict:
-    status = error.http_status
+    status = http_status(surface, error)
     if surface == "anthropic":
         return {
             "type": "error",
@@ -118,7 +128,7 @@ def error_body(surface: str, error: PublicError, request_id: str) -> dict:
         return {"success": False, "error": body}
     return {
         "error": {
-            "code": error.reason.code,
+            "code": _DEFAULT_CODE.get(error.reason.name, error.reason.code),
             "message": error.message,
             "status": status,
             "requestId": request_id,

@@ -119,7 +119,7 @@ def _keys_create(args) -> int:
             account_id=args.account or DEFAULT_ACCOUNT_ID,
             name=args.name,
             scopes=args.scope,
-            rate_limit_per_minute=args.rate_limit or settings.limits.default_rate_limit_per_minute,
+            rate_limit_per_minute=args.rate_limit or 0,  # 0: the surface defaults
             expires_at=expires_at,
             allowed_models=args.model,
             spend_cap_nano=spend_cap,
@@ -136,7 +136,8 @@ def _keys_create(args) -> int:
         print(orjson.dumps(_key_json(record, secret)).decode())
     else:
         print(f"Created key {record.id} ({record.name}) with scopes: {record.scopes}")
-        print(f"Account: {record.account_id}; rate limit: {record.rate_limit_per_minute} requests/minute"
+        limit = f"{record.rate_limit_per_minute} requests/minute" if record.rate_limit_per_minute else "the surface defaults"
+        print(f"Account: {record.account_id}; rate limit: {limit}"
               + (f"; monthly spend cap: ${args.spend_cap_usd}" if spend_cap is not None else ""))
         print("The key is shown only now; store it safely:")
         print(f"  {secret}")
@@ -159,7 +160,7 @@ def _keys_list(args) -> int:
     print(f"{'ID':<22} {'NAME':<20} {'KEY':<22} {'STATE':<8} {'RPM':>6}  SCOPES")
     for r in records:
         shown = f"{r.prefix}…{r.last_four}"
-        print(f"{r.id:<22} {r.name[:20]:<20} {shown:<22} {key_state(r, now):<8} {r.rate_limit_per_minute:>6}  {r.scopes}")
+        print(f"{r.id:<22} {r.name[:20]:<20} {shown:<22} {key_state(r, now):<8} {r.rate_limit_per_minute or 'default':>6}  {r.scopes}")
     return 0
 
 

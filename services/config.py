@@ -67,11 +67,30 @@ class HealthConfig(BaseModel):
     probe_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
 
+# Surfaces whose keys get their own default rate limit, and which gRPC service serves each.
+SURFACE_SERVICES = {"templated": "switchyard.generation.v1.GenerationService"}
+
+
 class LimitsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # Requests per minute for a key created without its own limit (it stores 0, "the default"), on
+    # every surface not named in surface_rate_limit_per_minute. A key's own limit wins everywhere.
     default_rate_limit_per_minute: int = Field(default=30, ge=1)
+    # Per-surface defaults for such keys; "templated" is /api/v1 (documented there as 10 a minute).
+    surface_rate_limit_per_minute: dict[Literal["templated"], int] = Field(default_factory=lambda: {"templated": 10})
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+
+    @field_validator("surface_rate_limit_per_minute")
+    @classmethod
+    def _positive(cls, limits: dict[str, int]) -> dict[str, int]:
+        if any(int(v) < 1 for v in limits.values()):
+            raise ValueError("surface_rate_limit_per_minute values must be at least 1")
+        return {"templated": 10, **limits}
+
+    def default_limits_by_service(self) -> dict[str, tuple[str, int]]:
+        """gRPC service -> (surface, default requests per minute) for the surfaces with their own default."""
+        return {SURFACE_SERVICES[surface]: (surface, limit) for surface, limit in self.surface_rate_limit_per_minute.items()}
 
 
 class MetricsConfig(BaseModel):
@@ -105,13 +124,22 @@ class DeploymentConfig(BaseModel):
     weight: int = Field(default=1, ge=1)
 
 
+# A model's limits when neither its configuration nor the price catalogue says.
+DEFAULT_CONTEXT_WINDOW = 128_000
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+PRICE_KEYS = (
+    "input_usd_per_million_tokens", "output_usd_per_million_tokens",
+    "usd_per_image", "usd_per_million_characters", "usd_per_audio_second",
+)
+
+
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["chat", "embedding", "rerank", "image", "speech", "transcription"] = "chat"
     owned_by: str | None = None
-    context_window: int = Field(default=128_000, ge=1)
-    max_output_tokens: int = Field(default=4096, ge=1)
+    context_window: int = Field(default=DEFAULT_CONTEXT_WINDOW, ge=1)
+    max_output_tokens: int = Field(default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1)
     # USD per million tokens, exact (write them as strings or plain decimals: "0.15").
     input_usd_per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
     output_usd_per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
@@ -121,6 +149,10 @@ class ModelConfig(BaseModel):
     usd_per_million_characters: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
     usd_per_audio_second: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
     deployments: list[DeploymentConfig] = Field(min_length=1)
+
+    def sets_a_price(self) -> bool:
+        """Whether any price was written (zero included): without one the price catalogue may supply it."""
+        return any(key in self.model_fields_set for key in PRICE_KEYS)
 
 
 class RoutingConfig(BaseModel):
@@ -259,6 +291,7 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "SWITCHYARD_HEALTH_TTL_SECONDS": ("health", "cache_ttl_seconds"),
     "SWITCHYARD_HEALTH_PROBE_TIMEOUT_SECONDS": ("health", "probe_timeout_seconds"),
     "SWITCHYARD_DEFAULT_RATE_LIMIT": ("limits", "default_rate_limit_per_minute"),
+    "SWITCHYARD_TEMPLATED_RATE_LIMIT": ("limits", "surface_rate_limit_per_minute", "templated"),
     "SWITCHYARD_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
     "SWITCHYARD_GENERATION_DEFAULT_MODEL": ("generation", "default_model"),
     "SWITCHYARD_METRICS_PORT": ("metrics", "port"),

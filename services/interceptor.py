@@ -36,8 +36,13 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         operator_account: str,
         account_of_key: KeyAccountLookup,
         telemetry: Telemetry,
+        default_rate_limit: int = 30,
+        surface_limits: dict[str, tuple[str, int]] | None = None,
     ) -> None:
         self._policies = policies
+        self._default_rate_limit = default_rate_limit
+        # gRPC service -> (surface, its default limit) for surfaces whose default differs.
+        self._surface_limits = surface_limits or {}
         self._verifier = verifier
         self._limiter = limiter
         self._operator_account = operator_account
@@ -50,22 +55,33 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or policy is None:
             # Not one of ours (grpc.health.v1, reflection): those are public by design.
             return handler
+        limits = self._limits_for(handler_call_details.method)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, policy, handler_call_details.method),
+                self._wrap_unary(handler.unary_unary, policy, handler_call_details.method, limits),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, policy, handler_call_details.method),
+                self._wrap_stream(handler.unary_stream, policy, handler_call_details.method, limits),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         raise RuntimeError(f"{handler_call_details.method}: client-streaming RPCs are not supported")
 
+    def _limits_for(self, method: str) -> tuple[str, int]:
+        """(bucket suffix, default limit) for keys without their own limit calling this method.
+
+        A key's own limit (stored > 0) covers all its requests in one bucket. A key created without one
+        stores 0 and gets each surface's default, counted per surface: ten requests a minute on /api/v1
+        do not eat into its thirty elsewhere."""
+        service = method.lstrip("/").split("/", 1)[0]
+        surface, limit = self._surface_limits.get(service, ("", self._default_rate_limit))
+        return (f":{surface}" if surface else ""), limit
+
     async def _admit(
-        self, context: grpc.aio.ServicerContext, policy: Policy, request, record: CallRecord, *, send_headers: bool = True,
+        self, context: grpc.aio.ServicerContext, policy: Policy, request, record: CallRecord, limits: tuple[str, int], *, send_headers: bool = True,
     ) -> call_context.CallContext:
         metadata = dict(context.invocation_metadata() or ())
         request_id = call_context.sane_request_id(metadata.get("x-request-id")) or call_context.new_request_id()
@@ -75,7 +91,11 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
             principal = await self._verifier.verify(metadata.get("authorization"))
             record.key_id, record.account_id = principal.key_id, principal.account_id
             try:
-                decision = await self._limiter.hit(f"key:{principal.key_id}", principal.rate_limit_per_minute)
+                if principal.rate_limit_per_minute > 0:
+                    bucket, limit = f"key:{principal.key_id}", principal.rate_limit_per_minute
+                else:
+                    bucket, limit = f"key:{principal.key_id}{limits[0]}", limits[1]
+                decision = await self._limiter.hit(bucket, limit)
             except Exception as exc:  # noqa: BLE001 - a limiter outage must not let traffic through unlimited
                 log.error("rate limiter unavailable: %s", type(exc).__name__)
                 raise ServiceError(Reason.ERROR_REASON_SERVICE_UNAVAILABLE, "Rate limiter unavailable; retry shortly.") from exc
@@ -137,13 +157,13 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
             return owner
         return principal.account_id
 
-    def _wrap_unary(self, behavior: Callable[..., Awaitable], policy: Policy, rpc: str):
+    def _wrap_unary(self, behavior: Callable[..., Awaitable], policy: Policy, rpc: str, limits: tuple[str, int]):
         telemetry = self._telemetry
 
         async def unary(request, context):
             record = telemetry.begin(rpc, context.invocation_metadata())
             try:
-                ctx = await self._admit(context, policy, request, record)
+                ctx = await self._admit(context, policy, request, record, limits)
                 call_context.bind(ctx)
                 try:
                     response = await behavior(request, context)
@@ -161,7 +181,7 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
 
         return unary
 
-    def _wrap_stream(self, behavior: Callable, policy: Policy, rpc: str):
+    def _wrap_stream(self, behavior: Callable, policy: Policy, rpc: str, limits: tuple[str, int]):
         telemetry = self._telemetry
 
         async def stream(request, context):
@@ -169,7 +189,7 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
             try:
                 # Headers go out with the first message, so they can say how long the upstream
                 # took to start answering (the edge's overhead figure for a stream).
-                ctx = await self._admit(context, policy, request, record, send_headers=False)
+                ctx = await self._admit(context, policy, request, record, limits, send_headers=False)
                 call_context.bind(ctx)
                 first = True
                 try:

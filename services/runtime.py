@@ -30,6 +30,7 @@ from services.health.servicer import HealthServicer
 from services.interceptor import PolicyInterceptor
 from services.local_channel import LocalChannel
 from services.policy import method_policies, service_descriptors
+from services.routing.catalogue import PriceCatalogue
 from services.routing.cooldown import CooldownTracker
 from services.telemetry.servicer import MetricsServicer
 from services.routing.registry import ModelRegistry
@@ -100,7 +101,11 @@ class ServiceRuntime:
             settings.routing.allowed_fails_per_minute, settings.routing.cooldown_seconds,
             redis=self.redis, prefix=settings.redis_prefix,
         )
-        self.registry = ModelRegistry.from_config(settings.models, self.sessions, settings.routing.registry_refresh_seconds)
+        self.catalogue = PriceCatalogue.load()
+        self.registry = ModelRegistry.from_config(
+            settings.models, self.sessions, settings.routing.registry_refresh_seconds,
+            catalogue=self.catalogue, kinds={name: p.kind for name, p in settings.providers.items()},
+        )
         await self.registry.refresh()
         self.router = Router(settings.providers, settings.routing, self.cooldown, telemetry=self.telemetry)
         self.usage_log = UsageLog(settings.database_url)
@@ -114,6 +119,8 @@ class ServiceRuntime:
         interceptor = PolicyInterceptor(
             method_policies(), self.verifier, self.limiter,
             operator_account=DEFAULT_ACCOUNT_ID, account_of_key=self.store.account_of_key, telemetry=self.telemetry,
+            default_rate_limit=settings.limits.default_rate_limit_per_minute,
+            surface_limits=settings.limits.default_limits_by_service(),
         )
         server = grpc.aio.server(
             interceptors=[interceptor],
@@ -158,13 +165,15 @@ class ServiceRuntime:
         """Add every servicer to a grpc.aio.Server or to the in-process LocalChannel."""
         settings = self.settings
         auth_pb2_grpc.add_AuthServiceServicer_to_server(
-            AuthServicer(self.store, self.verifier, settings.limits.default_rate_limit_per_minute), server
+            AuthServicer(self.store, self.verifier), server
         )
         sy_health_pb2_grpc.add_HealthServiceServicer_to_server(HealthServicer(self.monitor, self.cooldown), server)
         billing_pb2_grpc.add_BillingServiceServicer_to_server(
             BillingServicer(self.ledger, self.usage_log, self.store, self.sessions), server
         )
-        routing = RoutingServicer(self.registry, self.router, settings.providers, self.monitor, self.cooldown, self.metering)
+        routing = RoutingServicer(
+            self.registry, self.router, settings.providers, self.monitor, self.cooldown, self.metering, self.catalogue,
+        )
         routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing, server)
         metrics_pb2_grpc.add_MetricsServiceServicer_to_server(MetricsServicer(self.telemetry.metrics), server)
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(
@@ -190,7 +199,8 @@ class ServiceRuntime:
             await asyncio.sleep(60)
 
     async def bootstrap_admin_key(self) -> str | None:
-        return await self.store.bootstrap_admin_key(self.settings.limits.default_rate_limit_per_minute)
+        # 0: the surface defaults, like every key created without a limit of its own.
+        return await self.store.bootstrap_admin_key(0)
 
     async def stop(self, grace: float = 10.0) -> None:
         if self._health is not None:

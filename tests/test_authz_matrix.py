@@ -97,6 +97,9 @@ SAMPLES: dict[str, tuple[type, Callable[[World], object], Callable[[World], None
     "GetLlmHealth": (health_pb2_grpc.HealthServiceStub, lambda w: health_pb2.GetLlmHealthRequest(), None),
     "GetMetrics": (metrics_pb2_grpc.MetricsServiceStub, lambda w: metrics_pb2.GetMetricsRequest(), None),
     "CreateChatCompletion": (routing_pb2_grpc.RoutingServiceStub, lambda w: _chat(), None),
+    "CountTokens": (routing_pb2_grpc.RoutingServiceStub,
+                    lambda w: routing_pb2.CountTokensRequest(chat=chat_pb2.ChatRequest(
+                        model="mock-chat", messages=[chat_pb2.ChatMessage(role="user", text="hi")])), None),
     "CreateEmbeddings": (routing_pb2_grpc.RoutingServiceStub,
                          lambda w: routing_pb2.CreateEmbeddingsRequest(model="mock-embed", input=["hi"]), None),
     "Rerank": (routing_pb2_grpc.RoutingServiceStub,

@@ -250,8 +250,12 @@ def test_key_restricted_to_models(gw):
     key = requests.post(f"{gw.url}/v1/keys", json={"name": "narrow", "allowedModels": ["mock-chat"]}, headers=admin, timeout=10).json()["key"]
     narrow = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0)
     assert narrow.chat.completions.create(model="mock-chat", messages=[{"role": "user", "content": "hi"}]).choices
-    with pytest.raises(openai.NotFoundError) as err:
+    # Documented as 400 "model not allowed"; a model that does not exist stays 404.
+    with pytest.raises(openai.BadRequestError) as err:
         narrow.chat.completions.create(model="claude", messages=[{"role": "user", "content": "hi"}])
+    assert err.value.code == "model_not_allowed" and err.value.param == "model"
+    with pytest.raises(openai.NotFoundError) as err:
+        narrow.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
     assert err.value.code == "model_not_found"
     assert [m.id for m in narrow.models.list().data] == ["mock-chat"]
 

@@ -1058,6 +1058,15 @@ def test_decode_model_defaults():
     )
 
 
+def test_decode_model_without_pricing_leaves_it_to_the_catalogue():
+    # No `pricing` at all is not "free": the registry takes the catalogue's price or refuses the model.
+    model = decode_model({"id": "sonnet", "deployments": [{"provider": "claude", "upstream_model": "claude-sonnet-4-5"}]})
+    assert not model.HasField("pricing")
+    image = decode_model({"id": "img", "mode": "image", "pricing": {"usd_per_image": "0.04"},
+                          "deployments": [{"provider": "openai", "upstream_model": "gpt-image-1"}]})
+    assert image.pricing == routing_pb2.Pricing(nano_usd_per_image=40_000_000)
+
+
 MODEL_ERRORS = [
     ({"id": DROP}, "id", "Missing required parameter"),
     ({"id": ""}, "id", "empty string"),
@@ -1074,7 +1083,6 @@ MODEL_ERRORS = [
     ({"mode": "video"}, "mode", "unsupported value 'video'"),
     ({"context_window": -1}, "context_window", "below minimum"),
     ({"max_output_tokens": 1.5}, "max_output_tokens", "got a decimal number"),
-    ({"pricing": DROP}, "pricing", "Missing required parameter"),
     ({"pricing": "cheap"}, "pricing", "expected an object"),
     ({"pricing": {"input_usd_per_million_tokens": 1}}, "pricing.output_usd_per_million_tokens", "Missing required parameter"),
     ({"pricing": {"input_usd_per_million_tokens": 1, "output_usd_per_million_tokens": 1, "cached": 1}}, "pricing.cached", "unknown field"),

@@ -38,7 +38,7 @@ def config(upstream_url: str | None = None, **extra) -> dict:
         models["remote-small"] = {"max_output_tokens": 256, "deployments": [{"provider": "up", "model": "gpt-4o-mini"}]}
     base = {
         "providers": providers, "models": models,
-        "limits": {"default_rate_limit_per_minute": 100_000},
+        "limits": {"default_rate_limit_per_minute": 100_000, "surface_rate_limit_per_minute": {"templated": 100_000}},
         "routing": {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.02, "retries_per_deployment": 1,
                     "allowed_fails_per_minute": 1000},
         "generation": {"default_model": "mock-chat",
@@ -182,6 +182,19 @@ def test_generate_with_a_template_answers_content_cost_and_balance(make_gateway,
     assert "a barista who climbs mountains" in user
     assert "witty" in (system + user).lower() and "emoji" in (system + user).lower()
     assert sent["max_completion_tokens"] == 120
+
+
+def test_the_documented_quick_start_succeeds(make_gateway):
+    # Exactly the request the public API documents as its first example.
+    gw = make_gateway(**config())
+    r = api(gw, "POST", "/generate", gw.admin_key, json={
+        "prompt": "Write a flirty bio for a yoga instructor", "template": "bio-instagram",
+        "options": {"tone": "flirty", "include_emojis": True}, "max_tokens": 200,
+    })
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["success"] is True and body["data"]["template_used"] == "bio-instagram"
+    assert "cost_usd" in body["usage"] and "remaining" in body["balance"]
 
 
 def test_freestyle_uses_the_prompt_and_defaults(make_gateway):

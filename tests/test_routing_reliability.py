@@ -13,6 +13,7 @@ from tests.fake_upstream import DEFAULT_API_KEY, FakeUpstream
 
 KEY_ENV = "SWITCHYARD_TEST_FAKE_PROVIDER_KEY"
 HI = [{"role": "user", "content": "hi there"}]
+FREE = {"input_usd_per_million_tokens": "0", "output_usd_per_million_tokens": "0"}
 
 
 @pytest.fixture
@@ -30,10 +31,11 @@ def settings(primary: FakeUpstream, backup: FakeUpstream, **routing) -> dict:
             "backup": {"kind": "anthropic", "base_url": backup.base_url, **key},
             "mock": {"kind": "mock"},
         },
+        # Free on purpose: these tests are about failures, not money (the catalogue would price gpt-4o).
         "models": {
-            "ha": {"deployments": [{"provider": "primary", "model": "gpt-4o", "priority": 0},
+            "ha": {**FREE, "deployments": [{"provider": "primary", "model": "gpt-4o", "priority": 0},
                                    {"provider": "backup", "model": "claude-sonnet-4-5", "priority": 1}]},
-            "solo": {"deployments": [{"provider": "primary", "model": "gpt-4o"}]},
+            "solo": {**FREE, "deployments": [{"provider": "primary", "model": "gpt-4o"}]},
             "embed-only": {"mode": "embedding", "deployments": [{"provider": "mock", "model": "mock"}]},
         },
         "limits": {"default_rate_limit_per_minute": 10_000},
@@ -112,7 +114,10 @@ def test_exhausted_retries(make_gateway, upstreams):
     gw = make_gateway(**settings(primary, backup))
     with pytest.raises(openai.InternalServerError) as err:
         sdk(gw).chat.completions.create(model="solo", messages=HI)
-    assert err.value.status_code == 502 and err.value.code == "upstream_error"
+    # Documented as 503 ("Upstream provider error"), with a Retry-After and the upstream's problem named.
+    assert err.value.status_code == 503 and err.value.code == "service_unavailable"
+    assert int(err.value.response.headers["retry-after"]) >= 1
+    assert "Upstream provider error" in err.value.message and "after retries" in err.value.message
     assert DEFAULT_API_KEY not in err.value.response.text
 
     primary.set_mode("openai", "fail", status=429, headers={"retry-after": "120"})

@@ -75,6 +75,32 @@ def test_builtin_catalogue_covers_the_promised_kinds_of_content():
         assert CATALOGUE.get(code) is not None, code
 
 
+CREATOR_TONES = ("playful", "flirty", "bold", "sassy", "cheeky", "confident", "sweet", "teasing")
+
+
+@pytest.mark.parametrize("code", ["bio-twitter", "bio-instagram", "bio-tiktok", "caption-instagram", "post-caption",
+                                  "caption-tiktok", "post-twitter", "promo-text", "ppv-message", "sexting-script"])
+def test_creator_templates_take_the_tones_creators_ask_for(code):
+    # The README's quick-start asks bio-instagram for a flirty tone; creators ask the same of every social template.
+    template = CATALOGUE.get(code)
+    assert template is not None, code
+    tones = template.option("tone").values
+    assert set(CREATOR_TONES) <= set(tones), (code, tones)
+    rendered = CATALOGUE.render(code, PROMPT, {"tone": "flirty"})
+    assert "Write in a flirty tone." in rendered.user
+
+
+def test_the_popular_creator_templates_exist_with_their_purpose():
+    for code in ("bio-twitter", "bio-instagram", "ppv-message", "post-caption", "sexting-script", "promo-text"):
+        assert CATALOGUE.get(code) is not None, code
+    assert "pay-per-view" in CATALOGUE.get("ppv-message").description.lower()
+    assert "caption" in CATALOGUE.get("post-caption").description.lower()
+    # Suggestive, never explicit, consenting adults only: said where the model reads it.
+    system = CATALOGUE.render("sexting-script", PROMPT, {}).system
+    assert "never sexually explicit" in system and "consenting adult" in system and "18+" in system
+    assert "minors" in system
+
+
 def test_all_is_sorted_by_category_then_code():
     keys = [(t.category, t.code) for t in CATALOGUE.all()]
     assert keys == sorted(keys)

@@ -31,7 +31,7 @@ import uuid
 import orjson
 
 from edge.dialects.openai import DialectError
-from switchyard.routing.v1 import chat_pb2
+from switchyard.routing.v1 import chat_pb2, routing_pb2
 
 __all__ = [
     "DialectError",
@@ -655,3 +655,20 @@ class MessagesStreamEncoder:
             )
         )
         out.append(_event(b"message_stop", {"type": "message_stop"}))
+
+
+def decode_count_tokens_request(body: object) -> chat_pb2.ChatRequest:
+    """messages/count_tokens: a Messages body without max_tokens (it counts input only)."""
+    if not isinstance(body, dict):
+        raise DialectError("The request body must be a JSON object.", None)
+    if "stream" in body or "max_tokens" in body:
+        raise DialectError(f"{'stream' if 'stream' in body else 'max_tokens'}: Extra inputs are not permitted",
+                           "stream" if "stream" in body else "max_tokens")
+    chat = decode_messages_request({**body, "max_tokens": 1})
+    chat.ClearField("max_tokens")
+    return chat
+
+
+def encode_count_tokens(resp: routing_pb2.CountTokensResponse) -> dict:
+    # count_method is Switchyard's: "exact", "tokenizer" or "estimate"; the SDK keeps unknown fields.
+    return {"input_tokens": resp.input_tokens, "count_method": resp.method}

@@ -868,3 +868,105 @@ def encode_model(model: routing_pb2.Model) -> dict:
 def encode_model_list(resp: routing_pb2.ListModelsResponse) -> dict:
     """models.list; rerank models are left out, Gemini has no method to call them with."""
     return {"models": [encode_model(m) for m in resp.data if m.mode in _METHODS]}
+
+
+# --- countTokens, embedContent, batchEmbedContents -------------------------------------------------------------
+
+_EMBED_KEYS = frozenset({"model", "content", "taskType", "task_type", "title", "outputDimensionality", "output_dimensionality"})
+
+
+def decode_count_tokens_request(body: object, model: str) -> chat_pb2.ChatRequest:
+    """models.countTokens: `contents`, or a whole `generateContentRequest` (which counts its system
+    instruction and tools too) -> the ChatRequest whose input is counted."""
+    if not isinstance(body, dict):
+        raise DialectError("The request body must be a JSON object.", None)
+    key, generate = _pick(body, "generateContentRequest")
+    if generate is not None:
+        generate = dict(_object(generate, key))
+        generate.pop("model", None)  # the URL names the model
+        return decode_generate_request(generate, model)
+    return decode_generate_request(body, model)
+
+
+def encode_count_tokens(resp: routing_pb2.CountTokensResponse) -> dict:
+    # countMethod is Switchyard's: "exact", "tokenizer" or "estimate" (clients that do not know it ignore it).
+    return {"totalTokens": resp.input_tokens, "countMethod": resp.method}
+
+
+def _embed_text(content: object, param: str) -> str:
+    parts = _non_empty_list(_object(content, param).get("parts"), f"{param}.parts")
+    texts = []
+    for j, part in enumerate(parts):
+        text = _object(part, f"{param}.parts[{j}]").get("text")
+        if text is None:
+            raise _invalid(f"{param}.parts[{j}]", "only text parts can be embedded.")
+        texts.append(_string(text, f"{param}.parts[{j}].text"))
+    return "\n".join(texts)
+
+
+def _embed_options(request: dict, param: str) -> tuple[int | None, dict]:
+    for key in request:
+        if key not in _EMBED_KEYS:
+            raise _invalid(f"{param}{key}", "unknown field.")
+    dims_key, dims = _pick(request, "outputDimensionality")
+    dimensions = _int(dims, f"{param}{dims_key}", 1, 100_000) if dims is not None else None
+    extra = {}
+    task_key, task = _pick(request, "taskType")
+    if task is not None:
+        extra["taskType"] = _string(task, f"{param}{task_key}")
+    if (title := request.get("title")) is not None:
+        extra["title"] = _string(title, f"{param}title")
+    return dimensions, extra
+
+
+def _embeddings_request(model: str, texts: list[str], dimensions: int | None, extra: dict) -> routing_pb2.CreateEmbeddingsRequest:
+    request = routing_pb2.CreateEmbeddingsRequest(model=model.removeprefix("models/"), input=texts)
+    if dimensions is not None:
+        request.dimensions = dimensions
+    if extra:
+        request.extra_json = orjson.dumps(extra)
+    return request
+
+
+def decode_embed_request(body: object, model: str) -> routing_pb2.CreateEmbeddingsRequest:
+    """models.embedContent: one `content` -> one embeddings input."""
+    if not isinstance(body, dict):
+        raise DialectError("The request body must be a JSON object.", None)
+    if body.get("content") is None:
+        raise _missing("content")
+    dimensions, extra = _embed_options(body, "")
+    return _embeddings_request(model, [_embed_text(body["content"], "content")], dimensions, extra)
+
+
+def decode_batch_embed_request(body: object, model: str) -> routing_pb2.CreateEmbeddingsRequest:
+    """models.batchEmbedContents (what google-genai's embed_content sends): every request must name the
+    URL's model (or none) and use the same options, as one embeddings call."""
+    if not isinstance(body, dict):
+        raise DialectError("The request body must be a JSON object.", None)
+    for key in body:
+        if key != "requests":
+            raise _invalid(key, "unknown field.")
+    requests = _non_empty_list(body.get("requests"), "requests")
+    texts, options = [], None
+    for i, item in enumerate(requests):
+        param = f"requests[{i}]"
+        item = _object(item, param)
+        named = item.get("model")
+        if named is not None and _string(named, f"{param}.model").removeprefix("models/") != model.removeprefix("models/"):
+            raise _invalid(f"{param}.model", "every request must use the model named in the URL.")
+        if item.get("content") is None:
+            raise _missing(f"{param}.content")
+        these = _embed_options(item, f"{param}.")
+        if options is not None and these != options:
+            raise _invalid(param, "every request in a batch must use the same options.")
+        options = these
+        texts.append(_embed_text(item["content"], f"{param}.content"))
+    return _embeddings_request(model, texts, *options)
+
+
+def encode_embed_response(resp: routing_pb2.CreateEmbeddingsResponse) -> dict:
+    return {"embedding": {"values": list(resp.data[0].embedding) if resp.data else []}}
+
+
+def encode_batch_embed_response(resp: routing_pb2.CreateEmbeddingsResponse) -> dict:
+    return {"embeddings": [{"values": list(e.embedding)} for e in sorted(resp.data, key=lambda e: e.index)]}

@@ -695,6 +695,16 @@ _MODEL_KEYS = frozenset(
     {"id", "object", "created", "owned_by", "mode", "context_window", "max_output_tokens", "pricing", "deployments"}
 )
 _PRICING_KEYS = ("input_usd_per_million_tokens", "output_usd_per_million_tokens")
+# The prices each mode is billed by, so a model must state them (zero is a valid, explicit choice);
+# the others it may leave out: an image model has no token prices.
+_MODE_PRICES = {
+    "chat": ("input_usd_per_million_tokens", "output_usd_per_million_tokens"),
+    "embedding": ("input_usd_per_million_tokens",),
+    "rerank": ("input_usd_per_million_tokens",),
+    "image": ("usd_per_image",),
+    "speech": ("usd_per_million_characters",),
+    "transcription": ("usd_per_audio_second",),
+}
 # Optional: the prices of models not billed by tokens, by their Pricing field.
 _UNIT_PRICES = {
     "usd_per_image": "nano_usd_per_image",
@@ -783,11 +793,26 @@ def encode_provider_list(resp: routing_pb2.ListProvidersResponse) -> dict:
     return {"object": "list", "data": data}
 
 
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def _snake_keys(value):
+    """contextWindow -> context_window in every object key (values untouched)."""
+    if isinstance(value, dict):
+        return {(_CAMEL_BOUNDARY.sub(r"_\1", k).lower() if isinstance(k, str) else k): _snake_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snake_keys(v) for v in value]
+    return value
+
+
 def decode_model(body: dict) -> routing_pb2.Model:
     """The admin PUT body (encode_model's shape) -> a registry Model. Unknown keys are rejected: a
     misspelt field in an admin write would otherwise be silently ignored."""
     if not isinstance(body, dict):
         raise DialectError("The request body must be a JSON object describing the model.", None)
+    # Every other admin endpoint speaks camelCase (the proto3 JSON names); this one answers in
+    # OpenAI's snake_case. Both spellings are accepted, at every level.
+    body = _snake_keys(body)
     for key in body:
         if key not in _MODEL_KEYS:
             raise _invalid(str(key), f"unknown field. Supported fields are: {', '.join(sorted(_MODEL_KEYS))}.")
@@ -812,23 +837,23 @@ def decode_model(body: dict) -> routing_pb2.Model:
     if (v := body.get("max_output_tokens")) is not None:
         fields["max_output_tokens"] = _int(v, "max_output_tokens", 0, _INT32_MAX)
 
-    # Required, with no default: a forgotten price would silently serve the model for free.
+    # The prices the mode is billed by are required (a forgotten price would silently serve the model
+    # for free), the others optional. Without `pricing` at all the registry takes the built-in price
+    # catalogue's, or refuses the model when the catalogue does not know it.
     pricing = body.get("pricing")
-    if pricing is None:
-        raise _missing("pricing")
-    _object(pricing, "pricing")
-    for key in pricing:
-        if key not in _PRICING_KEYS and key not in _UNIT_PRICES:
-            raise _invalid(f"pricing.{key}", f"unknown field. Supported fields are: {', '.join((*_PRICING_KEYS, *_UNIT_PRICES))}.")
-    prices = []
-    for key in _PRICING_KEYS:
-        if pricing.get(key) is None:
-            raise _missing(f"pricing.{key}")
-        prices.append(_nano_usd(pricing[key], f"pricing.{key}"))
-    fields["pricing"] = routing_pb2.Pricing(
-        input_nano_usd_per_million_tokens=prices[0], output_nano_usd_per_million_tokens=prices[1],
-        **{field: _nano_usd(pricing[key], f"pricing.{key}") for key, field in _UNIT_PRICES.items() if pricing.get(key) is not None},
-    )
+    if pricing is not None:
+        _object(pricing, "pricing")
+        for key in pricing:
+            if key not in _PRICING_KEYS and key not in _UNIT_PRICES:
+                raise _invalid(f"pricing.{key}", f"unknown field. Supported fields are: {', '.join((*_PRICING_KEYS, *_UNIT_PRICES))}.")
+        for key in _MODE_PRICES[fields["mode"]]:
+            if pricing.get(key) is None:
+                raise _missing(f"pricing.{key}")
+        token_fields = dict(zip(_PRICING_KEYS, ("input_nano_usd_per_million_tokens", "output_nano_usd_per_million_tokens")))
+        fields["pricing"] = routing_pb2.Pricing(**{
+            field: _nano_usd(pricing[key], f"pricing.{key}")
+            for key, field in (*token_fields.items(), *_UNIT_PRICES.items()) if pricing.get(key) is not None
+        })
 
     deployments = []
     for j, d in enumerate(_non_empty_list(body, "deployments", "deployments")):

@@ -57,10 +57,9 @@ def validate_new_key(name: str, scopes, rate_limit: int, expires_at: datetime | 
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, store: KeyStore, verifier: KeyVerifier, default_rate_limit: int) -> None:
+    def __init__(self, store: KeyStore, verifier: KeyVerifier) -> None:
         self._store = store
         self._verifier = verifier
-        self._default_rate_limit = default_rate_limit
 
     async def CreateKey(self, request: auth_pb2.CreateKeyRequest, context) -> auth_pb2.CreateKeyResponse:
         account_id = call_context.current().account_id
@@ -72,7 +71,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             account_id=account_id,
             name=request.name.strip(),
             scopes=list(request.scopes),
-            rate_limit_per_minute=request.rate_limit_per_minute or self._default_rate_limit,
+            # 0 stays 0: "the default of whichever surface it calls", decided per request by the
+            # interceptor, so a later change of the configured defaults reaches existing keys too.
+            rate_limit_per_minute=request.rate_limit_per_minute,
             expires_at=expires_at,
             allowed_models=list(request.allowed_models),
         )

@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.errors import Reason, ServiceError
 from services.storage.database import utcnow
-from services.storage.tables import KeySpendRow, LedgerRow, ReservationRow, WalletRow
+from services.storage.tables import ApiKeyRecord, KeySpendRow, LedgerRow, ReservationRow, WalletRow
 
 NANO_PER_USD = 1_000_000_000
 
@@ -113,6 +113,12 @@ class Ledger:
         if row is None:
             return WalletState(account_id, 0, 0)
         return WalletState(account_id, row.balance_nano, row.reserved_nano)
+
+    async def spend_cap_of(self, key_id: str) -> tuple[bool, int | None]:
+        """(the key exists, its current monthly cap) as stored now, not as a cached Principal says."""
+        async with self._sessions() as session:
+            row = await session.get(ApiKeyRecord, key_id)
+        return (row is not None, row.spend_cap_nano if row is not None else None)
 
     async def key_spent(self, key_id: str, month: str) -> int:
         async with self._sessions() as session:

@@ -103,14 +103,29 @@ class Meter:
         if amount <= 0:
             return
         principal = self._ctx.principal
+        ledger = self._metering.ledger
         telemetry = self._metering.telemetry
+
+        def reserve(cap: int | None):
+            return ledger.reserve(
+                account_id=principal.account_id, key_id=principal.key_id, amount_nano=amount,
+                spend_cap_nano=cap, request_id=self._ctx.request_id,
+            )
+
         span = telemetry.child(self._ctx.record, "switchyard.admission", attributes={"switchyard.hold_nano_usd": amount})
         started = time.perf_counter()
         try:
-            self._reservation = await self._metering.ledger.reserve(
-                account_id=principal.account_id, key_id=principal.key_id, amount_nano=amount,
-                spend_cap_nano=principal.spend_cap_nano, request_id=self._ctx.request_id,
-            )
+            try:
+                self._reservation = await reserve(principal.spend_cap_nano)
+            except ServiceError as refused:
+                if refused.info.name != "SPEND_CAP_REACHED":
+                    raise
+                # The cap came from the verified-key cache (up to a second old). A cap just cleared or
+                # raised, on any replica, must count at once: ask the database, only on this refusal path.
+                exists, cap = await ledger.spend_cap_of(principal.key_id)
+                if not exists or cap == principal.spend_cap_nano:
+                    raise
+                self._reservation = await reserve(cap)
         except ServiceError as err:
             if span is not None:
                 fail(span, err.info.code)

@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.config import ModelConfig
+from services.config import DEFAULT_CONTEXT_WINDOW, DEFAULT_MAX_OUTPUT_TOKENS, ModelConfig
+from services.errors import invalid_request
+from services.routing.catalogue import PRICE_FIELDS, PriceCatalogue
 from services.storage.database import utcnow
 from services.storage.tables import RegistryModel
 from switchyard.routing.v1 import routing_pb2
@@ -32,7 +34,58 @@ def usd_to_nano(value: Decimal) -> int:
     return int(nano)
 
 
-def model_from_config(model_id: str, config: ModelConfig, created: int) -> routing_pb2.Model:
+def model_from_config(
+    model_id: str, config: ModelConfig, created: int,
+    catalogue: PriceCatalogue | None = None, kinds: dict[str, str] | None = None,
+) -> routing_pb2.Model:
+    model = _model_as_configured(model_id, config, created)
+    if catalogue is not None and not config.sets_a_price():
+        deployments = [(d.provider, d.model, d.priority) for d in config.deployments]
+        entry = catalogue.for_deployments(config.mode, deployments, kinds or {})
+        if entry is not None:
+            model.pricing.CopyFrom(entry.pricing)
+            # The catalogue's limits replace the generic defaults, never limits the operator wrote.
+            if entry.context_window and "context_window" not in config.model_fields_set:
+                model.context_window = entry.context_window
+            if entry.max_output_tokens and "max_output_tokens" not in config.model_fields_set:
+                model.max_output_tokens = entry.max_output_tokens
+            log.info("model %r: prices from the built-in catalogue (as of %s)", model_id, catalogue.as_of)
+    if is_free(model.pricing) and (kinds or {}).get(config.deployments[0].provider) != "mock":
+        # Loudly: an operator who forgot a price serves the model for nothing to every key.
+        log.warning(
+            "model %r has no price (none configured, none in the built-in catalogue): it is served FREE to every key",
+            model_id,
+        )
+    return model
+
+
+def is_free(pricing: routing_pb2.Pricing) -> bool:
+    return not any(getattr(pricing, field) for field in PRICE_FIELDS.values())
+
+
+def apply_defaults(model: routing_pb2.Model, catalogue: PriceCatalogue, kinds: dict[str, str]) -> routing_pb2.Model:
+    """An admin-written model with the fields it left out filled in: limits and, when it sets no
+    `pricing` at all, the catalogue's price. Refuses a model that ends up without a price it can be billed by."""
+    filled = routing_pb2.Model()
+    filled.CopyFrom(model)
+    deployments = [(d.provider, d.upstream_model, d.priority) for d in model.deployments]
+    entry = catalogue.for_deployments(model.mode or "chat", deployments, kinds)
+    # The built-in mock provider costs nothing, so its models need no price.
+    only_mock = all(kinds.get(d.provider) == "mock" for d in model.deployments)
+    if not model.HasField("pricing") and not only_mock:
+        if entry is None:
+            raise invalid_request(
+                "pricing is required: the built-in price catalogue does not know this model's upstream model.", "pricing",
+            )
+        filled.pricing.CopyFrom(entry.pricing)
+    if not filled.context_window:
+        filled.context_window = (entry.context_window if entry else 0) or DEFAULT_CONTEXT_WINDOW
+    if not filled.max_output_tokens:
+        filled.max_output_tokens = (entry.max_output_tokens if entry else 0) or DEFAULT_MAX_OUTPUT_TOKENS
+    return filled
+
+
+def _model_as_configured(model_id: str, config: ModelConfig, created: int) -> routing_pb2.Model:
     return routing_pb2.Model(
         id=model_id,
         object="model",
@@ -68,9 +121,13 @@ class ModelRegistry:
         self._models: dict[str, routing_pb2.Model] = dict(base)
 
     @classmethod
-    def from_config(cls, models: dict[str, ModelConfig], sessions, refresh_seconds: float = 2.0) -> "ModelRegistry":
+    def from_config(
+        cls, models: dict[str, ModelConfig], sessions, refresh_seconds: float = 2.0,
+        *, catalogue: PriceCatalogue | None = None, kinds: dict[str, str] | None = None,
+    ) -> "ModelRegistry":
         created = int(time.time())
-        return cls({mid: model_from_config(mid, cfg, created) for mid, cfg in models.items()}, sessions, refresh_seconds)
+        base = {mid: model_from_config(mid, cfg, created, catalogue, kinds) for mid, cfg in models.items()}
+        return cls(base, sessions, refresh_seconds)
 
     def get(self, model_id: str) -> routing_pb2.Model | None:
         return self._models.get(model_id)

@@ -28,6 +28,8 @@ from switchyard.routing.v1 import chat_pb2, routing_pb2
 
 T = TypeVar("T")
 _OVERLOADED = frozenset({429, 503, 529})
+# Retry-After of an upstream failure when the upstream named none: long enough not to hammer it.
+_DEFAULT_RETRY_AFTER_SECONDS = "2"
 
 
 def default_adapters() -> dict[str, ProviderAdapter]:
@@ -217,11 +219,10 @@ def _exhausted(model_id: str, last: UpstreamError | None) -> ServiceError:
             Reason.ERROR_REASON_SERVICE_UNAVAILABLE, f"Model '{model_id}' has no usable deployment.", metadata={"model": model_id}
         )
     metadata = {"model": model_id}
-    trailers = []
-    if last.retry_after is not None:
-        seconds = str(max(1, round(last.retry_after)))
-        metadata["retryAfter"] = seconds
-        trailers.append(("retry-after", seconds))
+    # Always a Retry-After: upstream failure is answered 503, and clients back off by it.
+    seconds = str(max(1, round(last.retry_after)) if last.retry_after is not None else _DEFAULT_RETRY_AFTER_SECONDS)
+    metadata["retryAfter"] = seconds
+    trailers = [("retry-after", seconds)]
     if last.status in _OVERLOADED:
         return ServiceError(
             Reason.ERROR_REASON_SERVICE_UNAVAILABLE,
@@ -230,7 +231,7 @@ def _exhausted(model_id: str, last: UpstreamError | None) -> ServiceError:
         )
     return ServiceError(
         Reason.ERROR_REASON_UPSTREAM_ERROR,
-        f"Model '{model_id}' failed upstream after retries: {last.message}",
+        f"Upstream provider error: model '{model_id}' failed upstream after retries: {last.message}",
         metadata=metadata, trailers=trailers,
     )
 

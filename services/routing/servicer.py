@@ -14,7 +14,8 @@ from services.health.monitor import HealthMonitor
 from services.routing import audio as audio_length
 from services.routing.adapters.base import estimate_tokens
 from services.routing.cooldown import CooldownTracker
-from services.routing.registry import ModelRegistry
+from services.routing.catalogue import PriceCatalogue
+from services.routing.registry import ModelRegistry, apply_defaults
 from services.routing.router import Router
 from switchyard.routing.v1 import chat_pb2, routing_pb2, routing_pb2_grpc
 
@@ -75,7 +76,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         monitor: HealthMonitor,
         cooldown: CooldownTracker,
         metering: Metering,
+        catalogue: PriceCatalogue | None = None,
     ) -> None:
+        self._catalogue = catalogue or PriceCatalogue.empty()
         self._metering = metering
         self._registry = registry
         self._router = router
@@ -88,10 +91,15 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             raise invalid_request("model is required.", "model")
         principal = call_context.current().principal
         model = self._registry.get(model_id)
-        if model is None or not principal.may_use(model_id):
+        if model is None:
             raise ServiceError(
-                Reason.ERROR_REASON_MODEL_NOT_FOUND,
-                f"The model '{model_id}' does not exist or you do not have access to it.",
+                Reason.ERROR_REASON_MODEL_NOT_FOUND, f"The model '{model_id}' does not exist.",
+                metadata={"field": "model", "model": model_id},
+            )
+        if not principal.may_use(model_id):
+            # The documented 400 "model not allowed": the key is restricted, the model is real.
+            raise ServiceError(
+                Reason.ERROR_REASON_MODEL_NOT_ALLOWED, f"This API key is not allowed to use the model '{model_id}'.",
                 metadata={"field": "model", "model": model_id},
             )
         if model.mode != mode:
@@ -132,6 +140,15 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         ))
         await meter.settle(completion.usage)
         return completion
+
+    async def CountTokens(self, request, context) -> routing_pb2.CountTokensResponse:
+        """Free (nothing is held or charged) and routed like the chat it counts: the key's model
+        restrictions apply, and deployments are tried with the same retries and fallback."""
+        chat = request.chat
+        model = self._model(chat.model, "chat")
+        if not chat.messages:
+            raise invalid_request("messages must not be empty.", "messages")
+        return await self._router.call(model, "count_tokens", chat)
 
     async def CreateEmbeddings(self, request, context) -> routing_pb2.CreateEmbeddingsResponse:
         model = self._model(request.model, "embedding")
@@ -288,8 +305,10 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         return routing_pb2.ListProvidersResponse(object="list", data=data)
 
     async def PutModel(self, request, context) -> routing_pb2.PutModelResponse:
-        validate_model(request.model, self._providers)
-        return routing_pb2.PutModelResponse(model=await self._registry.put(request.model))
+        kinds = {name: p.kind for name, p in self._providers.items()}
+        model = apply_defaults(request.model, self._catalogue, kinds)
+        validate_model(model, self._providers)
+        return routing_pb2.PutModelResponse(model=await self._registry.put(model))
 
     async def DeleteModel(self, request, context) -> routing_pb2.DeleteModelResponse:
         if not await self._registry.delete(request.model_id):

@@ -363,3 +363,23 @@ async def anthropic_messages(upstream, request, recorded, params):
         _drop(request)
         return web.Response(status=200)
     return json_response(message)
+
+
+# messages/count_tokens: the Messages body without max_tokens/stream/sampling fields; the count is
+# exactly the input_tokens a message with that body reports.
+COUNT_TOKENS_KEYS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"})
+
+
+@route("POST", "/v1/messages/count_tokens", family="anthropic", when=_is_anthropic)
+async def anthropic_count_tokens(upstream, request, recorded, params):
+    body = recorded.json
+    if not isinstance(body, dict):
+        return _error(400, "The request body is not valid JSON.")
+    for key in body:
+        if key not in COUNT_TOKENS_KEYS:
+            return _error(400, f"{key}: Extra inputs are not permitted")
+    problem = _validate({**body, "max_tokens": 1})
+    if problem:
+        return _error(400, problem)
+    upstream.counted = getattr(upstream, "counted", 0) + 1
+    return json_response({"input_tokens": _tokens(_prompt_chars(body))})

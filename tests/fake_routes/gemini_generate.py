@@ -449,3 +449,26 @@ async def gemini_batch_embed_contents(upstream, request, recorded, params):
     if canned is not None:
         return await _send_json(request, canned.get("body"), int(canned.get("status", 200)), canned.get("headers"))
     return await _send_json(request, {"embeddings": embeddings})
+
+
+# countTokens: {"contents": [...]} or {"generateContentRequest": {...}}; the count is exactly the
+# promptTokenCount generateContent reports for the same request.
+@route("POST", "/v1beta/models/{model}:countTokens", family="gemini")
+async def gemini_count_tokens(upstream, request, recorded, params):
+    body = recorded.json
+    if not isinstance(body, dict) or set(body) - {"contents", "generateContentRequest"}:
+        return _error(400, 'Invalid JSON payload received. Unknown name in CountTokensRequest: Cannot find field.')
+    generate = body.get("generateContentRequest")
+    if generate is not None:
+        if generate.get("model") != f"models/{params['model']}":
+            return _error(400, "* CountTokensRequest.generate_content_request.model: does not match the URL\n")
+        generate = {k: v for k, v in generate.items() if k != "model"}
+    else:
+        generate = {"contents": body.get("contents")}
+    try:
+        _validate(generate)
+    except _Invalid as exc:
+        return _error(400, str(exc))
+    _, usage, _ = _answer(generate, params["model"], recorded.body)
+    upstream.counted = getattr(upstream, "counted", 0) + 1
+    return await _send_json(request, {"totalTokens": usage["promptTokenCount"]})

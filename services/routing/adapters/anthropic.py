@@ -76,6 +76,10 @@ _READ_BUFSIZE = 1 << 20
 _NATIVE_BLOCKS = frozenset({"text", "image", "document", "search_result", "thinking", "redacted_thinking"})
 
 
+# What Anthropic's count_tokens endpoint takes of a Messages body.
+_COUNT_TOKENS_KEYS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"})
+
+
 def _client_error(message: str) -> UpstreamError:
     return UpstreamError(message, retryable=False, client_error=True)
 
@@ -569,6 +573,29 @@ class AnthropicAdapter:
         except HttpProcessingError:
             # In practice an SSE line over the read buffer: the same request would hit it again.
             raise UpstreamError("The Anthropic stream sent an event too large to read.", retryable=False, started=started) from None
+
+    async def count_tokens(
+        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+    ) -> routing_pb2.CountTokensResponse:
+        """Exact: Anthropic's own counting endpoint, with the same body a message would send (minus
+        the fields it does not take)."""
+        url, body, headers, redact = self._prepare(target, request, stream=False)
+        payload = {k: v for k, v in orjson.loads(body).items() if k in _COUNT_TOKENS_KEYS}
+        try:
+            async with session.post(f"{url}/count_tokens", data=orjson.dumps(payload), headers=headers,
+                                    timeout=timeouts.client_timeout()) as response:
+                raw, status, response_headers = await response.read(), response.status, response.headers
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _transport_error(exc) from None
+        if status != 200:
+            raise _http_error(status, raw, response_headers, redact)
+        try:
+            tokens = orjson.loads(raw).get("input_tokens")
+        except (orjson.JSONDecodeError, AttributeError):
+            tokens = None
+        if not isinstance(tokens, int):
+            raise UpstreamError("The Anthropic upstream sent a malformed token count.", retryable=True, status=status)
+        return routing_pb2.CountTokensResponse(input_tokens=tokens, method="exact")
 
     async def embed(self, session, target, request: routing_pb2.CreateEmbeddingsRequest, timeouts) -> routing_pb2.CreateEmbeddingsResponse:
         raise unsupported("anthropic", "embeddings")

@@ -101,6 +101,8 @@ _GENERATION_EXTRAS = {
     "enableEnhancedCivicAnswers": "enableEnhancedCivicAnswers",
     "enable_enhanced_civic_answers": "enableEnhancedCivicAnswers",
 }
+# The parts of a GenerateContentRequest that countTokens accepts inside generateContentRequest.
+_COUNT_TOKENS_KEYS = frozenset({"contents", "systemInstruction", "tools", "toolConfig", "cachedContent"})
 _EMBED_EXTRAS = {"taskType": "taskType", "task_type": "taskType", "title": "title"}
 
 # Explicit rather than the mimetypes module: its answers depend on the host's /etc/mime.types.
@@ -788,3 +790,16 @@ class GeminiAdapter:
         self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
     ) -> routing_pb2.RerankResponse:
         raise unsupported(KIND, "rerank")
+
+    async def count_tokens(
+        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+    ) -> routing_pb2.CountTokensResponse:
+        """Exact: Gemini's countTokens over the whole generate request (system instruction and tools count too)."""
+        generate = {k: v for k, v in encode_chat_request(request).items() if k in _COUNT_TOKENS_KEYS}
+        generate["model"] = f"models/{target.upstream_model.removeprefix('models/')}"
+        data = await self._post(session, target, "countTokens", {"generateContentRequest": generate}, timeouts)
+        tokens = data.get("totalTokens")
+        if not isinstance(tokens, int):
+            raise UpstreamError(f"upstream provider '{target.provider.name or KIND}' sent a malformed token count",
+                                retryable=True, status=200)
+        return routing_pb2.CountTokensResponse(input_tokens=tokens, method="exact")

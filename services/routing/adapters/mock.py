@@ -191,6 +191,13 @@ class MockAdapter:
         response.usage.total_tokens = tokens
         return response
 
+    async def count_tokens(
+        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+    ) -> routing_pb2.CountTokensResponse:
+        from services.routing.tokens import count_locally
+
+        return count_locally(request, target.upstream_model, tokenizer=False)
+
     async def rerank(
         self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
     ) -> routing_pb2.RerankResponse:

@@ -797,6 +797,14 @@ class OpenAICompatAdapter:
         response.audio.data = audio
         return response
 
+    async def count_tokens(
+        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+    ) -> routing_pb2.CountTokensResponse:
+        """OpenAI's API has no counting endpoint: a local tokenizer when one is available, else the estimate."""
+        from services.routing.tokens import count_locally
+
+        return count_locally(request, target.upstream_model)
+
     async def rerank(
         self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
     ) -> routing_pb2.RerankResponse:

@@ -26,6 +26,24 @@ class CreateChatCompletionResponse(_message.Message):
     chunks: _containers.RepeatedCompositeFieldContainer[_chat_pb2.ChatCompletionChunk]
     def __init__(self, completion: _Optional[_Union[_chat_pb2.ChatCompletion, _Mapping]] = ..., chunks: _Optional[_Iterable[_Union[_chat_pb2.ChatCompletionChunk, _Mapping]]] = ...) -> None: ...
 
+class CountTokensRequest(_message.Message):
+    __slots__ = ("chat",)
+    CHAT_FIELD_NUMBER: _ClassVar[int]
+    chat: _chat_pb2.ChatRequest
+    def __init__(self, chat: _Optional[_Union[_chat_pb2.ChatRequest, _Mapping]] = ...) -> None: ...
+
+class CountTokensResponse(_message.Message):
+    __slots__ = ("input_tokens", "model", "provider", "method")
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    input_tokens: int
+    model: str
+    provider: str
+    method: str
+    def __init__(self, input_tokens: _Optional[int] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., method: _Optional[str] = ...) -> None: ...
+
 class CreateEmbeddingsRequest(_message.Message):
     __slots__ = ("model", "input", "dimensions", "user", "extra_json")
     MODEL_FIELD_NUMBER: _ClassVar[int]

@@ -45,6 +45,11 @@ class RoutingServiceStub:
                 request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateEmbeddingsRequest.SerializeToString,
                 response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateEmbeddingsResponse.FromString,
                 _registered_method=True)
+        self.CountTokens = channel.unary_unary(
+                '/switchyard.routing.v1.RoutingService/CountTokens',
+                request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CountTokensRequest.SerializeToString,
+                response_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CountTokensResponse.FromString,
+                _registered_method=True)
         self.Rerank = channel.unary_unary(
                 '/switchyard.routing.v1.RoutingService/Rerank',
                 request_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.RerankRequest.SerializeToString,
@@ -117,6 +122,15 @@ class RoutingServiceServicer:
 
     def CreateEmbeddings(self, request, context):
         """Embeddings for one or more inputs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountTokens(self, request, context):
+        """How many input tokens a chat request would use, without running it. Free: coding agents call it
+        before every request. Exact where the upstream has a counting API (Anthropic, Gemini), else a local
+        tokenizer for the model's family when one is installed, else the documented estimate; `method` says which.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -212,6 +226,11 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.CreateEmbeddings,
                     request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateEmbeddingsRequest.FromString,
                     response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateEmbeddingsResponse.SerializeToString,
+            ),
+            'CountTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountTokens,
+                    request_deserializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CountTokensRequest.FromString,
+                    response_serializer=switchyard_dot_routing_dot_v1_dot_routing__pb2.CountTokensResponse.SerializeToString,
             ),
             'Rerank': grpc.unary_unary_rpc_method_handler(
                     servicer.Rerank,
@@ -324,6 +343,33 @@ class RoutingService:
             '/switchyard.routing.v1.RoutingService/CreateEmbeddings',
             switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateEmbeddingsRequest.SerializeToString,
             switchyard_dot_routing_dot_v1_dot_routing__pb2.CreateEmbeddingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.routing.v1.RoutingService/CountTokens',
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CountTokensRequest.SerializeToString,
+            switchyard_dot_routing_dot_v1_dot_routing__pb2.CountTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,
