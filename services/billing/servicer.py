@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from services import call_context
 from services.auth.store import DEFAULT_ACCOUNT_ID, KeyNotFound, KeyStore
-from services.billing.ledger import Ledger, month_of, parse_usd, usd
+from services.billing.ledger import Ledger, amount_in_range, month_of, parse_usd, usd
 from services.billing.usage_log import UsageLog
 from services.errors import Reason, ServiceError, invalid_request
 from services.storage.database import timestamp_of, utcnow
@@ -40,15 +40,16 @@ def _before(token: str) -> int | None:
         raise invalid_request("page_token is not one this API returned.", "page_token") from None
 
 
-def _amount(oneof_owner, usd_field: str, nano_field: str, what: str) -> int:
+def _amount(oneof_owner, usd_field: str, nano_field: str, what: str) -> tuple[int, str]:
+    """The amount of a USD-or-nano oneof and the field it came in, range-checked by the caller."""
     which = oneof_owner.WhichOneof(what)
     if which == usd_field:
         try:
-            return parse_usd(getattr(oneof_owner, usd_field))
+            return parse_usd(getattr(oneof_owner, usd_field)), usd_field
         except ValueError as exc:
-            raise invalid_request(str(exc), usd_field) from None
+            raise invalid_request(f"{usd_field}: {exc}.", usd_field) from None
     if which == nano_field:
-        return getattr(oneof_owner, nano_field)
+        return getattr(oneof_owner, nano_field), nano_field
     raise invalid_request(f"{usd_field} (or {nano_field}) is required.", usd_field)
 
 
@@ -106,15 +107,17 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         async with self._sessions() as session:
             if await session.get(Account, request.account_id) is None:
                 raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"No account {request.account_id!r}.", metadata={"resource": "account"})
-        amount = _amount(request, "amount_usd", "amount_nano_usd", "amount")
-        await self._ledger.top_up(request.account_id, amount, request.note or f"top-up by {call_context.current().principal.key_id}")
+        amount, field = _amount(request, "amount_usd", "amount_nano_usd", "amount")
+        amount_in_range(amount, field, "A top-up")
+        await self._ledger.top_up(request.account_id, amount, request.note or f"top-up by {call_context.current().principal.key_id}", field=field)
         return billing_pb2.TopUpWalletResponse(wallet=await self._wallet(request.account_id))
 
     async def SetKeySpendCap(self, request, context) -> billing_pb2.SetKeySpendCapResponse:
         caller = call_context.current().principal
-        cap = None if request.WhichOneof("cap") == "clear" else _amount(request, "spend_cap_usd", "spend_cap_nano_usd", "cap")
-        if cap is not None and cap < 0:
-            raise invalid_request("A spend cap cannot be negative.", "spend_cap_usd")
+        cap = None
+        if request.WhichOneof("cap") != "clear":
+            cap, field = _amount(request, "spend_cap_usd", "spend_cap_nano_usd", "cap")
+            amount_in_range(cap, field, "A spend cap", allow_zero=True)
         try:
             await self._store.get_key(caller.account_id, request.key_id)
         except KeyNotFound:
