@@ -16,6 +16,7 @@ from services.auth.ratelimit import RateLimiter, rate_limit_headers
 from services.auth.verifier import KeyVerifier
 from services.errors import Reason, ServiceError
 from services.policy import Policy
+from services.storage.outages import is_store_outage, outage_name, store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                 decision = await self._limiter.hit(f"key:{principal.key_id}", principal.rate_limit_per_minute)
             except Exception as exc:  # noqa: BLE001 - a limiter outage must not let traffic through unlimited
                 log.error("rate limiter unavailable: %s", type(exc).__name__)
-                raise ServiceError(Reason.ERROR_REASON_SERVICE_UNAVAILABLE, "Rate limiter unavailable; retry shortly.") from exc
+                raise store_unavailable("The rate limiter") from exc
             headers += rate_limit_headers(decision)
             if not decision.allowed:
                 raise ServiceError(
@@ -73,8 +74,8 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                     trailers=headers,
                 )
         except ServiceError as err:
-            if not err.trailers:
-                err.trailers = headers
+            if not any(name == "x-request-id" for name, _ in err.trailers):
+                err.trailers = headers + err.trailers
             await _abort(context, err, request_id)
         await context.send_initial_metadata(headers)
         return call_context.CallContext(principal=principal, request_id=request_id, policy=policy)
@@ -89,9 +90,8 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                 await _abort(context, err, ctx.request_id)
             except (grpc.aio.AbortError, grpc.RpcError):
                 raise
-            except Exception:  # noqa: BLE001 - the caller gets a clean 500; the log keeps the trace
-                log.exception("unhandled error in %s (request %s)", behavior.__qualname__, ctx.request_id)
-                await _abort(context, ServiceError(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), ctx.request_id)
+            except Exception as exc:  # noqa: BLE001 - a store outage is a 503, anything else a clean 500
+                await _abort(context, _unexpected(exc, behavior, ctx.request_id), ctx.request_id)
 
         return unary
 
@@ -106,11 +106,21 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                 await _abort(context, err, ctx.request_id)
             except (grpc.aio.AbortError, grpc.RpcError):
                 raise
-            except Exception:  # noqa: BLE001
-                log.exception("unhandled error in %s (request %s)", behavior.__qualname__, ctx.request_id)
-                await _abort(context, ServiceError(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), ctx.request_id)
+            except Exception as exc:  # noqa: BLE001
+                await _abort(context, _unexpected(exc, behavior, ctx.request_id), ctx.request_id)
 
         return stream
+
+
+def _unexpected(exc: Exception, behavior, request_id: str) -> ServiceError:
+    """What the caller hears of an exception no servicer handled: a store outage is 503 with a retry
+    hint (logged by type only: a driver's message quotes SQL); anything else is a 500 whose trace is
+    logged (SQL parameters are hidden by the engines, see services.storage.database)."""
+    if is_store_outage(exc):
+        log.warning("store unavailable in %s (request %s): %s", behavior.__qualname__, request_id, outage_name(exc))
+        return store_unavailable()
+    log.exception("unhandled error in %s (request %s)", behavior.__qualname__, request_id)
+    return ServiceError(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error.")
 
 
 async def _abort(context: grpc.aio.ServicerContext, err: ServiceError, request_id: str):

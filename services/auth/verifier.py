@@ -17,6 +17,7 @@ from services.auth import secrets as key_secrets
 from services.auth.store import KeyState, KeyStore, key_state
 from services.errors import Reason, ServiceError
 from services.storage.database import as_utc, utcnow
+from services.storage.outages import is_store_outage, outage_name, store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,14 @@ class KeyVerifier:
                 Reason.ERROR_REASON_MISSING_API_KEY,
                 "The Authorization header must be 'Bearer <API key>'.",
             )
-        principal = await self._lookup(secret) if key_secrets.well_formed(secret) else None
+        try:
+            principal = await self._lookup(secret) if key_secrets.well_formed(secret) else None
+        except Exception as exc:
+            # Runs before the interceptor's own handling of servicer errors, so it maps outages here.
+            if is_store_outage(exc):
+                log.warning("key lookup: store unavailable: %s", outage_name(exc))
+                raise store_unavailable() from exc
+            raise
         if principal is None:
             raise ServiceError(Reason.ERROR_REASON_INVALID_API_KEY, "Invalid API key.")
         if principal.expires_at is not None and principal.expires_at <= utcnow():
@@ -122,8 +130,8 @@ class KeyVerifier:
         pending, self._pending_use = self._pending_use, {}
         try:
             await self._store.record_last_use(pending)
-        except Exception:  # noqa: BLE001 - a lost last-use time must never fail requests
-            log.warning("could not record last-use times for %d keys", len(pending), exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - a lost last-use time must never fail requests
+            log.warning("could not record last-use times for %d keys: %s", len(pending), outage_name(exc))
 
     async def run_flusher(self, interval: float = 5.0) -> None:
         while True:
