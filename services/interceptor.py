@@ -16,7 +16,7 @@ from services.auth.ratelimit import RateLimiter, rate_limit_headers
 from services.auth.verifier import KeyVerifier
 from services.errors import Reason, ServiceError
 from services.policy import Policy
-from services.storage.outages import is_store_outage, outage_name, store_unavailable
+from services.storage.outages import is_store_outage, log_safe, store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _unexpected(exc: Exception, behavior, request_id: str) -> ServiceError:
     hint (logged by type only: a driver's message quotes SQL); anything else is a 500 whose trace is
     logged (SQL parameters are hidden by the engines, see services.storage.database)."""
     if is_store_outage(exc):
-        log.warning("store unavailable in %s (request %s): %s", behavior.__qualname__, request_id, outage_name(exc))
+        log.warning("store unavailable in %s (request %s): %s", behavior.__qualname__, request_id, log_safe(exc))
         return store_unavailable()
     log.exception("unhandled error in %s (request %s)", behavior.__qualname__, request_id)
     return ServiceError(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error.")

@@ -17,7 +17,7 @@ from services.auth import secrets as key_secrets
 from services.auth.store import KeyState, KeyStore, key_state
 from services.errors import Reason, ServiceError
 from services.storage.database import as_utc, utcnow
-from services.storage.outages import is_store_outage, outage_name, store_unavailable
+from services.storage.outages import is_store_outage, log_safe, store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class KeyVerifier:
         except Exception as exc:
             # Runs before the interceptor's own handling of servicer errors, so it maps outages here.
             if is_store_outage(exc):
-                log.warning("key lookup: store unavailable: %s", outage_name(exc))
+                log.warning("key lookup: store unavailable: %s", log_safe(exc))
                 raise store_unavailable() from exc
             raise
         if principal is None:
@@ -131,7 +131,7 @@ class KeyVerifier:
         try:
             await self._store.record_last_use(pending)
         except Exception as exc:  # noqa: BLE001 - a lost last-use time must never fail requests
-            log.warning("could not record last-use times for %d keys: %s", len(pending), outage_name(exc))
+            log.warning("could not record last-use times for %d keys: %s", len(pending), log_safe(exc))
 
     async def run_flusher(self, interval: float = 5.0) -> None:
         while True:

@@ -59,7 +59,7 @@ def store_unavailable(what: str = "Storage") -> ServiceError:
     )
 
 
-def outage_name(exc: BaseException) -> str:
+def log_safe(exc: BaseException) -> str:
     """For logs: the exception's type and its driver error's type, never its text (which quotes SQL)."""
     orig = getattr(exc, "orig", None)
     return f"{type(exc).__name__} ({type(orig).__name__})" if orig is not None else type(exc).__name__
