@@ -154,24 +154,29 @@ class WebhookDispatcher:
 
     # --- deliveries ------------------------------------------------------------------------------
 
-    async def enqueue(self, *, account_id: str, generation_id: str, url: str, body: bytes) -> str:
-        """Store a pending delivery of `body` to `url` and wake the worker.
-
-        The caller checks the URL with `UrlGuard.check` first, and writes the generation log (with
-        webhook_status "pending") before calling this: the worker may finish before this returns.
-        """
+    def delivery(self, *, account_id: str, generation_id: str, url: str, body: bytes) -> WebhookDeliveryRow:
+        """A pending delivery of `body` to `url`, for the caller to store in its own transaction (the
+        templated API writes it with the generation log row, so neither exists without the other);
+        then call `wake`. The caller checks the URL with `UrlGuard.check` first."""
         self._guard.check_syntax(url)
-        delivery_id = f"whd_{secrets.token_hex(12)}"
         now = utcnow()
+        return WebhookDeliveryRow(
+            id=f"whd_{secrets.token_hex(12)}", account_id=account_id, generation_id=generation_id, url=url, body=body,
+            status=PENDING, next_attempt_at=now, created_at=now, updated_at=now,
+        )
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def enqueue(self, *, account_id: str, generation_id: str, url: str, body: bytes) -> str:
+        """Store a pending delivery of `body` to `url` on its own and wake the worker."""
+        row = self.delivery(account_id=account_id, generation_id=generation_id, url=url, body=body)
         async with self._sessions() as session:
             with _parameters_hidden("the webhook delivery"):
-                session.add(WebhookDeliveryRow(
-                    id=delivery_id, account_id=account_id, generation_id=generation_id, url=url, body=body,
-                    status=PENDING, next_attempt_at=now, created_at=now, updated_at=now,
-                ))
+                session.add(row)
                 await session.commit()
-        self._wake.set()
-        return delivery_id
+        self.wake()
+        return row.id
 
     # --- the worker ------------------------------------------------------------------------------
 
