@@ -16,7 +16,7 @@ from services.auth.ratelimit import RateLimiter, rate_limit_headers
 from services.auth.verifier import KeyVerifier
 from services.errors import Reason, ServiceError
 from services.policy import Policy
-from services.storage.outages import is_store_outage, log_safe, store_unavailable
+from services.storage.outages import is_store_outage, log_safe, log_safe_trace, store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +114,12 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
 
 def _unexpected(exc: Exception, behavior, request_id: str) -> ServiceError:
     """What the caller hears of an exception no servicer handled: a store outage is 503 with a retry
-    hint (logged by type only: a driver's message quotes SQL); anything else is a 500 whose trace is
-    logged (SQL parameters are hidden by the engines, see services.storage.database)."""
+    hint, anything else a 500. Logged by type and stack only: messages may quote the request's
+    content (a driver's error can hold a whole failing row)."""
     if is_store_outage(exc):
         log.warning("store unavailable in %s (request %s): %s", behavior.__qualname__, request_id, log_safe(exc))
         return store_unavailable()
-    log.exception("unhandled error in %s (request %s)", behavior.__qualname__, request_id)
+    log.error("unhandled error in %s (request %s): %s\n%s", behavior.__qualname__, request_id, log_safe(exc), log_safe_trace(exc))
     return ServiceError(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error.")
 
 

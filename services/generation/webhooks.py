@@ -37,6 +37,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.config import WebhookConfig
 from services.generation.webhook_urls import AddressRefused, UrlGuard, WebhookUrlError
 from services.storage.database import as_utc, utcnow
+from services.storage.outages import log_safe, log_safe_trace
 from services.storage.tables import GenerationLogRow, WebhookDeliveryRow, WebhookSecretRow
 
 log = logging.getLogger(__name__)
@@ -194,8 +195,8 @@ class WebhookDispatcher:
                 claimed_at = time.monotonic()
                 try:
                     await self._dispatch_due()
-                except Exception:  # noqa: BLE001 - a database hiccup must not end the worker
-                    log.exception("webhook worker: could not claim due deliveries")
+                except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the worker
+                    log.warning("webhook worker: could not claim due deliveries: %s", log_safe(exc))
                 await self._sleep(claimed_at)
         finally:
             await self.close()
@@ -233,7 +234,9 @@ class WebhookDispatcher:
     def _finished(self, task: asyncio.Task) -> None:
         self._in_flight.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("webhook attempt crashed", exc_info=task.exception())
+            # By type and stack: the attempt's data is the receiver's URL and the generation's content.
+            exc = task.exception()
+            log.error("webhook attempt crashed: %s\n%s", log_safe(exc), log_safe_trace(exc))
         self._wake.set()  # a slot is free: more due deliveries may be waiting
 
     async def _claim(self, limit: int) -> list[WebhookDeliveryRow]:

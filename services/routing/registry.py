@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.config import ModelConfig
 from services.storage.database import utcnow
+from services.storage.outages import log_safe
 from services.storage.tables import RegistryModel
 from switchyard.routing.v1 import routing_pb2
 
@@ -121,5 +122,5 @@ class ModelRegistry:
             await asyncio.sleep(self._refresh_seconds)
             try:
                 await self.refresh()
-            except Exception:  # noqa: BLE001 - keep serving the last known registry
-                log.warning("could not refresh the model registry", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - keep serving the last known registry
+                log.warning("could not refresh the model registry: %s", log_safe(exc))

@@ -9,6 +9,7 @@ answer never carries the driver's message, which may quote SQL.
 from __future__ import annotations
 
 import sqlite3
+import traceback
 
 import psycopg
 import redis.exceptions
@@ -60,6 +61,19 @@ def store_unavailable(what: str = "Storage") -> ServiceError:
 
 
 def log_safe(exc: BaseException) -> str:
-    """For logs: the exception's type and its driver error's type, never its text (which quotes SQL)."""
+    """For logs: the exception's type and its driver error's type, never its text, which may quote
+    SQL and values (PostgreSQL's DETAIL can hold a whole failing row: a prompt, a webhook URL)."""
     orig = getattr(exc, "orig", None)
     return f"{type(exc).__name__} ({type(orig).__name__})" if orig is not None else type(exc).__name__
+
+
+def log_safe_trace(exc: BaseException) -> str:
+    """Where `exc` was raised (file, line, function, source line), for debugging, without any
+    exception's message; the chain of causes by type."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    causes = []
+    inner = exc.__cause__ or exc.__context__
+    while inner is not None and len(causes) < 8:
+        causes.append(log_safe(inner))
+        inner = inner.__cause__ or inner.__context__
+    return frames + (f"caused by: {' <- '.join(causes)}" if causes else "")
