@@ -4,6 +4,7 @@ and Redis are reached through a TCP proxy that the test cuts."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import grpc
@@ -33,6 +34,7 @@ def calls(gw):
     yield "gemini", requests.post(f"{gw.url}/v1beta/models/priced:generateContent", json=HELLO_GEMINI,
                                   headers={"x-goog-api-key": gw.admin_key}, timeout=30)
     yield "templated", requests.get(f"{gw.url}/api/v1/balance", headers=key, timeout=30)
+    yield "templated", requests.post(f"{gw.url}/api/v1/generate", json={"prompt": "hello", "model": "priced"}, headers=key, timeout=30)
 
 
 def assert_unavailable(name: str, r: requests.Response) -> None:
@@ -125,6 +127,22 @@ def test_postgres_outage_behind_a_cached_key_is_503(pg_proxy, make_gateway):
     assert_all_answer(gw)
     assert gw.call(lambda: gw.process.runtime.ledger.audit("acct_default"))[0] == \
         gw.call(lambda: gw.process.runtime.ledger.audit("acct_default"))[1]
+
+
+def test_a_locked_sqlite_database_is_503(make_gateway, tmp_path):
+    """Another process holds SQLite's write lock past the busy timeout: the write gets a 503 with
+    Retry-After, and works once the lock is gone."""
+    gw = make_gateway(**bill_config())
+    path = "/v1/accounts/acct_default/wallet:topup"
+    holder = sqlite3.connect(tmp_path / "switchyard.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        r = requests.post(f"{gw.url}{path}", json={"amountUsd": "1"}, headers=auth(gw.admin_key), timeout=60)
+        assert_unavailable("default", r)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert topup(gw, "1")["balanceNanoUsd"] == 1_000_000_000
 
 
 def test_redis_outage_is_503_and_recovers(make_gateway, redis_url, redis_prefix):
