@@ -10,7 +10,7 @@ import time
 import grpc
 import pytest
 import requests
-from google.rpc import error_details_pb2
+from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy.engine import make_url
 
 from switchyard.billing.v1 import billing_pb2, billing_pb2_grpc
@@ -72,8 +72,6 @@ def assert_grpc_unavailable(result) -> None:
     trailers = dict(result.trailing_metadata())
     assert int(trailers["retry-after"]) >= 1
     info = error_details_pb2.ErrorInfo()
-    from google.rpc import status_pb2
-
     status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
     status.details[0].Unpack(info)
     assert info.reason == "SERVICE_UNAVAILABLE" and info.metadata["retryAfter"] == trailers["retry-after"]
@@ -83,6 +81,19 @@ def assert_all_answer(gw) -> None:
     for name, r in calls(gw):
         assert r.status_code == 200, (name, r.text)
     assert isinstance(grpc_wallet(gw), billing_pb2.GetWalletResponse)
+
+
+def outage_and_recovery(gw, proxy: OutageProxy, *, settle: float = 0.0) -> None:
+    """Every surface answers; the store is cut: every surface is 503 (UNAVAILABLE over gRPC);
+    the store is back: every surface answers again, from the same gateway, not restarted."""
+    assert_all_answer(gw)
+    proxy.cut()
+    time.sleep(settle)
+    for name, r in calls(gw):
+        assert_unavailable(name, r)
+    assert_grpc_unavailable(grpc_wallet(gw))
+    proxy.restore()
+    assert_all_answer(gw)
 
 
 @pytest.fixture
@@ -96,16 +107,7 @@ def test_postgres_outage_is_503_everywhere_and_recovers(pg_proxy, make_gateway):
     proxy, url = pg_proxy
     gw = make_gateway(**bill_config(), database_url=url, key_cache_seconds=0.2)
     topup(gw, "10")
-    assert_all_answer(gw)
-
-    proxy.cut()
-    time.sleep(0.3)  # past the key cache: the key lookup itself meets the outage
-    for name, r in calls(gw):
-        assert_unavailable(name, r)
-    assert_grpc_unavailable(grpc_wallet(gw))
-
-    proxy.restore()
-    assert_all_answer(gw)  # the same gateway, not restarted
+    outage_and_recovery(gw, proxy, settle=0.3)  # past the key cache: the key lookup itself meets the outage
 
 
 def test_postgres_outage_behind_a_cached_key_is_503(pg_proxy, make_gateway):
@@ -114,19 +116,11 @@ def test_postgres_outage_behind_a_cached_key_is_503(pg_proxy, make_gateway):
     proxy, url = pg_proxy
     gw = make_gateway(**bill_config(), database_url=url)
     topup(gw, "10")
-    assert_all_answer(gw)
     # Test-only: keep verified keys cached for the whole outage (the setting stops at 1 s).
     gw.process.runtime.verifier._cache_seconds = 3600
-    assert_all_answer(gw)
-
-    proxy.cut()
-    for name, r in calls(gw):
-        assert_unavailable(name, r)
-    assert_grpc_unavailable(grpc_wallet(gw))
-    proxy.restore()
-    assert_all_answer(gw)
-    assert gw.call(lambda: gw.process.runtime.ledger.audit("acct_default"))[0] == \
-        gw.call(lambda: gw.process.runtime.ledger.audit("acct_default"))[1]
+    outage_and_recovery(gw, proxy)
+    balance, ledger_sum = gw.call(lambda: gw.process.runtime.ledger.audit("acct_default"))
+    assert balance == ledger_sum
 
 
 def test_a_locked_sqlite_database_is_503(make_gateway, tmp_path):
@@ -151,10 +145,4 @@ def test_redis_outage_is_503_and_recovers(make_gateway, redis_url, redis_prefix)
         gw = make_gateway(**bill_config(), redis_url=f"redis://127.0.0.1:{proxy.port}/{url.database or 0}",
                           redis_prefix=redis_prefix)
         topup(gw, "10")
-        assert_all_answer(gw)
-        proxy.cut()
-        for name, r in calls(gw):
-            assert_unavailable(name, r)
-        assert_grpc_unavailable(grpc_wallet(gw))
-        proxy.restore()
-        assert_all_answer(gw)
+        outage_and_recovery(gw, proxy)
