@@ -90,7 +90,11 @@ class ServiceError(Exception):
         status = rpc_status.to_status(
             status_pb2.Status(code=self.info.grpc_code.value[0], message=self.message, details=[detail])
         )
-        return _Status(status.code, status.details, tuple(status.trailing_metadata) + tuple(self.trailers))
+        trailers = tuple(self.trailers)
+        if "retryAfter" in self.metadata and not any(name == "retry-after" for name, _ in trailers):
+            # The edge turns this trailer into the Retry-After header of every surface.
+            trailers += (("retry-after", self.metadata["retryAfter"]),)
+        return _Status(status.code, status.details, tuple(status.trailing_metadata) + trailers)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,8 +74,15 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                     trailers=headers,
                 )
         except ServiceError as err:
-            if not any(name == "x-request-id" for name, _ in err.trailers):
-                err.trailers = headers + err.trailers
+            if not err.trailers:
+                err.trailers = headers
+            await _abort(context, err, request_id)
+        except Exception as exc:  # the key lookup (or any read admission makes) met a store outage
+            if not is_store_outage(exc):
+                raise
+            log.warning("admission: store unavailable (request %s): %s", request_id, log_safe(exc))
+            err = store_unavailable()
+            err.trailers = headers
             await _abort(context, err, request_id)
         await context.send_initial_metadata(headers)
         return call_context.CallContext(principal=principal, request_id=request_id, policy=policy)

@@ -17,7 +17,7 @@ from services.auth import secrets as key_secrets
 from services.auth.store import KeyState, KeyStore, key_state
 from services.errors import Reason, ServiceError
 from services.storage.database import as_utc, utcnow
-from services.storage.outages import is_store_outage, log_safe, store_unavailable
+from services.storage.outages import log_safe
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +66,7 @@ class KeyVerifier:
                 Reason.ERROR_REASON_MISSING_API_KEY,
                 "The Authorization header must be 'Bearer <API key>'.",
             )
-        try:
-            principal = await self._lookup(secret) if key_secrets.well_formed(secret) else None
-        except Exception as exc:
-            # Runs before the interceptor's own handling of servicer errors, so it maps outages here.
-            if is_store_outage(exc):
-                log.warning("key lookup: store unavailable: %s", log_safe(exc))
-                raise store_unavailable() from exc
-            raise
+        principal = await self._lookup(secret) if key_secrets.well_formed(secret) else None
         if principal is None:
             raise ServiceError(Reason.ERROR_REASON_INVALID_API_KEY, "Invalid API key.")
         if principal.expires_at is not None and principal.expires_at <= utcnow():

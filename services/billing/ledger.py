@@ -74,7 +74,7 @@ def parse_usd(text: str) -> int:
     return int(nano)
 
 
-def amount_in_range(nano: int, field: str, what: str, *, allow_zero: bool = False) -> int:
+def amount_in_range(nano: int, field: str, *, allow_zero: bool = False) -> int:
     """`nano` if it is a storable amount (positive, or zero if allowed; at most MAX_AMOUNT_NANO),
     else the 400 naming `field`."""
     low = 0 if allow_zero else 1
@@ -82,7 +82,7 @@ def amount_in_range(nano: int, field: str, what: str, *, allow_zero: bool = Fals
         floor = "zero or more" if allow_zero else "positive"
         raise ServiceError(
             Reason.ERROR_REASON_INVALID_REQUEST,
-            f"{what} must be {floor} and at most ${MAX_AMOUNT_USD} ({MAX_AMOUNT_NANO} nano-USD).",
+            f"{field} must be {floor} and at most ${MAX_AMOUNT_USD} ({MAX_AMOUNT_NANO} nano-USD).",
             metadata={"field": field},
         )
     return nano
@@ -168,7 +168,7 @@ class Ledger:
         """Add money, refusing (400, nothing written) a top-up that would take the balance above
         MAX_AMOUNT_NANO. The bound is part of the UPDATE's condition, so concurrent top-ups on any
         number of replicas cannot together overflow it either."""
-        amount_in_range(amount_nano, field, "A top-up")
+        amount_in_range(amount_nano, field)
         async with self._write() as session:
             await session.exec(_insert_ignore(session, WalletRow.__table__, {"account_id": account_id, "balance_nano": 0, "reserved_nano": 0}))
             added = await session.exec(

@@ -40,17 +40,19 @@ def _before(token: str) -> int | None:
         raise invalid_request("page_token is not one this API returned.", "page_token") from None
 
 
-def _amount(oneof_owner, usd_field: str, nano_field: str, what: str) -> tuple[int, str]:
-    """The amount of a USD-or-nano oneof and the field it came in, range-checked by the caller."""
+def _amount(oneof_owner, usd_field: str, nano_field: str, what: str, *, positive: bool = False) -> int:
+    """The amount of a USD-or-nano oneof, range-checked (never negative, at most MAX_AMOUNT_NANO)."""
     which = oneof_owner.WhichOneof(what)
     if which == usd_field:
         try:
-            return parse_usd(getattr(oneof_owner, usd_field)), usd_field
+            amount = parse_usd(getattr(oneof_owner, usd_field))
         except ValueError as exc:
             raise invalid_request(f"{usd_field}: {exc}.", usd_field) from None
-    if which == nano_field:
-        return getattr(oneof_owner, nano_field), nano_field
-    raise invalid_request(f"{usd_field} (or {nano_field}) is required.", usd_field)
+    elif which == nano_field:
+        amount = getattr(oneof_owner, nano_field)
+    else:
+        raise invalid_request(f"{usd_field} (or {nano_field}) is required.", usd_field)
+    return amount_in_range(amount, which, allow_zero=not positive)
 
 
 class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
@@ -107,17 +109,16 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         async with self._sessions() as session:
             if await session.get(Account, request.account_id) is None:
                 raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"No account {request.account_id!r}.", metadata={"resource": "account"})
-        amount, field = _amount(request, "amount_usd", "amount_nano_usd", "amount")
-        amount_in_range(amount, field, "A top-up")
-        await self._ledger.top_up(request.account_id, amount, request.note or f"top-up by {call_context.current().principal.key_id}", field=field)
+        amount = _amount(request, "amount_usd", "amount_nano_usd", "amount", positive=True)
+        await self._ledger.top_up(request.account_id, amount, request.note or f"top-up by {call_context.current().principal.key_id}",
+                                  field=request.WhichOneof("amount"))
         return billing_pb2.TopUpWalletResponse(wallet=await self._wallet(request.account_id))
 
     async def SetKeySpendCap(self, request, context) -> billing_pb2.SetKeySpendCapResponse:
         caller = call_context.current().principal
-        cap = None
-        if request.WhichOneof("cap") != "clear":
-            cap, field = _amount(request, "spend_cap_usd", "spend_cap_nano_usd", "cap")
-            amount_in_range(cap, field, "A spend cap", allow_zero=True)
+        cap = None if request.WhichOneof("cap") == "clear" else _amount(request, "spend_cap_usd", "spend_cap_nano_usd", "cap")
+        if cap is not None and cap < 0:
+            raise invalid_request("A spend cap cannot be negative.", "spend_cap_usd")
         try:
             await self._store.get_key(caller.account_id, request.key_id)
         except KeyNotFound:

@@ -64,7 +64,7 @@ def validate_model(model: routing_pb2.Model, providers: dict[str, ProviderConfig
         raise invalid_request("context_window and max_output_tokens must be positive.", "context_window")
     for field, price in model.pricing.ListFields():
         name = "pricing." + field.name.replace("nano_usd", "usd")  # as the REST body and the config spell it
-        amount_in_range(price, name, name, allow_zero=True)
+        amount_in_range(price, name, allow_zero=True)
 
 
 class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):

@@ -56,7 +56,6 @@ def store_unavailable(what: str = "Storage") -> ServiceError:
         Reason.ERROR_REASON_SERVICE_UNAVAILABLE,
         f"{what} is temporarily unavailable; retry in {RETRY_AFTER_SECONDS} s.",
         metadata={"retryAfter": str(RETRY_AFTER_SECONDS)},
-        trailers=[("retry-after", str(RETRY_AFTER_SECONDS))],
     )
 
 
