@@ -25,6 +25,7 @@ class OutageProxy:
         self.port: int | None = None
         self._cut = False
         self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
         self._thread = threading.Thread(target=self._main, name="outage-proxy", daemon=True)
@@ -73,6 +74,14 @@ class OutageProxy:
             self._loop.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._handlers.add(task)
+        try:
+            await self._relay(reader, writer)
+        finally:
+            self._handlers.discard(task)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._cut:
             _reset(writer)
             return
@@ -99,6 +108,9 @@ class OutageProxy:
     async def _close(self) -> None:
         await self._cut_all()
         self._server.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -21,10 +21,12 @@ HELLO_ANTHROPIC = {"model": "mock-chat", "max_tokens": 50, "messages": HI}
 HELLO_GEMINI = {"contents": [{"parts": [{"text": "hello there"}]}]}
 
 
-def calls(gw):
-    """One request per surface (default JSON, a stream, Anthropic, Gemini, templated): (name, response)."""
+def calls(gw, key_id: str):
+    """One request per surface (default JSON, a stream, Anthropic, Gemini, templated): (name, response).
+    Setting a key's spend cap reads the key's account as well as writing."""
     key = auth(gw.admin_key)
     yield "default", requests.get(f"{gw.url}/v1/wallet", headers=key, timeout=30)
+    yield "default-key", requests.post(f"{gw.url}/v1/keys/{key_id}:setSpendCap", json={"spendCapUsd": "5"}, headers=key, timeout=30)
     yield "default-priced", requests.post(f"{gw.url}/v1/chat/completions", json={"model": "priced", "messages": HI},
                                           headers=key, timeout=30)
     yield "default-stream", requests.post(f"{gw.url}/v1/chat/completions", json={"model": "priced", "messages": HI, "stream": True},
@@ -77,8 +79,8 @@ def assert_grpc_unavailable(result) -> None:
     assert info.reason == "SERVICE_UNAVAILABLE" and info.metadata["retryAfter"] == trailers["retry-after"]
 
 
-def assert_all_answer(gw) -> None:
-    for name, r in calls(gw):
+def assert_all_answer(gw, key_id: str) -> None:
+    for name, r in calls(gw, key_id):
         assert r.status_code == 200, (name, r.text)
     assert isinstance(grpc_wallet(gw), billing_pb2.GetWalletResponse)
 
@@ -86,14 +88,16 @@ def assert_all_answer(gw) -> None:
 def outage_and_recovery(gw, proxy: OutageProxy, *, settle: float = 0.0) -> None:
     """Every surface answers; the store is cut: every surface is 503 (UNAVAILABLE over gRPC);
     the store is back: every surface answers again, from the same gateway, not restarted."""
-    assert_all_answer(gw)
+    created = requests.post(f"{gw.url}/v1/keys", json={"name": "spare"}, headers=auth(gw.admin_key), timeout=30)
+    key_id = created.json()["apiKey"]["id"]
+    assert_all_answer(gw, key_id)
     proxy.cut()
     time.sleep(settle)
-    for name, r in calls(gw):
+    for name, r in calls(gw, key_id):
         assert_unavailable(name, r)
     assert_grpc_unavailable(grpc_wallet(gw))
     proxy.restore()
-    assert_all_answer(gw)
+    assert_all_answer(gw, key_id)
 
 
 @pytest.fixture
