@@ -106,6 +106,13 @@ def test_prices_are_bounded_and_the_largest_hold_never_overflows(money_gateway):
     for body in ({"model": "dear", "messages": HI}, {"model": "dear", "messages": HI, "stream": True}):
         r = post(gw, "/v1/chat/completions", body)
         assert r.status_code == 402 and r.json()["error"]["code"] == "insufficient_balance", r.text
+    # Per-unit prices too: ten images at $1e9 each.
+    images = {"mode": "image", "context_window": 1, "max_output_tokens": 1, "deployments": spec["deployments"],
+              "pricing": {"input_usd_per_million_tokens": "0", "output_usd_per_million_tokens": "0", "usd_per_image": str(MAX_USD)}}
+    r = requests.put(f"{gw.url}/v1/admin/models/dear-image", json=images, headers=auth(gw.admin_key), timeout=10)
+    assert r.status_code == 200, r.text
+    r = post(gw, "/v1/images/generations", {"model": "dear-image", "prompt": "a cat", "n": 10})
+    assert r.status_code == 402 and r.json()["error"]["code"] == "insufficient_balance", r.text
     assert_books_unchanged(gw, 10 * NANO, 1)
     assert wallet(gw)["reservedNanoUsd"] == 0
 
