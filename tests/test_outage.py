@@ -73,10 +73,12 @@ def assert_grpc_unavailable(result) -> None:
     assert isinstance(result, grpc.RpcError) and result.code() == grpc.StatusCode.UNAVAILABLE, result
     trailers = dict(result.trailing_metadata())
     assert int(trailers["retry-after"]) >= 1
-    info = error_details_pb2.ErrorInfo()
+    info, retry = error_details_pb2.ErrorInfo(), error_details_pb2.RetryInfo()
     status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
     status.details[0].Unpack(info)
+    status.details[1].Unpack(retry)
     assert info.reason == "SERVICE_UNAVAILABLE" and info.metadata["retryAfter"] == trailers["retry-after"]
+    assert retry.retry_delay.seconds == int(trailers["retry-after"])
 
 
 def assert_all_answer(gw, key_id: str) -> None:
