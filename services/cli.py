@@ -207,6 +207,7 @@ def _accounts_create(args) -> int:
 
 def _wallet_topup(args) -> int:
     from services.billing.ledger import Ledger, usd_text
+    from services.errors import ServiceError
     from services.storage.database import is_sqlite
 
     amount = _usd_arg(args.usd, "--usd")
@@ -218,9 +219,13 @@ def _wallet_topup(args) -> int:
         if not await store.account_exists(args.account):
             return None
         ledger = Ledger(store.sessions, serialize_writes=is_sqlite(settings.database_url))
-        return await ledger.top_up(args.account, amount, args.note or "top-up (CLI)")
+        return await ledger.top_up(args.account, amount, args.note or "top-up (CLI)", field="--usd")
 
-    wallet = asyncio.run(_with_store(args, work))
+    try:
+        wallet = asyncio.run(_with_store(args, work))
+    except ServiceError as exc:  # e.g. the balance would pass its maximum: nothing was written
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
     if wallet is None:
         print(f"error: no account {args.account!r}", file=sys.stderr)
         return 1

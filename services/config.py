@@ -14,6 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from services.billing.ledger import MAX_AMOUNT_USD
+
 ProviderKind = Literal["openai", "azure", "anthropic", "gemini", "deepseek", "xai", "perplexity", "mock"]
 
 # The public endpoints of each kind; `base_url` in the config overrides them (tests point
@@ -138,16 +140,18 @@ class ModelConfig(BaseModel):
 
     mode: Literal["chat", "embedding", "rerank", "image", "speech", "transcription"] = "chat"
     owned_by: str | None = None
-    context_window: int = Field(default=DEFAULT_CONTEXT_WINDOW, ge=1)
-    max_output_tokens: int = Field(default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1)
-    # USD per million tokens, exact (write them as strings or plain decimals: "0.15").
-    input_usd_per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
-    output_usd_per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
+    # int32 in the contract.
+    context_window: int = Field(default=DEFAULT_CONTEXT_WINDOW, ge=1, le=2**31 - 1)
+    max_output_tokens: int = Field(default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1, le=2**31 - 1)
+    # USD per million tokens, exact (write them as strings or plain decimals: "0.15"); no price
+    # above the largest amount Switchyard handles (MAX_AMOUNT_USD).
+    input_usd_per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, le=MAX_AMOUNT_USD, decimal_places=9)
+    output_usd_per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, le=MAX_AMOUNT_USD, decimal_places=9)
     # Image models: per image; speech models: per million characters of input; transcription
     # models: per second of audio (a started second counts whole).
-    usd_per_image: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
-    usd_per_million_characters: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
-    usd_per_audio_second: Decimal = Field(default=Decimal(0), ge=0, decimal_places=9)
+    usd_per_image: Decimal = Field(default=Decimal(0), ge=0, le=MAX_AMOUNT_USD, decimal_places=9)
+    usd_per_million_characters: Decimal = Field(default=Decimal(0), ge=0, le=MAX_AMOUNT_USD, decimal_places=9)
+    usd_per_audio_second: Decimal = Field(default=Decimal(0), ge=0, le=MAX_AMOUNT_USD, decimal_places=9)
     deployments: list[DeploymentConfig] = Field(min_length=1)
 
     def sets_a_price(self) -> bool:

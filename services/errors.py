@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -87,10 +87,20 @@ class ServiceError(Exception):
             info.metadata["requestId"] = request_id
         detail = any_pb2.Any()
         detail.Pack(info)
+        details = [detail]
+        trailers = tuple(self.trailers)
+        if (retry_after := self.metadata.get("retryAfter", "")).isdigit():
+            # A retry makes sense (AIP-193): google.rpc.RetryInfo for gRPC clients, and the
+            # retry-after trailer, which the edge turns into the Retry-After header of every surface.
+            retry = any_pb2.Any()
+            retry.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=int(retry_after))))
+            details.append(retry)
+            if not any(name == "retry-after" for name, _ in trailers):
+                trailers += (("retry-after", retry_after),)
         status = rpc_status.to_status(
-            status_pb2.Status(code=self.info.grpc_code.value[0], message=self.message, details=[detail])
+            status_pb2.Status(code=self.info.grpc_code.value[0], message=self.message, details=details)
         )
-        return _Status(status.code, status.details, tuple(status.trailing_metadata) + tuple(self.trailers))
+        return _Status(status.code, status.details, tuple(status.trailing_metadata) + trailers)
 
 
 @dataclass(frozen=True, slots=True)

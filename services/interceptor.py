@@ -18,6 +18,7 @@ from services.auth.ratelimit import RateLimiter, rate_limit_headers
 from services.auth.verifier import KeyVerifier, Principal
 from services.errors import Reason, ServiceError, invalid_request
 from services.policy import ADMIN_SCOPE, Audience, Policy
+from services.storage.outages import is_store_outage, log_safe, log_safe_trace, store_unavailable
 from services.telemetry.calls import UPSTREAM_MS_METADATA, CallRecord, Telemetry
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                 decision = await self._limiter.hit(bucket, limit)
             except Exception as exc:  # noqa: BLE001 - a limiter outage must not let traffic through unlimited
                 log.error("rate limiter unavailable: %s", type(exc).__name__)
-                raise ServiceError(Reason.ERROR_REASON_SERVICE_UNAVAILABLE, "Rate limiter unavailable; retry shortly.") from exc
+                raise store_unavailable("The rate limiter") from exc
             headers += rate_limit_headers(decision)
             if not decision.allowed:
                 raise ServiceError(
@@ -126,6 +127,13 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         except ServiceError as err:
             if not err.trailers:
                 err.trailers = headers
+            await _abort(context, err, request_id, record)
+        except Exception as exc:  # the key lookup (or any read admission makes) met a store outage
+            if not is_store_outage(exc):
+                raise
+            log.warning("admission: store unavailable (request %s): %s", request_id, log_safe(exc))
+            err = store_unavailable()
+            err.trailers = headers
             await _abort(context, err, request_id, record)
         if send_headers:
             await context.send_initial_metadata(headers)
@@ -171,9 +179,8 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                     await _abort(context, err, ctx.request_id, record)
                 except (grpc.aio.AbortError, grpc.RpcError):
                     raise
-                except Exception:  # noqa: BLE001 - the caller gets a clean 500; the log keeps the trace
-                    log.exception("unhandled error in %s (request %s)", behavior.__qualname__, ctx.request_id)
-                    await _abort(context, ServiceError(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), ctx.request_id, record)
+                except Exception as exc:  # noqa: BLE001 - a store outage is a 503, anything else a clean 500
+                    await _abort(context, _unexpected(exc, behavior, ctx.request_id), ctx.request_id, record)
                 context.set_trailing_metadata(((UPSTREAM_MS_METADATA, record.upstream_ms()),))
                 return response
             finally:
@@ -202,8 +209,7 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                     raise
                 except Exception as exc:  # noqa: BLE001
                     if not isinstance(exc, ServiceError):
-                        log.exception("unhandled error in %s (request %s)", behavior.__qualname__, ctx.request_id)
-                        exc = ServiceError(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error.")
+                        exc = _unexpected(exc, behavior, ctx.request_id)
                     if first:  # no headers went out yet: the error carries them
                         exc.trailers = [*ctx.headers, *exc.trailers]
                     await _abort(context, exc, ctx.request_id, record)
@@ -214,6 +220,17 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                 telemetry.end(record)
 
         return stream
+
+
+def _unexpected(exc: Exception, behavior, request_id: str) -> ServiceError:
+    """What the caller hears of an exception no servicer handled: a store outage is 503 with a retry
+    hint, anything else a 500. Logged by type and stack only: messages may quote the request's
+    content (a driver's error can hold a whole failing row)."""
+    if is_store_outage(exc):
+        log.warning("store unavailable in %s (request %s): %s", behavior.__qualname__, request_id, log_safe(exc))
+        return store_unavailable()
+    log.error("unhandled error in %s (request %s): %s\n%s", behavior.__qualname__, request_id, log_safe(exc), log_safe_trace(exc))
+    return ServiceError(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error.")
 
 
 async def _abort(context: grpc.aio.ServicerContext, err: ServiceError, request_id: str, record: CallRecord):

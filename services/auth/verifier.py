@@ -17,6 +17,7 @@ from services.auth import secrets as key_secrets
 from services.auth.store import KeyState, KeyStore, key_state
 from services.errors import Reason, ServiceError
 from services.storage.database import as_utc, utcnow
+from services.storage.outages import log_safe
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,8 @@ class KeyVerifier:
         pending, self._pending_use = self._pending_use, {}
         try:
             await self._store.record_last_use(pending)
-        except Exception:  # noqa: BLE001 - a lost last-use time must never fail requests
-            log.warning("could not record last-use times for %d keys", len(pending), exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - a lost last-use time must never fail requests
+            log.warning("could not record last-use times for %d keys: %s", len(pending), log_safe(exc))
 
     async def run_flusher(self, interval: float = 5.0) -> None:
         while True:

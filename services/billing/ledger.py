@@ -42,18 +42,50 @@ def usd_text(nano: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+# The largest amount of money Switchyard handles anywhere: a wallet's balance, one top-up, a spend
+# cap, one price, one request's hold or charge. $1e9 = 1e18 nano-USD sits far enough below int64
+# (9.22e18) that every sum the database forms from bounded amounts — a balance plus a top-up, a
+# cap plus holds, a balance minus its reservations — stays an exact integer on SQLite and PostgreSQL
+# (SQLite silently turns an overflowing integer into a float; PostgreSQL fails the statement).
+MAX_AMOUNT_NANO = 10**18
+MAX_AMOUNT_USD = MAX_AMOUNT_NANO // NANO_PER_USD
+# Enough for any amount up to the bound with 9 decimals; longer text is refused before Decimal parses it.
+_MAX_USD_CHARS = 40
+
+
 def parse_usd(text: str) -> int:
-    """An exact decimal USD string ("10", "0.50") -> nano-USD; at most 9 decimal places."""
+    """An exact decimal USD string ("10", "0.50") -> nano-USD; at most 9 decimal places and at most
+    MAX_AMOUNT_USD in size (either sign; callers refuse negatives where they make no sense)."""
+    text = text.strip()
+    if len(text) > _MAX_USD_CHARS:
+        raise ValueError(f"{text[:_MAX_USD_CHARS]!r}… is not a decimal amount of USD")
     try:
-        value = Decimal(text.strip())
+        value = Decimal(text)
     except ArithmeticError:
         raise ValueError(f"{text!r} is not a decimal amount of USD") from None
     if not value.is_finite():
         raise ValueError(f"{text!r} is not a decimal amount of USD")
+    # Compared before scaling: "1e999999" * 1e9 would overflow Decimal's own exponent range.
+    if abs(value) > MAX_AMOUNT_USD:
+        raise ValueError(f"{text!r} is more than the largest amount, {MAX_AMOUNT_USD} USD")
     nano = value * NANO_PER_USD
     if nano != nano.to_integral_value():
         raise ValueError(f"{text!r} has more than 9 decimal places")
     return int(nano)
+
+
+def amount_in_range(nano: int, field: str, *, allow_zero: bool = False) -> int:
+    """`nano` if it is a storable amount (positive, or zero if allowed; at most MAX_AMOUNT_NANO),
+    else the 400 naming `field`."""
+    low = 0 if allow_zero else 1
+    if not low <= nano <= MAX_AMOUNT_NANO:
+        floor = "zero or more" if allow_zero else "positive"
+        raise ServiceError(
+            Reason.ERROR_REASON_INVALID_REQUEST,
+            f"{field} must be {floor} and at most ${MAX_AMOUNT_USD} ({MAX_AMOUNT_NANO} nano-USD).",
+            metadata={"field": field},
+        )
+    return nano
 
 
 def month_of(moment: datetime) -> str:
@@ -61,9 +93,13 @@ def month_of(moment: datetime) -> str:
 
 
 def cost_nano(input_tokens: int, output_tokens: int, input_price: int, output_price: int) -> int:
-    """Prices are nano-USD per million tokens; the cost is rounded up to the next nano-USD."""
+    """Prices are nano-USD per million tokens; the cost is rounded up to the next nano-USD.
+
+    Capped at MAX_AMOUNT_NANO: no wallet holds more, so a larger worst case (a huge max_tokens times
+    a huge price) holds all a wallet can have instead of overflowing int64 on its way to the database,
+    and a charge never exceeds its hold plus what is free anyway."""
     numerator = input_tokens * input_price + output_tokens * output_price
-    return -(-numerator // 1_000_000)
+    return min(-(-numerator // 1_000_000), MAX_AMOUNT_NANO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +170,27 @@ class Ledger:
             )).one()
         return -int(total)
 
-    async def top_up(self, account_id: str, amount_nano: int, note: str = "") -> WalletState:
-        if amount_nano <= 0:
-            raise ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, "A top-up must be a positive amount.", metadata={"field": "amount_usd"})
+    async def top_up(self, account_id: str, amount_nano: int, note: str = "", *, field: str = "amount_usd") -> WalletState:
+        """Add money, refusing (400, nothing written) a top-up that would take the balance above
+        MAX_AMOUNT_NANO. The bound is part of the UPDATE's condition, so concurrent top-ups on any
+        number of replicas cannot together overflow it either."""
+        amount_in_range(amount_nano, field)
         async with self._write() as session:
             await session.exec(_insert_ignore(session, WalletRow.__table__, {"account_id": account_id, "balance_nano": 0, "reserved_nano": 0}))
-            await session.exec(
-                update(WalletRow).where(WalletRow.account_id == account_id)
+            added = await session.exec(
+                update(WalletRow)
+                .where(WalletRow.account_id == account_id, WalletRow.balance_nano <= MAX_AMOUNT_NANO - amount_nano)
                 .values(balance_nano=WalletRow.balance_nano + amount_nano)
             )
+            if added.rowcount != 1:
+                await session.rollback()
+                balance = (await self.wallet(account_id)).balance_nano
+                raise ServiceError(
+                    Reason.ERROR_REASON_INVALID_REQUEST,
+                    f"This top-up would take the balance above the maximum of ${MAX_AMOUNT_USD}; the wallet holds "
+                    f"${usd_text(balance)}, so at most ${usd_text(MAX_AMOUNT_NANO - balance)} can be added.",
+                    metadata={"field": field},
+                )
             session.add(LedgerRow(account_id=account_id, kind="topup", amount_nano=amount_nano, note=note[:500], created_at=utcnow()))
             await session.commit()
         return await self.wallet(account_id)

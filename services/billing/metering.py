@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 
-from services.billing.ledger import Ledger, Reservation, cost_nano
+from services.billing.ledger import MAX_AMOUNT_NANO, Ledger, Reservation, cost_nano
 from services.billing.usage_log import UsageLog
 from services.call_context import CallContext
 from services.errors import Reason, ServiceError
@@ -102,6 +102,8 @@ class Meter:
         """Hold a known price (per image, per character); nothing for a free model."""
         if amount <= 0:
             return
+        # Per-unit holds (images × price, seconds × price) obey the same cap as token holds (cost_nano).
+        amount = min(amount, MAX_AMOUNT_NANO)
         principal = self._ctx.principal
         ledger = self._metering.ledger
         telemetry = self._metering.telemetry

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from services import call_context
 from services.auth.store import KeyStore
-from services.billing.ledger import Ledger, month_of, parse_usd, usd
+from services.billing.ledger import Ledger, amount_in_range, month_of, parse_usd, usd
 from services.billing.usage_log import UsageLog
 from services.errors import Reason, ServiceError, invalid_request
 from services.storage.database import timestamp_of, utcnow
@@ -40,16 +40,19 @@ def _before(token: str) -> int | None:
         raise invalid_request("page_token is not one this API returned.", "page_token") from None
 
 
-def _amount(oneof_owner, usd_field: str, nano_field: str, what: str) -> int:
+def _amount(oneof_owner, usd_field: str, nano_field: str, what: str, *, positive: bool = False) -> int:
+    """The amount of a USD-or-nano oneof, range-checked (never negative, at most MAX_AMOUNT_NANO)."""
     which = oneof_owner.WhichOneof(what)
     if which == usd_field:
         try:
-            return parse_usd(getattr(oneof_owner, usd_field))
+            amount = parse_usd(getattr(oneof_owner, usd_field))
         except ValueError as exc:
-            raise invalid_request(str(exc), usd_field) from None
-    if which == nano_field:
-        return getattr(oneof_owner, nano_field)
-    raise invalid_request(f"{usd_field} (or {nano_field}) is required.", usd_field)
+            raise invalid_request(f"{usd_field}: {exc}.", usd_field) from None
+    elif which == nano_field:
+        amount = getattr(oneof_owner, nano_field)
+    else:
+        raise invalid_request(f"{usd_field} (or {nano_field}) is required.", usd_field)
+    return amount_in_range(amount, which, allow_zero=not positive)
 
 
 class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
@@ -97,8 +100,9 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         async with self._sessions() as session:
             if await session.get(Account, request.account_id) is None:
                 raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"No account {request.account_id!r}.", metadata={"resource": "account"})
-        amount = _amount(request, "amount_usd", "amount_nano_usd", "amount")
-        await self._ledger.top_up(request.account_id, amount, request.note or f"top-up by {call_context.current().principal.key_id}")
+        amount = _amount(request, "amount_usd", "amount_nano_usd", "amount", positive=True)
+        await self._ledger.top_up(request.account_id, amount, request.note or f"top-up by {call_context.current().principal.key_id}",
+                                  field=request.WhichOneof("amount"))
         return billing_pb2.TopUpWalletResponse(wallet=await self._wallet(request.account_id))
 
     async def SetKeySpendCap(self, request, context) -> billing_pb2.SetKeySpendCapResponse:

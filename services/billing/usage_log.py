@@ -12,6 +12,7 @@ import logging
 
 from sqlalchemy import insert
 
+from services.storage.outages import log_safe
 from services.storage.tables import UsageRow
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,9 @@ class UsageLog:
                 batch, self._pending = self._pending[: self._batch_size], self._pending[self._batch_size :]
                 try:
                     await asyncio.to_thread(self._write, batch)
-                except Exception:  # noqa: BLE001 - keep the rows and try again on the next round
-                    log.warning("could not write %d usage rows; will retry", len(batch), exc_info=True)
+                except Exception as exc:  # noqa: BLE001 - keep the rows and try again on the next round
+                    # By type only: the driver's message may quote the rows.
+                    log.warning("could not write %d usage rows; will retry: %s", len(batch), log_safe(exc))
                     self._pending[:0] = batch
                     return
 

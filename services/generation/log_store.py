@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import select
 
-from services.storage.tables import GenerationLogRow
+from services.storage.tables import GenerationLogRow, WebhookDeliveryRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,18 +24,15 @@ class GenerationLogStore:
     def __init__(self, sessions) -> None:
         self._sessions = sessions
 
-    async def add(self, row: GenerationLogRow) -> None:
+    async def add(self, row: GenerationLogRow, delivery: WebhookDeliveryRow | None = None) -> None:
+        """Store a generation and, if it has one, its webhook delivery, in one transaction: a log
+        row saying "pending" always has a delivery that will move it on, and no delivery exists
+        for a generation that is not in the log."""
         async with self._sessions() as session:
             session.add(row)
+            if delivery is not None:
+                session.add(delivery)
             await session.commit()
-
-    async def set_webhook_status(self, generation_id: str, status: str) -> None:
-        async with self._sessions() as session:
-            row = await session.get(GenerationLogRow, generation_id)
-            if row is not None:
-                row.webhook_status = status
-                session.add(row)
-                await session.commit()
 
     async def page(self, where: LogFilter, *, limit: int, offset: int) -> tuple[list[GenerationLogRow], int]:
         """The rows of one page, newest first, and how many match in all."""

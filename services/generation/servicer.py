@@ -21,6 +21,7 @@ from services.generation.webhook_urls import UrlGuard, WebhookUrlError
 from services.generation.webhooks import WebhookDispatcher
 from services.routing.servicer import RoutingServicer
 from services.storage.database import as_utc, timestamp_of, utcnow
+from services.storage.outages import log_safe
 from services.storage.tables import GenerationLogRow, UsageRow
 from switchyard.generation.v1 import generation_pb2, generation_pb2_grpc
 from switchyard.routing.v1 import chat_pb2
@@ -83,6 +84,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
 
     async def Generate(self, request, context) -> generation_pb2.GenerateResponse:
         ctx = call_context.current()
+        _refuse_nul(request, ("prompt", "template", "model", "request_id", "webhook_url"))
         prompt = request.prompt
         if not prompt.strip():
             raise invalid_request("prompt is required.", "prompt")
@@ -93,6 +95,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         if request.HasField("max_tokens") and request.max_tokens < 1:
             raise invalid_request("max_tokens must be at least 1.", "max_tokens")
         options = json_format.MessageToDict(request.options) if request.HasField("options") else {}
+        if (where := _nul_in(options, "options")) is not None:
+            raise invalid_request(f"{where} must not contain NUL characters.", where)
         try:
             rendered = self._catalogue.render(request.template or None, prompt, options)
         except UnknownTemplate as exc:
@@ -138,19 +142,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         row = GenerationLogRow(
             id=f"gen_{secrets.token_hex(12)}", account_id=ctx.principal.account_id, key_id=ctx.principal.key_id,
             gateway_request_id=ctx.request_id, batch_id=request.request_id, template=template_used, model=chat.model,
-            prompt=prompt, response=content, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-            cost_nano=usage.cost_nano_usd, generation_time_ms=elapsed_ms, webhook_url=request.webhook_url,
-            webhook_status="pending" if request.webhook_url else "", created_at=utcnow(),
+            # The caller's input has no NUL (refused above); an upstream's output may, and PostgreSQL
+            # cannot store it in text. The log keeps a visible stand-in; the answer and the webhook
+            # body (JSON, where it is escaped) keep the content exactly.
+            prompt=prompt, response=content.replace("\x00", "\ufffd"), input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens, cost_nano=usage.cost_nano_usd, generation_time_ms=elapsed_ms,
+            webhook_url=request.webhook_url, webhook_status="pending" if request.webhook_url else "", created_at=utcnow(),
         )
-        # The charge is already in the ledger: a log or webhook failure must not withhold what was paid for.
-        try:
-            await self._logs.add(row)
-        except Exception:  # noqa: BLE001
-            log.exception("could not write the generation log (request %s)", ctx.request_id)
-        else:
-            if request.webhook_url:
-                await self._queue_webhook(row)
-
+        await self._store_generation(row, content)
         total = usage.total_tokens or usage.input_tokens + usage.output_tokens
         return generation_pb2.GenerateResponse(
             success=True,
@@ -165,14 +164,36 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             balance=generation_pb2.BalanceSummary(remaining=usd(wallet.balance_nano), remaining_nano_usd=wallet.balance_nano),
         )
 
-    async def _queue_webhook(self, row: GenerationLogRow) -> None:
+    async def _store_generation(self, row: GenerationLogRow, content: str) -> None:
+        """The log row and its webhook delivery, in one transaction. The charge is already in the
+        ledger, so a failure here must not withhold what was paid for; instead the row is stored
+        alone as webhook_status "failed" if it can be, and the answer says "failed" either way."""
+        delivery = None
+        try:
+            delivery = self._webhook_delivery(row, content) if row.webhook_url else None
+            await self._logs.add(row, delivery)
+        except Exception as exc:  # noqa: BLE001
+            # The type only: the row carries the prompt, the response and the webhook URL.
+            log.error("could not store generation %s (request %s): %s", row.id, row.gateway_request_id, log_safe(exc))
+            if not row.webhook_url:
+                return
+            row.webhook_status = "failed"
+            try:
+                await self._logs.add(GenerationLogRow(**row.model_dump()))  # a fresh object: the failed session had this one
+            except Exception as again:  # noqa: BLE001
+                log.error("could not store generation %s without its webhook either: %s", row.id, log_safe(again))
+        else:
+            if delivery is not None:
+                self._webhooks.wake()
+
+    def _webhook_delivery(self, row: GenerationLogRow, content: str):
         body = orjson.dumps({
             "event": "generation.completed",
             "generation_id": row.id,
             "request_id": row.batch_id,
             "template": row.template,
             "model": row.model,
-            "content": row.response,
+            "content": content,
             "usage": {
                 "input_tokens": row.input_tokens, "output_tokens": row.output_tokens,
                 "total_tokens": row.input_tokens + row.output_tokens,
@@ -181,12 +202,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             "generation_time_ms": row.generation_time_ms,
             "created_at": as_utc(row.created_at).isoformat().replace("+00:00", "Z"),
         })
-        try:
-            await self._webhooks.enqueue(account_id=row.account_id, generation_id=row.id, url=row.webhook_url, body=body)
-        except Exception:  # noqa: BLE001
-            log.exception("could not queue the webhook of generation %s", row.id)
-            await self._logs.set_webhook_status(row.id, "failed")
-            row.webhook_status = "failed"
+        return self._webhooks.delivery(account_id=row.account_id, generation_id=row.id, url=row.webhook_url, body=body)
 
     async def GetBalance(self, request, context) -> generation_pb2.GetBalanceResponse:
         account_id = call_context.current().principal.account_id
@@ -223,6 +239,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         ])
 
     async def ListGenerationLogs(self, request, context) -> generation_pb2.ListGenerationLogsResponse:
+        _refuse_nul(request, ("request_id", "template"))
         limit = request.limit if request.HasField("limit") else 50
         if not 1 <= limit <= 100:
             raise invalid_request("limit must be between 1 and 100.", "limit")
@@ -260,6 +277,32 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def RotateWebhookSecret(self, request, context) -> generation_pb2.RotateWebhookSecretResponse:
         secret = await self._webhooks.rotate_secret(call_context.current().principal.account_id)
         return generation_pb2.RotateWebhookSecretResponse(success=True, secret=secret)
+
+
+def _refuse_nul(request, fields: tuple[str, ...]) -> None:
+    """PostgreSQL cannot store a NUL character in text: refuse it up front (before anything is
+    generated or charged), on every database alike, rather than fail half way through."""
+    for name in fields:
+        if "\x00" in getattr(request, name):
+            raise invalid_request(f"{name} must not contain NUL characters.", name)
+
+
+def _nul_in(value, where: str) -> str | None:
+    """The path of the first string (key or value) in a JSON value that holds a NUL, or None."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{where}.{key}"
+            if "\x00" in key:
+                return where
+            if (found := _nul_in(item, inner)) is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if (found := _nul_in(item, f"{where}[{i}]")) is not None:
+                return found
+    return None
 
 
 def _option(option) -> generation_pb2.TemplateOption:

@@ -37,6 +37,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.config import WebhookConfig
 from services.generation.webhook_urls import AddressRefused, UrlGuard, WebhookUrlError
 from services.storage.database import as_utc, utcnow
+from services.storage.outages import log_safe, log_safe_trace
 from services.storage.tables import GenerationLogRow, WebhookDeliveryRow, WebhookSecretRow
 
 log = logging.getLogger(__name__)
@@ -154,24 +155,29 @@ class WebhookDispatcher:
 
     # --- deliveries ------------------------------------------------------------------------------
 
-    async def enqueue(self, *, account_id: str, generation_id: str, url: str, body: bytes) -> str:
-        """Store a pending delivery of `body` to `url` and wake the worker.
-
-        The caller checks the URL with `UrlGuard.check` first, and writes the generation log (with
-        webhook_status "pending") before calling this: the worker may finish before this returns.
-        """
+    def delivery(self, *, account_id: str, generation_id: str, url: str, body: bytes) -> WebhookDeliveryRow:
+        """A pending delivery of `body` to `url`, for the caller to store in its own transaction (the
+        templated API writes it with the generation log row, so neither exists without the other);
+        then call `wake`. The caller checks the URL with `UrlGuard.check` first."""
         self._guard.check_syntax(url)
-        delivery_id = f"whd_{secrets.token_hex(12)}"
         now = utcnow()
+        return WebhookDeliveryRow(
+            id=f"whd_{secrets.token_hex(12)}", account_id=account_id, generation_id=generation_id, url=url, body=body,
+            status=PENDING, next_attempt_at=now, created_at=now, updated_at=now,
+        )
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def enqueue(self, *, account_id: str, generation_id: str, url: str, body: bytes) -> str:
+        """Store a pending delivery of `body` to `url` on its own and wake the worker."""
+        row = self.delivery(account_id=account_id, generation_id=generation_id, url=url, body=body)
         async with self._sessions() as session:
             with _parameters_hidden("the webhook delivery"):
-                session.add(WebhookDeliveryRow(
-                    id=delivery_id, account_id=account_id, generation_id=generation_id, url=url, body=body,
-                    status=PENDING, next_attempt_at=now, created_at=now, updated_at=now,
-                ))
+                session.add(row)
                 await session.commit()
-        self._wake.set()
-        return delivery_id
+        self.wake()
+        return row.id
 
     # --- the worker ------------------------------------------------------------------------------
 
@@ -189,8 +195,8 @@ class WebhookDispatcher:
                 claimed_at = time.monotonic()
                 try:
                     await self._dispatch_due()
-                except Exception:  # noqa: BLE001 - a database hiccup must not end the worker
-                    log.exception("webhook worker: could not claim due deliveries")
+                except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the worker
+                    log.warning("webhook worker: could not claim due deliveries: %s", log_safe(exc))
                 await self._sleep(claimed_at)
         finally:
             await self.close()
@@ -236,7 +242,9 @@ class WebhookDispatcher:
     def _finished(self, task: asyncio.Task) -> None:
         self._in_flight.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("webhook attempt crashed", exc_info=task.exception())
+            # By type and stack: the attempt's data is the receiver's URL and the generation's content.
+            exc = task.exception()
+            log.error("webhook attempt crashed: %s\n%s", log_safe(exc), log_safe_trace(exc))
         self._wake.set()  # a slot is free: more due deliveries may be waiting
 
     async def _claim(self, limit: int) -> list[WebhookDeliveryRow]:

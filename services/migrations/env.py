@@ -14,7 +14,7 @@ _PG_MIGRATION_LOCK = 7_406_522_117
 
 def run_migrations_online() -> None:
     url = context.config.attributes.get("database_url") or context.config.get_main_option("sqlalchemy.url")
-    engine = create_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(url, poolclass=pool.NullPool, hide_parameters=True)
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             # Several replicas starting at once must not race to create the same tables.

@@ -20,6 +20,7 @@ from services.config import DEFAULT_CONTEXT_WINDOW, DEFAULT_MAX_OUTPUT_TOKENS, M
 from services.errors import invalid_request
 from services.routing.catalogue import PRICE_FIELDS, PriceCatalogue
 from services.storage.database import utcnow
+from services.storage.outages import log_safe
 from services.storage.tables import RegistryModel
 from switchyard.routing.v1 import routing_pb2
 
@@ -178,5 +179,5 @@ class ModelRegistry:
             await asyncio.sleep(self._refresh_seconds)
             try:
                 await self.refresh()
-            except Exception:  # noqa: BLE001 - keep serving the last known registry
-                log.warning("could not refresh the model registry", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - keep serving the last known registry
+                log.warning("could not refresh the model registry: %s", log_safe(exc))

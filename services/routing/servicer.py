@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from services import call_context
+from services.billing.ledger import amount_in_range
 from services.billing.metering import Metering, chat_prompt_text, prompt_token_bound
 from services.config import ProviderConfig
 from services.errors import Reason, ServiceError, invalid_request
@@ -61,10 +62,9 @@ def validate_model(model: routing_pb2.Model, providers: dict[str, ProviderConfig
             raise invalid_request(f"deployments[{i}].weight must be at least 1.", f"deployments[{i}].weight")
     if model.context_window < 1 or model.max_output_tokens < 1:
         raise invalid_request("context_window and max_output_tokens must be positive.", "context_window")
-    pricing = model.pricing
-    if min(pricing.input_nano_usd_per_million_tokens, pricing.output_nano_usd_per_million_tokens, pricing.nano_usd_per_image,
-           pricing.nano_usd_per_million_characters, pricing.nano_usd_per_audio_second) < 0:
-        raise invalid_request("prices must not be negative.", "pricing")
+    for field, price in model.pricing.ListFields():
+        name = "pricing." + field.name.replace("nano_usd", "usd")  # as the REST body and the config spell it
+        amount_in_range(price, name, allow_zero=True)
 
 
 class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):

@@ -45,12 +45,17 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+# A failed statement's exception text would otherwise quote its parameters — prompts, responses,
+# webhook URLs with their tokens — and exceptions end up in logs. Every engine hides them.
+_ENGINE_OPTIONS = {"hide_parameters": True}
+
+
 def create_engine_for(url: str) -> AsyncEngine:
     if is_sqlite(url):
-        engine = create_async_engine(async_url(url))
+        engine = create_async_engine(async_url(url), **_ENGINE_OPTIONS)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_async_engine(async_url(url), pool_size=10, max_overflow=20, pool_pre_ping=True)
+        engine = create_async_engine(async_url(url), pool_size=10, max_overflow=20, pool_pre_ping=True, **_ENGINE_OPTIONS)
     return engine
 
 
@@ -59,10 +64,10 @@ def create_sync_engine_for(url: str):
     from sqlalchemy import create_engine
 
     if is_sqlite(url):
-        engine = create_engine(sync_url(url), connect_args={"check_same_thread": False})
+        engine = create_engine(sync_url(url), connect_args={"check_same_thread": False}, **_ENGINE_OPTIONS)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(sync_url(url), pool_size=2, max_overflow=2, pool_pre_ping=True)
+    return create_engine(sync_url(url), pool_size=2, max_overflow=2, pool_pre_ping=True, **_ENGINE_OPTIONS)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
