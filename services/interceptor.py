@@ -10,12 +10,14 @@ import logging
 from typing import Awaitable, Callable
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from services import call_context
 from services.auth.ratelimit import RateLimiter, rate_limit_headers
 from services.auth.verifier import KeyVerifier
 from services.errors import Reason, ServiceError
 from services.policy import Policy
+from services.validation import check_request
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +34,17 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or policy is None:
             # Not one of ours (grpc.health.v1, reflection): those are public by design.
             return handler
+        deserializer = _lenient(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary, policy),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(handler.unary_stream, policy),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         raise RuntimeError(f"{handler_call_details.method}: client-streaming RPCs are not supported")
@@ -84,6 +87,7 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
             ctx = await self._admit(context, policy)
             call_context.bind(ctx)
             try:
+                _check(request)
                 return await behavior(request, context)
             except ServiceError as err:
                 await _abort(context, err, ctx.request_id)
@@ -100,6 +104,7 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
             ctx = await self._admit(context, policy)
             call_context.bind(ctx)
             try:
+                _check(request)
                 async for message in behavior(request, context):
                     yield message
             except ServiceError as err:
@@ -111,6 +116,34 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                 await _abort(context, ServiceError(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), ctx.request_id)
 
         return stream
+
+
+class _Undecodable:
+    """What a request that is no valid message deserializes to; refused after authentication."""
+
+
+def _lenient(deserializer):
+    # grpcio answers UNKNOWN when the deserializer raises; bytes that are no valid message (invalid
+    # UTF-8 in a string, too deep, truncated) are the client's mistake: INVALID_ARGUMENT.
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes):
+        try:
+            return deserializer(data)
+        except DecodeError:
+            return _Undecodable()
+
+    return deserialize
+
+
+def _check(request) -> None:
+    if isinstance(request, _Undecodable):
+        raise ServiceError(
+            Reason.ERROR_REASON_INVALID_REQUEST,
+            "The request is not a valid message of this method's request type (invalid UTF-8, nested too deeply or truncated).",
+        )
+    check_request(request)
 
 
 async def _abort(context: grpc.aio.ServicerContext, err: ServiceError, request_id: str):
