@@ -72,6 +72,9 @@ class LimitsConfig(BaseModel):
 
     default_rate_limit_per_minute: int = Field(default=30, ge=1)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # The request line plus all header fields, and how many header fields; more is a 431.
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096)
+    max_headers: int = Field(default=100, ge=16)
 
 
 class DeploymentConfig(BaseModel):
@@ -237,6 +240,7 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "SWITCHYARD_HEALTH_PROBE_TIMEOUT_SECONDS": ("health", "probe_timeout_seconds"),
     "SWITCHYARD_DEFAULT_RATE_LIMIT": ("limits", "default_rate_limit_per_minute"),
     "SWITCHYARD_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
+    "SWITCHYARD_MAX_HEADER_BYTES": ("limits", "max_header_bytes"),
     "SWITCHYARD_GENERATION_DEFAULT_MODEL": ("generation", "default_model"),
 }
 
