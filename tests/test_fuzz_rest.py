@@ -1,0 +1,88 @@
+"""Fuzz every REST binding (from the HttpRule annotations) on SQLite and PostgreSQL.
+
+For each answer: never a 5xx, errors in the surface's own JSON shape with the X-Request-Id, and no
+internal detail (proto type names, Python exception names, stack traces) in the message.
+"""
+
+from __future__ import annotations
+
+import pytest
+from tests import fuzz
+
+# Found by this suite and fixed on the `money` branch (amount range checks). Keyed by route and
+# field; the lead removes this list after merging that branch. Nothing else is excused.
+KNOWN_MONEY_CASES = {
+    ("POST /v1/keys/{key_id}:setSpendCap", "spendCapUsd"): "setSpendCap 1e30 / 1e999999 (money branch)",
+    ("POST /v1/accounts/{account_id}/wallet:topup", "amountUsd"): "top-up 1e999999 (money branch)",
+    ("POST /v1/accounts/{account_id}/wallet:topup", "amountNanoUsd"): "a wallet beyond int64 (money branch)",
+}
+
+ROUTES = fuzz.routes()
+
+
+fuzzed = fuzz.fuzzed_gateway_fixture()
+
+
+def send(gw, case: fuzz.Case, key: str | None) -> tuple[int, dict[str, str], bytes]:
+    port = int(gw.url.rsplit(":", 1)[1])
+    head = [f"{case.method} {case.target} HTTP/1.1".encode("latin-1", "strict") if case.target.isascii()
+            else f"{case.method} ".encode() + case.target.encode("utf-8", "surrogatepass") + b" HTTP/1.1",
+            b"Host: 127.0.0.1", b"Connection: close"]
+    if key:
+        head.append(f"Authorization: Bearer {key}".encode())
+    if case.content_type is not None:
+        head.append(f"Content-Type: {case.content_type}".encode("latin-1"))
+    body = case.body or b""
+    if case.body is not None or case.method in ("POST", "PUT", "PATCH"):
+        head.append(f"Content-Length: {len(body)}".encode())
+    return fuzz.raw_request("127.0.0.1", port, b"\r\n".join(head) + b"\r\n\r\n" + body)
+
+
+def problems(gw, case: fuzz.Case) -> list[str]:
+    status, headers, body = send(gw, case, gw.admin_key if case.key else None)
+    if not status:
+        return ["connection closed without an answer"]
+    return fuzz.answer_problems(case.surface, status, headers, body)
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=[r.id for r in ROUTES])
+def test_fuzz_binding(fuzzed, route):
+    gw, ids = fuzzed
+    fuzz.sweep(fuzz.route_cases(route, ids), lambda c: (c.route, c.field), KNOWN_MONEY_CASES, lambda c: problems(gw, c))
+
+
+def test_every_binding_is_fuzzed():
+    # A new RPC annotation becomes a fuzzed route by itself; vendor-shaped routes need a body here.
+    assert {r.surface for r in ROUTES} == {"default", "anthropic", "gemini", "templated"}
+    for route in ROUTES:
+        if route.template in fuzz.OPENAI_CODECS and route.binding.body:
+            assert route.template in fuzz.VENDOR_BODIES or route.template in fuzz.MULTIPART_FORMS, route.id
+
+
+ODD_TARGETS = [
+    "/v1/keys/%00", "/%00", "/v1/%0d%0a", "/v1/keys/%0d%0a", "/v1/%0d%0aSet-Cookie:%20x", "/v1/../v1/keys", "/v1/keys/..",
+    "/v1/keys/%2e%2e", "/" + "a" * 8000, "/v1/keys/" + "9" * 3000, "/v1//keys", "//", "/v1/keys/", "/v1/keys?%zz=1",
+    "/v1/keys?pageSize=%FF", "/v1/keys/%FF", "/v1/messages/%0d%0a", "/v1beta/models/%00:generateContent",
+    "/v1beta/%0d%0a", "/api/v1/%00", "/api/v1/logs?end_date=%0d%0a", "*", "/healthz/%00", "/v1/keys;x=1", "/v1/keys#frag",
+]
+ODD_METHODS = ["TRACE", "PATCH", "OPTIONS", "CONNECT", "FOO", "get", "M-SEARCH"]
+
+
+def test_odd_paths_and_methods_get_json_errors(fuzzed):
+    gw, _ = fuzzed
+    port = int(gw.url.rsplit(":", 1)[1])
+    failures = []
+    requests_ = [(m, t) for m in ("GET", "POST", *ODD_METHODS) for t in ODD_TARGETS]
+    requests_ += [("GET", "/v1/keys/\xff".encode("latin-1")), ("GET", b"/v1/\xc3\x28"), ("GET", "/v1/models/\u00e9".encode())]
+    for method, target in requests_:
+        raw = target if isinstance(target, bytes) else target.encode()
+        head = method.encode() + b" " + raw + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        head += f"Authorization: Bearer {gw.admin_key}\r\nContent-Length: 0\r\n\r\n".encode()
+        status, headers, body = fuzz.raw_request("127.0.0.1", port, head)
+        path = raw.split(b"?")[0].decode("latin-1")
+        problems = fuzz.shape_problems(fuzz.surface_of(path), status, headers, body) if status >= 400 else []
+        if status == 0:
+            problems = ["closed without an answer"]
+        if problems:
+            failures.append(f"{method} {raw[:60]!r} -> {status}: {'; '.join(problems)}")
+    assert not failures, "\n".join(failures)
