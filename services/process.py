@@ -76,6 +76,7 @@ class GatewayProcess:
                 config = uvicorn.Config(
                     create_app(target, settings.limits.max_body_bytes, channel=local),
                     http=edge_http_protocol(settings.limits.max_header_bytes, settings.limits.max_headers),
+                    ws="none",  # no WebSocket endpoints: an Upgrade header is an ordinary HTTP request
                     lifespan="on",
                     # Off: access lines would carry query strings, where some clients put keys.
                     access_log=False,

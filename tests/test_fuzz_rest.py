@@ -86,3 +86,33 @@ def test_odd_paths_and_methods_get_json_errors(fuzzed):
         if problems:
             failures.append(f"{method} {raw[:60]!r} -> {status}: {'; '.join(problems)}")
     assert not failures, "\n".join(failures)
+
+
+ODD_HEADERS = [
+    b"X-Request-Id: \x00", b"X-Request-Id: a\rb", b"X-Request-Id: " + b"r" * 5000, b"X-Request-Id: \xff\xfe",
+    b"Authorization: Bearer \xff\xfe", b"Authorization: " + b"B" * 60000, b"Authorization: Bearer", b"x-api-key: \xff",
+    b"x-goog-api-key: " + b"k" * 5000, b"Content-Length: -1", b"Content-Length: abc", b"Content-Length: 99999999999999999999",
+    b"Content-Length: 1\r\nContent-Length: 2", b"Transfer-Encoding: chunked", b"Transfer-Encoding: gzip", b"Content-Type: \x00",
+    b"Content-Type: application/json; charset=\xff", b"Content-Encoding: gzip", b"Expect: 100-continue", b"Host: \x00",
+    b"Connection: upgrade\r\nUpgrade: websocket", b"Connection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__",
+    b": empty-name", b"Bad Header: x", b"X-Folded: a\r\n b",
+]
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/v1/keys", b'{"name":"h"}'), ("POST", "/v1/messages", b"{}"), ("GET", "/api/v1/balance", b""), ("GET", "/v1beta/models", b""),
+])
+def test_odd_headers_get_json_answers(fuzzed, method, path, body):
+    gw, _ = fuzzed
+    port = int(gw.url.rsplit(":", 1)[1])
+    failures = []
+    for header in ODD_HEADERS:
+        name = header.split(b":")[0].lower()
+        auth = b"" if name in (b"authorization", b"x-api-key", b"x-goog-api-key") else f"Authorization: Bearer {gw.admin_key}\r\n".encode()
+        length = b"" if name in (b"content-length", b"transfer-encoding") else b"Content-Length: %d\r\n" % len(body)
+        request = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode() + auth + length + header + b"\r\n\r\n" + body
+        status, headers, answer = fuzz.raw_request("127.0.0.1", port, request, timeout=10)
+        problems = fuzz.answer_problems(fuzz.surface_of(path), status, headers, answer) if status else ["closed without an answer"]
+        if problems:
+            failures.append(f"{header[:60]!r} -> {status}: {'; '.join(problems)}")
+    assert not failures, "\n".join(failures)
