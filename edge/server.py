@@ -35,6 +35,7 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         self._head_size = 0
         self._in_head = True
         self._head_start = b""  # the first bytes of the current head: the path of a request httptools refused
+        self._refused = False
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -63,6 +64,8 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # the rest of a refused request: read and dropped, see _refuse
         self._unset_keepalive_if_required()
         if self._in_head:
             # Counted before parsing: httptools buffers an unfinished header line whole, so waiting
@@ -103,7 +106,15 @@ class EdgeHttpProtocol(HttpToolsProtocol):
             b"connection: close",
         ]
         self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
-        self.transport.close()
+        # Closing with the client's bytes still unread would send a TCP reset, which can destroy the
+        # answer before the client reads it. Half-close instead, drop what still arrives, and close
+        # once the client has had time to read.
+        self._refused = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(2.0, self.transport.close)
+        else:
+            self.transport.close()
 
 
 def edge_http_protocol(max_head_bytes: int, max_headers: int) -> type[EdgeHttpProtocol]:
