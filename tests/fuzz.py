@@ -23,7 +23,6 @@ from urllib.parse import quote
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from edge.codecs import OPENAI_CODECS
 from edge.errors import surface_of
 from edge.httprule import parse_template
 from edge.routes import Binding, http_rules

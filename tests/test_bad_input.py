@@ -92,7 +92,7 @@ def test_body_errors_name_the_field_as_the_default_surface_spells_it(gateway, ad
     assert error["param"] == param and words in error["message"], error
 
 
-def test_bad_enum_values_in_a_body_are_listed(gateway, admin_headers):
+def test_two_members_of_one_oneof_are_refused_by_name(gateway, admin_headers):
     r = requests.post(f"{gateway.url}/v1/accounts/acct_default/wallet:topup", json={"amountUsd": "1", "amountNanoUsd": 5},
                       headers=admin_headers, timeout=10)
     assert "Only one of 'amountUsd' and 'amountNanoUsd'" in error_of(r)["message"]
