@@ -19,7 +19,6 @@ from grpc_health.v1 import health_pb2_grpc as grpc_health_pb2_grpc
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from edge.codecs import OPENAI_CODECS, Codec
 from edge.dialects.openai import DialectError
@@ -27,7 +26,7 @@ from edge.errors import PublicError, error_body, from_rpc_error, http_status, pu
 from edge.httprule import MethodNotAllowed
 from edge.multipart import RawBody
 from edge.routes import Binding, build_matcher
-from edge.transcode import JsonStyle, TranscodeError, build_request, render_response
+from edge.transcode import JsonStyle, TranscodeError, body_relative, build_request, render_response
 from services.call_context import new_request_id, sane_request_id
 from services.errors import Reason
 from services.policy import service_descriptors
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 # gRPC metadata the services send that clients see as HTTP headers.
 _FORWARDED_METADATA = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after", UPSTREAM_MS_METADATA)
 _OVERHEAD_HEADER = "x-switchyard-overhead-ms"
-_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _UNARY_TIMEOUT_SECONDS = 120.0
 _DEFAULT_STYLE = JsonStyle(proto_names=False)
 # The templated API documents snake_case field names.
@@ -236,7 +234,8 @@ class Edge:
                 message, codec_context = codec.decode(body, found.params, query)
             else:
                 message = build_request(
-                    binding.request_class, path_params=found.params, query=query, body=body, body_field=binding.body
+                    binding.request_class, path_params=found.params, query=query, body=body, body_field=binding.body,
+                    style=_STYLES.get(surface, _DEFAULT_STYLE),
                 )
         except DialectError as exc:
             return self.error(surface, public_error(Reason.ERROR_REASON_INVALID_REQUEST, str(exc), exc.param), request_id, {})
@@ -252,6 +251,9 @@ class Edge:
             )
         except TranscodeError as exc:
             return self.error(surface, public_error(Reason.ERROR_REASON_INVALID_REQUEST, str(exc), exc.field), request_id, {})
+        except (RecursionError, orjson.JSONEncodeError):
+            # A dialect walking (or re-encoding) a body nested deeper than anything it models.
+            return self.error(surface, public_error(Reason.ERROR_REASON_INVALID_REQUEST, "The request body is nested too deeply."), request_id, {})
 
         route = f"{request.method} {found.template.template}"
         metadata = [("x-request-id", request_id), (ROUTE_METADATA, route), (SURFACE_METADATA, surface)]
@@ -272,7 +274,7 @@ class Edge:
             headers = _headers_from(await call.initial_metadata(), await call.trailing_metadata())
         except grpc.aio.AioRpcError as exc:
             headers = _headers_from(exc.initial_metadata(), exc.trailing_metadata())
-            error = from_rpc_error(exc.code(), exc.details(), exc.trailing_metadata())
+            error = _as_sent(from_rpc_error(exc.code(), exc.details(), exc.trailing_metadata()), binding)
             if error.http_status >= 500:
                 log.warning("%s %s -> %s (%s) request %s", request.method, path, exc.code().name, error.reason.code, request_id)
             return self.error(surface, error, request_id, headers)
@@ -299,7 +301,8 @@ class Edge:
             headers = _headers_from(await call.initial_metadata())
         except grpc.aio.AioRpcError as exc:
             headers = _headers_from(exc.initial_metadata(), exc.trailing_metadata())
-            return self.error(surface, from_rpc_error(exc.code(), exc.details(), exc.trailing_metadata()), request_id, headers)
+            error = _as_sent(from_rpc_error(exc.code(), exc.details(), exc.trailing_metadata()), binding)
+            return self.error(surface, error, request_id, headers)
         headers["x-request-id"] = request_id
         if first is grpc.aio.EOF:
             call.cancel()
@@ -334,6 +337,21 @@ class Edge:
         headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
         return EventStreamResponse(events(), codec.stream_media_type(codec_context), headers)
 
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        request = Request(scope, receive)
+        if scope["path"] != "/healthz":
+            response = await self.dispatch(request)
+        elif request.method in ("GET", "HEAD"):
+            response = await self.healthz(request)
+        else:
+            message = f"{request.method} is not allowed on /healthz; use GET, HEAD."
+            response = self.error("default", public_error(Reason.ERROR_REASON_METHOD_NOT_ALLOWED, message),
+                                  new_request_id(), {"allow": "GET, HEAD"})
+        await response(scope, receive, send)
+
     async def healthz(self, request: Request) -> Response:
         """Liveness of the edge and readiness of the services behind it (no key needed)."""
         stub = grpc_health_pb2_grpc.HealthStub(self.channel)
@@ -344,6 +362,15 @@ class Edge:
             serving = False
         payload = {"status": "ok" if serving else "unavailable"}
         return json_response(payload, 200 if serving else 503, {"x-request-id": new_request_id()})
+
+
+def _as_sent(error: PublicError, binding: Binding) -> PublicError:
+    """The service names fields from the request message's root; a binding whose body is one field
+    has that field as the client's root."""
+    param = body_relative(error.param, binding.body)
+    if param == error.param:
+        return error
+    return PublicError(error.reason, error.message.replace(f"'{error.param}'", f"'{param}'"), param)
 
 
 def _credentials(request: Request, surface: str) -> str | None:
@@ -399,12 +426,9 @@ def create_app(grpc_target: str, max_body_bytes: int, channel=None, telemetry: T
         finally:
             await edge.close()
 
-    app = Starlette(
-        routes=[
-            Route("/healthz", edge.healthz, methods=["GET", "HEAD"]),
-            Route("/{path:path}", edge.dispatch, methods=_ALL_METHODS),
-        ],
-        lifespan=lifespan,
-    )
+    app = Starlette(lifespan=lifespan)
+    # No Starlette routes: every request, whatever its method or path (TRACE, a decoded "\r\n"),
+    # reaches the edge, which answers in the surface's JSON. Starlette's own 404/405 are text/plain.
+    app.router.default = edge
     app.state.edge = edge
     return app

@@ -30,16 +30,16 @@ _BY_GRPC_CODE = {
 _OPENAI_TYPE = {
     400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota",
     403: "permission_error", 404: "invalid_request_error", 405: "invalid_request_error",
-    413: "invalid_request_error", 429: "rate_limit_error",
+    413: "invalid_request_error", 429: "rate_limit_error", 431: "invalid_request_error",
 }
 _ANTHROPIC_TYPE = {
     400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
     403: "permission_error", 404: "not_found_error", 405: "invalid_request_error",
-    413: "request_too_large", 429: "rate_limit_error", 503: "overloaded_error",
+    413: "request_too_large", 429: "rate_limit_error", 431: "request_too_large", 503: "overloaded_error",
 }
 _GOOGLE_STATUS = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 402: "FAILED_PRECONDITION", 403: "PERMISSION_DENIED",
-    404: "NOT_FOUND", 405: "UNIMPLEMENTED", 413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED",
+    404: "NOT_FOUND", 405: "UNIMPLEMENTED", 413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 431: "INVALID_ARGUMENT",
     500: "INTERNAL", 502: "UNAVAILABLE", 503: "UNAVAILABLE",
 }
 # The templated API (/api/v1) documents its own codes.

@@ -5,6 +5,7 @@ Adding a REST endpoint means annotating an RPC; nothing here names an endpoint.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from google.api import annotations_pb2, http_pb2
@@ -39,8 +40,8 @@ def _verb_and_template(rule: http_pb2.HttpRule) -> tuple[str, str]:
     return kind.upper(), getattr(rule, kind)
 
 
-def build_matcher(services: list[ServiceDescriptor]) -> PathMatcher:
-    matcher = PathMatcher()
+def http_rules(services: list[ServiceDescriptor]) -> Iterator[tuple[str, str, Binding]]:
+    """(HTTP method, path template, binding) for every HttpRule and additional binding."""
     for service in services:
         for method in service.methods:
             options = method.GetOptions()
@@ -48,17 +49,19 @@ def build_matcher(services: list[ServiceDescriptor]) -> PathMatcher:
                 continue
             for rule in _rules(options.Extensions[annotations_pb2.http]):
                 http_method, template = _verb_and_template(rule)
-                matcher.add(
-                    http_method,
-                    template,
-                    Binding(
-                        rpc_path=f"/{service.full_name}/{method.name}",
-                        method=method,
-                        body=rule.body,
-                        response_body=rule.response_body,
-                        request_class=message_factory.GetMessageClass(method.input_type),
-                        response_class=message_factory.GetMessageClass(method.output_type),
-                        server_streaming=method.server_streaming,
-                    ),
+                yield http_method, template, Binding(
+                    rpc_path=f"/{service.full_name}/{method.name}",
+                    method=method,
+                    body=rule.body,
+                    response_body=rule.response_body,
+                    request_class=message_factory.GetMessageClass(method.input_type),
+                    response_class=message_factory.GetMessageClass(method.output_type),
+                    server_streaming=method.server_streaming,
                 )
+
+
+def build_matcher(services: list[ServiceDescriptor]) -> PathMatcher:
+    matcher = PathMatcher()
+    for http_method, template, binding in http_rules(services):
+        matcher.add(http_method, template, binding)
     return matcher

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from google.protobuf import json_format
+from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
@@ -131,6 +131,7 @@ def build_request(
     query: list[tuple[str, str]],
     body: object | None,
     body_field: str,
+    style: JsonStyle = JsonStyle(),
 ) -> Message:
     """Assemble the request message the way grpc-gateway does.
 
@@ -139,6 +140,7 @@ def build_request(
     """
     descriptor = message_class.DESCRIPTOR
     data: dict = {}
+    proto_names = style.proto_names
     if body_field == "*":
         if body is not None:
             if not isinstance(body, dict):
@@ -168,14 +170,143 @@ def build_request(
     message = message_class()
     try:
         json_format.ParseDict(data, message, ignore_unknown_fields=False)
-    except json_format.ParseError as exc:
-        raise TranscodeError(_clean_parse_error(str(exc))) from None
+    except (json_format.ParseError, RecursionError):
+        # json_format's own messages name internal message types; say which field is wrong, and how,
+        # in the names this surface uses.
+        raise explain(descriptor, data, proto_names) from None
     return message
 
 
-def _clean_parse_error(text: str) -> str:
-    # json_format names the internal message types; the client only needs the field and the problem.
-    return "Invalid request: " + text.replace("Failed to parse ", "").rstrip(".") + "."
+def explain(descriptor: Descriptor, data, proto_names: bool, prefix: str = "") -> TranscodeError:
+    """The first reason json_format refuses `data` for `descriptor`, as a client-facing error.
+
+    json_format stays the judge of what is valid: each field is re-parsed alone to find the one it
+    refuses, and only the wording is ours. Runs on the error path only.
+    """
+    return _find_fault(descriptor, data, proto_names, prefix) or TranscodeError(
+        f"Invalid '{prefix}'." if prefix else "The request does not match this endpoint's fields.", prefix or None
+    )
+
+
+def _surface_name(field: FieldDescriptor, proto_names: bool) -> str:
+    return field.name if proto_names else field.json_name
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _find_fault(descriptor: Descriptor, data, proto_names: bool, prefix: str) -> TranscodeError | None:
+    if not isinstance(data, dict):
+        if not prefix:
+            return TranscodeError("The request body must be a JSON object.")
+        return TranscodeError(f"Invalid '{prefix}': expected an object.", prefix)
+    given: dict[str, str] = {}
+    for key, value in data.items():
+        field = _field(descriptor, key)
+        if field is None:
+            path = _join(prefix, key)
+            return TranscodeError(f"Unknown field '{path}'.", path)
+        path = _join(prefix, _surface_name(field, proto_names))
+        if field.name in given:
+            return TranscodeError(f"'{path}' is given twice.", path)
+        given[field.name] = path
+        oneof = field.containing_oneof
+        if oneof is not None and value is not None:
+            if oneof.name in given:
+                return TranscodeError(f"Only one of {given[oneof.name]!r} and '{path}' may be set.", path)
+            given[oneof.name] = path
+    message_class = message_factory.GetMessageClass(descriptor)
+    for key, value in data.items():
+        field = _field(descriptor, key)
+        path = _join(prefix, _surface_name(field, proto_names))
+        try:
+            json_format.ParseDict({key: value}, message_class())
+            continue
+        except (json_format.ParseError, RecursionError):
+            pass
+        return _inner_fault(field, value, proto_names, path) or TranscodeError(
+            f"Invalid '{path}': expected {_expected(field)}.", path
+        )
+    return None
+
+
+def _inner_fault(field: FieldDescriptor, value, proto_names: bool, path: str) -> TranscodeError | None:
+    """A deeper, more precise fault inside a message-typed field, if there is one."""
+    if field.type != FieldDescriptor.TYPE_MESSAGE or field.message_type.full_name.startswith("google.protobuf."):
+        return None
+    if field.message_type.GetOptions().map_entry:
+        value_field = field.message_type.fields_by_name["value"]
+        if isinstance(value, dict) and value_field.type == FieldDescriptor.TYPE_MESSAGE:
+            for key, item in value.items():
+                if (fault := _find_fault(value_field.message_type, item, proto_names, f"{path}.{key}")) is not None:
+                    return fault
+        return None
+    if field.is_repeated:
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if item is None:
+                    return TranscodeError(f"Invalid '{path}[{i}]': null is not allowed in an array.", f"{path}[{i}]")
+                if (fault := _find_fault(field.message_type, item, proto_names, f"{path}[{i}]")) is not None:
+                    return fault
+        return None
+    return _find_fault(field.message_type, value, proto_names, path)
+
+
+_INTEGER_RANGES = {
+    FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1),
+}
+_WELL_KNOWN_EXPECTED = {
+    "google.protobuf.Timestamp": 'an RFC 3339 timestamp such as "2026-01-01T00:00:00Z" (years 0001 to 9999)',
+    "google.protobuf.Duration": 'a duration such as "1.5s"',
+    "google.protobuf.FieldMask": "a comma-separated list of field names",
+    "google.protobuf.Struct": "a JSON object",
+    "google.protobuf.ListValue": "a JSON array",
+    "google.protobuf.Value": "a JSON value",
+}
+
+
+def _expected(field: FieldDescriptor) -> str:
+    if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+        return f"an object whose values are {_expected(field.message_type.fields_by_name['value'])}"
+    single = _expected_single(field)
+    return f"an array, each item {single} (no nulls)" if field.is_repeated else single
+
+
+def _expected_single(field: FieldDescriptor) -> str:
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        full = field.message_type.full_name
+        if full in _WELL_KNOWN_EXPECTED:
+            return _WELL_KNOWN_EXPECTED[full]
+        if full.startswith("google.protobuf.") and full.endswith("Value"):  # wrappers: their scalar
+            return _expected_single(field.message_type.fields_by_name["value"])
+        return "an object"
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        return "one of " + ", ".join(v.name for v in field.enum_type.values if v.number != 0)
+    if field.type == FieldDescriptor.TYPE_BOOL:
+        return "true or false"
+    if field.type == FieldDescriptor.TYPE_STRING:
+        return "a string"
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return "base64-encoded bytes (a string)"
+    if field.cpp_type in _INTEGER_RANGES:
+        low, high = _INTEGER_RANGES[field.cpp_type]
+        return f"an integer from {low} to {high}"
+    return "a finite number"
+
+
+def body_relative(field: str | None, body_field: str) -> str | None:
+    """A service's field path as the client of a binding whose body is one field sees it.
+
+    With `body: "chat"` the JSON body *is* the chat message, so `chat.messages[0].text` is
+    `messages[0].text` to the client.
+    """
+    if field and body_field not in ("", "*") and field.startswith(body_field + "."):
+        return field[len(body_field) + 1:]
+    return field
 
 
 def render_response(message: Message, response_body: str, style: JsonStyle):

@@ -82,6 +82,9 @@ class LimitsConfig(BaseModel):
     # Per-surface defaults for such keys; "templated" is /api/v1 (documented there as 10 a minute).
     surface_rate_limit_per_minute: dict[Literal["templated"], int] = Field(default_factory=lambda: {"templated": 10})
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # The request line plus all header fields, and how many header fields; more is a 431.
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096)
+    max_headers: int = Field(default=100, ge=16)
 
     @field_validator("surface_rate_limit_per_minute")
     @classmethod
@@ -297,6 +300,7 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "SWITCHYARD_DEFAULT_RATE_LIMIT": ("limits", "default_rate_limit_per_minute"),
     "SWITCHYARD_TEMPLATED_RATE_LIMIT": ("limits", "surface_rate_limit_per_minute", "templated"),
     "SWITCHYARD_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
+    "SWITCHYARD_MAX_HEADER_BYTES": ("limits", "max_header_bytes"),
     "SWITCHYARD_GENERATION_DEFAULT_MODEL": ("generation", "default_model"),
     "SWITCHYARD_METRICS_PORT": ("metrics", "port"),
     "SWITCHYARD_METRICS_HOST": ("metrics", "host"),

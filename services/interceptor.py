@@ -12,6 +12,7 @@ import logging
 from typing import Awaitable, Callable
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from services import call_context
 from services.auth.ratelimit import RateLimiter, rate_limit_headers
@@ -20,6 +21,7 @@ from services.errors import Reason, ServiceError, invalid_request
 from services.policy import ADMIN_SCOPE, Audience, Policy
 from services.storage.outages import is_store_outage, log_safe, log_safe_trace, store_unavailable
 from services.telemetry.calls import UPSTREAM_MS_METADATA, CallRecord, Telemetry
+from services.validation import check_request
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +59,17 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
             # Not one of ours (grpc.health.v1, reflection): those are public by design.
             return handler
         limits = self._limits_for(handler_call_details.method)
+        deserializer = _lenient(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary, policy, handler_call_details.method, limits),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(handler.unary_stream, policy, handler_call_details.method, limits),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         raise RuntimeError(f"{handler_call_details.method}: client-streaming RPCs are not supported")
@@ -123,6 +126,8 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                     metadata={"requiredScope": policy.scope, "audience": "operator"},
                     trailers=headers,
                 )
+            # Before the target lookup: it reads the request's ids from the database.
+            _check(request)
             account_id = await self._target_account(policy, request, principal, operator)
         except ServiceError as err:
             if not err.trailers:
@@ -220,6 +225,34 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                 telemetry.end(record)
 
         return stream
+
+
+class _Undecodable:
+    """What a request that is no valid message deserializes to; refused after authentication."""
+
+
+def _lenient(deserializer):
+    # grpcio answers UNKNOWN when the deserializer raises; bytes that are no valid message (invalid
+    # UTF-8 in a string, too deep, truncated) are the client's mistake: INVALID_ARGUMENT.
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes):
+        try:
+            return deserializer(data)
+        except DecodeError:
+            return _Undecodable()
+
+    return deserialize
+
+
+def _check(request) -> None:
+    if isinstance(request, _Undecodable):
+        raise ServiceError(
+            Reason.ERROR_REASON_INVALID_REQUEST,
+            "The request is not a valid message of this method's request type (invalid UTF-8, nested too deeply or truncated).",
+        )
+    check_request(request)
 
 
 def _unexpected(exc: Exception, behavior, request_id: str) -> ServiceError:

@@ -79,8 +79,12 @@ class GatewayProcess:
                 local = self.runtime.local_channel if self.runtime and settings.edge_transport == "local" else None
                 sock = bind_http_socket(settings.host, settings.port)
                 self.http_port = sock.getsockname()[1]
+                from edge.server import edge_http_protocol
+
                 config = uvicorn.Config(
                     create_app(target, settings.limits.max_body_bytes, channel=local, telemetry=telemetry),
+                    http=edge_http_protocol(settings.limits.max_header_bytes, settings.limits.max_headers),
+                    ws="none",  # no WebSocket endpoints: an Upgrade header is an ordinary HTTP request
                     lifespan="on",
                     # Off: access lines would carry query strings, where some clients put keys.
                     access_log=False,

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from tests import services
@@ -29,16 +27,8 @@ def redis_prefix(redis_url: str):
 @pytest.fixture
 def postgres_url():
     """A SQLAlchemy URL of a new, empty PostgreSQL database, dropped after the test."""
-    import psycopg
-
-    admin = services.require_postgres()
-    name = f"switchyard_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = admin.rsplit("/", 1)[0]
-    yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with services.postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

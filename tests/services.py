@@ -7,6 +7,7 @@ SWITCHYARD_REQUIRE_SERVICES=1 (as in CI), which turns that skip into a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -71,3 +72,20 @@ def require_postgres() -> str:
 def unique_prefix() -> str:
     """A Redis key prefix no other test (or replica set) uses."""
     return f"sytest:{uuid.uuid4().hex[:12]}:"
+
+
+@contextlib.contextmanager
+def postgres_database():
+    """A SQLAlchemy URL of a new, empty PostgreSQL database, dropped afterwards (or skip/fail)."""
+    import psycopg
+
+    admin = require_postgres()
+    name = f"switchyard_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

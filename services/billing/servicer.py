@@ -35,9 +35,13 @@ def _before(token: str) -> int | None:
     if not token:
         return None
     try:
-        return int(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
+        before = int(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
     except ValueError:
-        raise invalid_request("page_token is not one this API returned.", "page_token") from None
+        before = 0
+    # Row ids are positive int64s; anything else did not come from us (and would overflow the query).
+    if not 0 < before < 2**63:
+        raise invalid_request("page_token is not one this API returned.", "page_token")
+    return before
 
 
 def _amount(oneof_owner, usd_field: str, nano_field: str, what: str, *, positive: bool = False) -> int:

@@ -49,6 +49,10 @@ def parse_bound(text: str, field: str, *, end: bool) -> datetime | None:
                 moment += timedelta(microseconds=1)  # an explicit end instant is included
     except ValueError:
         raise invalid_request(f"{field} must be an ISO 8601 date (2026-11-30) or date-time (2026-11-30T12:00:00Z).", field) from None
+    except OverflowError:
+        # A valid bound just past what datetime holds (end_date=9999-12-31, 0001-01-01T00:00+01:00):
+        # it only means "no bound" on that side.
+        return datetime.max.replace(tzinfo=timezone.utc) if end else datetime.min.replace(tzinfo=timezone.utc)
     return moment
 
 

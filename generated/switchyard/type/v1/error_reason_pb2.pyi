@@ -26,6 +26,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_INVALID_TEMPLATE: _ClassVar[ErrorReason]
     ERROR_REASON_BILLING_FAILED: _ClassVar[ErrorReason]
     ERROR_REASON_MODEL_NOT_ALLOWED: _ClassVar[ErrorReason]
+    ERROR_REASON_HEADERS_TOO_LARGE: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 ERROR_REASON_INVALID_REQUEST: ErrorReason
 ERROR_REASON_MISSING_API_KEY: ErrorReason
@@ -44,6 +45,7 @@ ERROR_REASON_UPSTREAM_ERROR: ErrorReason
 ERROR_REASON_INVALID_TEMPLATE: ErrorReason
 ERROR_REASON_BILLING_FAILED: ErrorReason
 ERROR_REASON_MODEL_NOT_ALLOWED: ErrorReason
+ERROR_REASON_HEADERS_TOO_LARGE: ErrorReason
 PRESENTATION_FIELD_NUMBER: _ClassVar[int]
 presentation: _descriptor.FieldDescriptor
 
