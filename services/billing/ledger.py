@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.errors import Reason, ServiceError
 from services.storage.database import utcnow
-from services.storage.tables import KeySpendRow, LedgerRow, ReservationRow, WalletRow
+from services.storage.tables import ApiKeyRecord, KeySpendRow, LedgerRow, ReservationRow, WalletRow
 
 NANO_PER_USD = 1_000_000_000
 
@@ -199,6 +199,9 @@ class Ledger:
             # Never drive a balance negative: beyond its reservation a request may only take what is free.
             free = max(0, wallet.balance_nano - wallet.reserved_nano)
             charged = min(cost, held.amount_nano + free)
+            room = await self._cap_room(session, held)
+            if room is not None:
+                charged = min(charged, room)
             await session.exec(
                 update(WalletRow).where(WalletRow.account_id == held.account_id).values(
                     balance_nano=WalletRow.balance_nano - charged, reserved_nano=WalletRow.reserved_nano - held.amount_nano
@@ -222,6 +225,21 @@ class Ledger:
                     return None
                 raise
         return charged
+
+    async def _cap_room(self, session: AsyncSession, held: ReservationRow) -> int | None:
+        """The most this settlement may charge without taking the key past its spend cap: the upstream
+        may report more usage than was reserved (image inputs, a buggy provider). The cap is read now,
+        so a cap lowered after admission holds too; no cap means no bound."""
+        cap = (await session.exec(select(ApiKeyRecord.spend_cap_nano).where(ApiKeyRecord.id == held.key_id))).first()
+        if cap is None:
+            return None
+        spend = (await session.exec(
+            select(KeySpendRow).where(KeySpendRow.key_id == held.key_id, KeySpendRow.month == held.month).with_for_update()
+        )).first()
+        spent, reserved = (spend.spent_nano, spend.reserved_nano) if spend is not None else (0, 0)
+        # The key's other holds keep their room; this one's own hold is part of `reserved` if it was capped.
+        others = reserved - (held.amount_nano if held.capped else 0)
+        return max(0, cap - spent - others)
 
     async def release(self, reservation_id: str) -> bool:
         """Give a failed request's hold back, charging nothing."""
