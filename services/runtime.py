@@ -17,6 +17,7 @@ from services.auth.store import KeyStore
 from services.auth.verifier import KeyVerifier
 from services.billing.ledger import Ledger
 from services.billing.metering import Metering
+from services.billing.pending import PendingWrites
 from services.billing.servicer import BillingServicer
 from services.billing.usage_log import UsageLog
 from services.config import Settings
@@ -98,7 +99,8 @@ class ServiceRuntime:
         await self.registry.refresh()
         self.router = Router(settings.providers, settings.routing, self.cooldown)
         self.usage_log = UsageLog(settings.database_url)
-        self.metering = Metering(self.ledger, self.usage_log)
+        self.pending_writes = PendingWrites(self.ledger)
+        self.metering = Metering(self.ledger, self.usage_log, self.pending_writes)
         generation = settings.generation
         # Loaded before serving: a broken admin template stops start-up with a clear message.
         self.templates = TemplateCatalogue.load(generation.template_files, generation.templates)
@@ -130,6 +132,7 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(self.registry.run_refresher()))
         self._tasks.append(asyncio.create_task(self.usage_log.run()))
         self._tasks.append(asyncio.create_task(self._sweep_stale_holds()))
+        self._tasks.append(asyncio.create_task(self.pending_writes.run()))
         self._tasks.append(asyncio.create_task(self.webhooks.run()))
         return self.grpc_port
 
@@ -182,6 +185,7 @@ class ServiceRuntime:
                 await task
         if self.metering is not None:
             await self.metering.drain()  # streams that ended during shutdown still get charged
+            await self.pending_writes.retry()  # one last try; what still fails is left to the stale sweep
         if self.usage_log is not None:
             await self.usage_log.flush()  # no usage row is lost on SIGTERM
             self.usage_log.close()

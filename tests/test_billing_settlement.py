@@ -167,3 +167,75 @@ def wallet_of(url: str, key: str) -> dict:
     assert r.status_code == 200, r.text
     return r.json()
 
+
+def _reserved(postgres_url: str) -> int:
+    with psycopg.connect(postgres_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        return conn.execute("SELECT COALESCE(SUM(reserved_nano), 0) FROM wallets").fetchone()[0]
+
+
+def _until(predicate, seconds: float = 15.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_holds_cut_off_by_a_database_crash_are_given_back_once_it_is_back(make_gateway, postgres_url, upstream):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.db_proxy import DbProxy
+
+    with DbProxy.for_url(postgres_url) as proxy:
+        gw = make_gateway(**bill_config(upstream.base_url), database_url=proxy.rewrite(postgres_url))
+        topup(gw, "1")
+        body = {"model": "remote", "messages": HI, "max_tokens": 5}
+        upstream.set_mode("openai", "stall", seconds=1.0, times=1)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(requests.post, f"{gw.url}/v1/chat/completions", json=body, headers=auth(gw.admin_key), timeout=30)
+            assert _until(lambda: _reserved(postgres_url) > 0, 5)  # admitted: its hold is in the database
+            proxy.cut()  # the database dies while the upstream is still answering
+            answer = pending.result()
+        assert answer.status_code != 200  # not delivered, since its charge could not be recorded
+        assert _reserved(postgres_url) > 0  # the hold is stuck while the database is away
+        proxy.restore()
+        # Back: the hold is released within seconds (not by the 15-minute stale sweep), nothing charged.
+        assert _until(lambda: _reserved(postgres_url) == 0)
+        after = wallet(gw)
+        assert after["balanceNanoUsd"] == 1_000_000_000 and after["reservedNanoUsd"] == 0
+        assert [e["kind"] for e in ledger(gw)] == ["topup"]
+        gw.stop()  # before its database goes away for good
+
+
+def test_a_stream_delivered_during_a_database_crash_is_charged_once_it_is_back(make_gateway, postgres_url, upstream):
+    from tests.db_proxy import DbProxy
+
+    with DbProxy.for_url(postgres_url) as proxy:
+        gw = make_gateway(**bill_config(upstream.base_url), database_url=proxy.rewrite(postgres_url))
+        topup(gw, "1")
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=gw.admin_key, max_retries=0)
+        upstream.chunk_delay = 0.05
+        try:
+            stream = client.chat.completions.create(model="remote", messages=HI, stream=True, stream_options={"include_usage": True})
+            received = [next(stream)]
+            proxy.cut()
+            received.extend(stream)
+        finally:
+            upstream.chunk_delay = 0
+        usage = received[-1].usage
+        assert usage is not None and usage.completion_tokens > 0  # the client got the whole answer
+        import time
+
+        time.sleep(0.5)
+        assert _reserved(postgres_url) > 0  # could not settle yet
+        proxy.restore()
+        assert _until(lambda: _reserved(postgres_url) == 0)
+        charges = [e for e in ledger(gw) if e["kind"] == "charge"]
+        expected = usage.prompt_tokens * 1_000 + usage.completion_tokens * 4_000  # $1 and $4 per million tokens
+        assert len(charges) == 1 and -charges[0]["amountNanoUsd"] == expected
+        balance, ledger_sum = gw.call(lambda: gw.process.runtime.ledger.audit("acct_default"))
+        assert balance == ledger_sum == 1_000_000_000 - expected
+        gw.stop()
