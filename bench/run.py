@@ -169,27 +169,63 @@ def start_upstream(procs: Processes) -> Target:
     return Target("upstream", f"http://127.0.0.1:{port}", "sk-bench", "bench-upstream", proc)
 
 
-def start_switchyard(procs: Processes, upstream: Target, entry: tuple[str, ...] = ("-m", "services.cli")) -> Target:
+# The price the issue gives the benchmark model: every request reserves, settles and writes the ledger.
+PRICING = 'input_usd_per_million_tokens: "0.15", output_usd_per_million_tokens: "0.60", '
+WALLET_USD = "100000"  # far more than a run spends: admission never refuses
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """One way of running Switchyard: priced or free, on SQLite or on PostgreSQL + Redis."""
+
+    name: str
+    priced: bool = True
+    postgres_url: str | None = None  # a server URL; a fresh database is created on it for the run
+    redis_url: str | None = None
+
+
+def start_switchyard(procs: Processes, upstream: Target, entry: tuple[str, ...] = ("-m", "services.cli"),
+                     flavour: Flavour = Flavour("switchyard")) -> Target:
     """`entry` is what the interpreter runs; bench/profile_gateway.py swaps in a profiling wrapper."""
-    config = procs.workdir / "switchyard.yaml"
+    config = procs.workdir / f"{flavour.name}.yaml"
     config.write_text(
         "providers:\n"
         f'  fast: {{kind: openai, base_url: "{upstream.url}/v1", api_key_env: BENCH_UPSTREAM_KEY}}\n'
         "models:\n"
-        "  bench-model: {deployments: [{provider: fast, model: bench-upstream}]}\n"
+        f"  bench-model: {{{PRICING if flavour.priced else ''}deployments: [{{provider: fast, model: bench-upstream}}]}}\n"
         # High enough never to trip: the limiter still runs on every request, as in production.
         "limits: {default_rate_limit_per_minute: 100000000}\n"
     )
-    env = {"SWITCHYARD_DATABASE_URL": f"sqlite:///{procs.workdir}/bench.db", "BENCH_UPSTREAM_KEY": UPSTREAM_KEY}
-    proc = procs.start("switchyard", [sys.executable, *entry, "--config", str(config),
+    env = {"SWITCHYARD_DATABASE_URL": f"sqlite:///{procs.workdir}/{flavour.name}.db", "BENCH_UPSTREAM_KEY": UPSTREAM_KEY}
+    if flavour.postgres_url:
+        env["SWITCHYARD_DATABASE_URL"] = flavour.postgres_url
+    if flavour.redis_url:
+        env["SWITCHYARD_REDIS_URL"] = flavour.redis_url
+        env["SWITCHYARD_REDIS_PREFIX"] = f"sybench:{os.getpid()}:{flavour.name}:"
+    proc = procs.start(flavour.name, [sys.executable, *entry, "--config", str(config),
                                       "serve", "--port", "0", "--grpc-port", "0"], env)
     proc.wait_for(r"Switchyard ready", 90)
     out = proc.output()
     port = re.search(r"Switchyard HTTP on http://[^:\s]+:(\d+)", out)
     key = re.search(r"^\s+(tk_live_\w+)\s*$", out, re.MULTILINE)
     if not port or not key:
-        raise StartError(f"switchyard: no HTTP port or admin key in its output:\n{proc.tail()}")
-    return Target("switchyard", f"http://127.0.0.1:{port.group(1)}", key.group(1), "bench-model", proc)
+        raise StartError(f"{flavour.name}: no HTTP port or admin key in its output:\n{proc.tail()}")
+    url = f"http://127.0.0.1:{port.group(1)}"
+    if flavour.priced:
+        _top_up(url, key.group(1))
+    return Target(flavour.name, url, key.group(1), "bench-model", proc)
+
+
+def _top_up(url: str, key: str) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{url}/v1/accounts/acct_default/wallet:topup", data=orjson.dumps({"amountUsd": WALLET_USD}), method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        if response.status != 200:
+            raise StartError(f"could not top up the benchmark wallet: HTTP {response.status}")
 
 
 def start_passthrough(procs: Processes, upstream: Target) -> Target:

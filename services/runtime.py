@@ -8,6 +8,7 @@ import logging
 from datetime import timedelta
 
 import grpc
+from sqlalchemy.engine import make_url
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -17,6 +18,8 @@ from services.auth.store import KeyStore
 from services.auth.verifier import KeyVerifier
 from services.billing.ledger import Ledger
 from services.billing.metering import Metering
+from services.billing.postgres_money import PostgresMoneyStore
+from services.billing.sqlite_money import SqliteMoneyStore
 from services.billing.pending import PendingWrites
 from services.billing.servicer import BillingServicer
 from services.billing.usage_log import UsageLog
@@ -35,7 +38,7 @@ from services.routing.cooldown import CooldownTracker
 from services.routing.registry import ModelRegistry
 from services.routing.router import Router
 from services.routing.servicer import RoutingServicer
-from services.storage.database import create_engine_for, is_sqlite, migrate, session_factory
+from services.storage.database import create_engine_for, is_sqlite, migrate, session_factory, sync_url
 from switchyard.auth.v1 import auth_pb2_grpc
 from switchyard.billing.v1 import billing_pb2_grpc
 from switchyard.generation.v1 import generation_pb2_grpc
@@ -51,6 +54,14 @@ def open_redis(settings: Settings):
     import redis.asyncio
 
     return redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def open_money_store(database_url: str):
+    """The ledger's hot path for this database: a writer thread on SQLite, server functions on
+    PostgreSQL. Neither connects before its first use (the CLI never touches it)."""
+    if is_sqlite(database_url):
+        return SqliteMoneyStore(make_url(database_url).database)
+    return PostgresMoneyStore(make_url(sync_url(database_url)).set(drivername="postgresql").render_as_string(hide_password=False))
 
 
 class ServiceRuntime:
@@ -78,7 +89,8 @@ class ServiceRuntime:
         self.engine = create_engine_for(self.settings.database_url)
         self.sessions = session_factory(self.engine)
         self.store = KeyStore(self.sessions)
-        self.ledger = Ledger(self.sessions, serialize_writes=is_sqlite(self.settings.database_url))
+        self.money = open_money_store(self.settings.database_url)
+        self.ledger = Ledger(self.sessions, serialize_writes=is_sqlite(self.settings.database_url), money=self.money)
 
     async def start(self) -> int:
         settings = self.settings
@@ -197,4 +209,5 @@ class ServiceRuntime:
         if self.redis is not None:
             await self.redis.aclose()
         if self.engine is not None:
+            await self.money.close()
             await self.engine.dispose()
