@@ -239,3 +239,25 @@ def test_a_stream_delivered_during_a_database_crash_is_charged_once_it_is_back(m
         balance, ledger_sum = gw.call(lambda: gw.process.runtime.ledger.audit("acct_default"))
         assert balance == ledger_sum == 1_000_000_000 - expected
         gw.stop()
+
+
+def test_an_answer_whose_hold_was_swept_while_it_ran_is_still_charged(make_gateway, upstream):
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta
+
+    gw = make_gateway(**bill_config(upstream.base_url))
+    topup(gw, "1")
+    upstream.set_mode("openai", "stall", seconds=1.0, times=1)
+    body = {"model": "remote", "messages": HI, "max_tokens": 5}
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(requests.post, f"{gw.url}/v1/chat/completions", json=body, headers=auth(gw.admin_key), timeout=30)
+        assert _until(lambda: wallet(gw)["reservedNanoUsd"] > 0, 5)
+        # The sweep takes the hold back as if the request had died (a request outliving its horizon).
+        assert gw.call(lambda: gw.process.runtime.ledger.release_stale(timedelta(0))) == 1
+        answer = pending.result()
+    assert answer.status_code == 200
+    charges = [e for e in ledger(gw) if e["kind"] == "charge"]
+    assert len(charges) == 1 and charges[0]["requestId"] == answer.headers["X-Request-Id"]
+    assert -charges[0]["amountNanoUsd"] == round(float(answer.headers["x-switchyard-cost-usd"]) * 1_000_000_000) > 0
+    after = wallet(gw)
+    assert after["reservedNanoUsd"] == 0 and after["balanceNanoUsd"] == 1_000_000_000 + charges[0]["amountNanoUsd"]

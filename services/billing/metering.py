@@ -116,14 +116,14 @@ class Meter:
         charged = cost
         try:
             if self._reservation is not None:
-                settled = await self._metering.ledger.settle(self._reservation.id, cost)
+                settled = await self._metering.ledger.settle(self._reservation, cost)
                 charged = settled if settled is not None else 0
         except Exception as exc:  # noqa: BLE001
             logging.getLogger(__name__).exception("could not record charge (request %s)", self._ctx.request_id)
             if delivered:
-                self._metering.pending.settle(self._reservation.id, cost)
+                self._metering.pending.settle(self._reservation, cost)
             else:
-                self._metering.pending.release(self._reservation.id)
+                self._metering.pending.release(self._reservation)
             self._log("error", usage, 0, "billing_failed")
             raise ServiceError(Reason.ERROR_REASON_BILLING_FAILED, "The charge for this request could not be recorded; it was not delivered.") from exc
         usage.cost_nano_usd = charged
@@ -136,7 +136,7 @@ class Meter:
                 await self._metering.ledger.release(self._reservation.id)
             except Exception:  # noqa: BLE001 - the request's own error is what the caller must see
                 logging.getLogger(__name__).warning("could not release hold (request %s); retrying later", self._ctx.request_id)
-                self._metering.pending.release(self._reservation.id)
+                self._metering.pending.release(self._reservation)
         code = error.info.code if isinstance(error, ServiceError) else "cancelled"
         self._log("error", usage_pb2.TokenUsage(), 0, code)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class Refused(enum.Enum):
@@ -15,6 +15,17 @@ class Refused(enum.Enum):
     SPEND_CAP = "spend_cap"
 
 
+class Unheld(NamedTuple):
+    """Whom to charge when a settlement finds its hold gone without a charge (lost in a database
+    crash, or released by the stale sweep while the request still ran): the answer was delivered, so
+    it is charged without a hold, at most what the wallet has free and the key's cap allows."""
+
+    account_id: str
+    key_id: str
+    month: str
+    request_id: str
+
+
 class MoneyStore(Protocol):
     """The ledger's hot path. Each operation is atomic and idempotent per reservation; its result is
     returned only once it is committed."""
@@ -22,7 +33,8 @@ class MoneyStore(Protocol):
     async def reserve(self, *, reservation_id: str, account_id: str, key_id: str, month: str, amount_nano: int,
                       spend_cap_nano: int | None, request_id: str, now: datetime) -> Refused | None: ...
 
-    async def settle(self, reservation_id: str, cost: int, charge_key: str, note: str, now: datetime) -> int | None: ...
+    async def settle(self, reservation_id: str, cost: int, charge_key: str, note: str, now: datetime,
+                     unheld: Unheld) -> int | None: ...
 
     async def release(self, reservation_id: str) -> bool: ...
 

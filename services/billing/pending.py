@@ -13,13 +13,15 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from services.billing.ledger import Reservation
+
 log = logging.getLogger(__name__)
 _MAX_PENDING = 100_000
 
 
 @dataclass(frozen=True, slots=True)
 class _Write:
-    reservation_id: str
+    reservation: Reservation
     cost: int | None  # None: release (charge nothing); else settle for this cost
     attempt: int = 0
     note: str = ""
@@ -36,17 +38,17 @@ class PendingWrites:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def release(self, reservation_id: str) -> None:
-        self._add(_Write(reservation_id, None))
+    def release(self, reservation: Reservation) -> None:
+        self._add(_Write(reservation, None))
 
-    def settle(self, reservation_id: str, cost: int, *, attempt: int = 0, note: str = "") -> None:
-        self._add(_Write(reservation_id, cost, attempt, note))
+    def settle(self, reservation: Reservation, cost: int, *, attempt: int = 0, note: str = "") -> None:
+        self._add(_Write(reservation, cost, attempt, note))
 
     def _add(self, write: _Write) -> None:
         if len(self._pending) >= _MAX_PENDING:
-            log.error("pending billing writes full; reservation %s is left to the stale sweep", write.reservation_id)
+            log.error("pending billing writes full; reservation %s is left to the stale sweep", write.reservation.id)
             return
-        self._pending[write.reservation_id] = write
+        self._pending[write.reservation.id] = write
         self._wake.set()
 
     async def retry(self) -> bool:
@@ -54,13 +56,13 @@ class PendingWrites:
         for write in list(self._pending.values()):
             try:
                 if write.cost is None:
-                    await self._ledger.release(write.reservation_id)
+                    await self._ledger.release(write.reservation.id)
                 else:
-                    await self._ledger.settle(write.reservation_id, write.cost, attempt=write.attempt, note=write.note)
+                    await self._ledger.settle(write.reservation, write.cost, attempt=write.attempt, note=write.note)
             except Exception:  # noqa: BLE001 - still down: keep it, and stop this pass
                 return False
-            self._pending.pop(write.reservation_id, None)
-            log.info("billing write for reservation %s landed after a database outage", write.reservation_id)
+            self._pending.pop(write.reservation.id, None)
+            log.info("billing write for reservation %s landed after a database outage", write.reservation.id)
         return not self._pending
 
     async def run(self) -> None:

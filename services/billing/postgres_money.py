@@ -15,13 +15,13 @@ from datetime import datetime
 
 import asyncpg
 
-from services.billing.money_rules import Refused
+from services.billing.money_rules import Refused, Unheld
 
 _REFUSED = {"balance": Refused.BALANCE, "spend_cap": Refused.SPEND_CAP}
 _ALREADY_CHARGED = "SY001"  # raised by switchyard_settle when the charge key exists
 _STATEMENTS = {
     "reserve": "SELECT switchyard_reserve($1, $2, $3, $4, $5, $6, $7, $8)",
-    "settle": "SELECT switchyard_settle($1, $2, $3, $4, $5)",
+    "settle": "SELECT switchyard_settle($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     "release": "SELECT switchyard_release($1)",
 }
 
@@ -46,9 +46,10 @@ class PostgresMoneyStore:
         refused = await self._call("reserve", reservation_id, account_id, key_id, month, amount_nano, spend_cap_nano, request_id, now)
         return None if refused is None else _REFUSED[refused]
 
-    async def settle(self, reservation_id: str, cost: int, charge_key: str, note: str, now: datetime) -> int | None:
+    async def settle(self, reservation_id: str, cost: int, charge_key: str, note: str, now: datetime,
+                     unheld: Unheld) -> int | None:
         try:
-            return await self._call("settle", reservation_id, cost, charge_key, note[:500], now)
+            return await self._call("settle", reservation_id, cost, charge_key, note[:500], now, *unheld)
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == _ALREADY_CHARGED:
                 return None  # settled already by a racing path: nothing more to do

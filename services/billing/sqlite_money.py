@@ -23,7 +23,7 @@ import sqlite3
 import threading
 from datetime import datetime
 
-from services.billing.money_rules import Refused, cap_room, sqlite_time
+from services.billing.money_rules import Refused, Unheld, cap_room, sqlite_time
 
 log = logging.getLogger(__name__)
 _BATCH = 256  # operations per transaction at most: bounds how long one commit holds the lock
@@ -48,8 +48,9 @@ class SqliteMoneyStore:
         return await self._submit(_reserve, reservation_id, account_id, key_id, month, amount_nano,
                                   spend_cap_nano, request_id, sqlite_time(now))
 
-    async def settle(self, reservation_id: str, cost: int, charge_key: str, note: str, now: datetime) -> int | None:
-        return await self._submit(_settle, reservation_id, cost, charge_key, note, sqlite_time(now))
+    async def settle(self, reservation_id: str, cost: int, charge_key: str, note: str, now: datetime,
+                     unheld: Unheld) -> int | None:
+        return await self._submit(_settle, reservation_id, cost, charge_key, note, sqlite_time(now), unheld)
 
     async def release(self, reservation_id: str) -> bool:
         return await self._submit(_release, reservation_id)
@@ -280,10 +281,12 @@ def _count_spend(c: sqlite3.Connection, key_id: str, month: str, charged: int, u
     )
 
 
-def _settle(c: sqlite3.Connection, reservation_id, cost, charge_key, note, now):
+def _settle(c: sqlite3.Connection, reservation_id, cost, charge_key, note, now, unheld: Unheld):
     held = _take(c, reservation_id)
     if held is None:
-        return None
+        if c.execute("SELECT 1 FROM ledger WHERE charge_key = ?", (charge_key,)).fetchone() is not None:
+            return None  # charged already: nothing happens twice
+        held = (unheld.account_id, unheld.key_id, unheld.month, 0, False, unheld.request_id)  # see Unheld
     account_id, key_id, month, amount, capped, request_id = held
     free = c.execute("SELECT balance_nano - reserved_nano FROM wallets WHERE account_id = ?", (account_id,)).fetchone()[0]
     # Never drive a balance negative: beyond its reservation a request may only take what is free.

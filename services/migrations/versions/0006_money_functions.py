@@ -21,6 +21,10 @@ CREATE OR REPLACE FUNCTION switchyard_reserve(
     p_id text, p_account text, p_key text, p_month text, p_amount bigint, p_cap bigint, p_request text, p_now timestamptz
 ) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
+    -- A hold need not wait for the WAL flush: it is visible to every other transaction (and so
+    -- guards admission on every replica) as soon as it commits, and one lost in a database crash
+    -- is made good by switchyard_settle charging without it. Settlements stay synchronous.
+    PERFORM set_config('synchronous_commit', 'off', true);
     UPDATE wallets SET reserved_nano = reserved_nano + p_amount
      WHERE account_id = p_account AND balance_nano - reserved_nano >= p_amount;
     IF NOT FOUND THEN
@@ -43,10 +47,14 @@ BEGIN
 END $$;
 """
 
-# Returns the amount charged, or NULL when the reservation is gone (settled or released already).
+# Returns the amount charged, or NULL when it was charged already under this charge key. A
+# reservation that is gone without a charge (its hold lost in a database crash, or released by the
+# stale sweep while the request still ran) is charged without a hold: at most what the wallet has
+# free and the key's cap allows, so a delivered answer is never free.
 SETTLE = """
 CREATE OR REPLACE FUNCTION switchyard_settle(
-    p_id text, p_cost bigint, p_charge_key text, p_note text, p_now timestamptz
+    p_id text, p_cost bigint, p_charge_key text, p_note text, p_now timestamptz,
+    p_account text, p_key text, p_month text, p_request text
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     held reservations;  -- the table's row type
@@ -59,7 +67,16 @@ DECLARE
 BEGIN
     DELETE FROM reservations WHERE id = p_id RETURNING * INTO held;
     IF NOT FOUND THEN
-        RETURN NULL;
+        IF EXISTS (SELECT 1 FROM ledger WHERE charge_key = p_charge_key) THEN
+            RETURN NULL;
+        END IF;
+        held.id := p_id;
+        held.account_id := p_account;
+        held.key_id := p_key;
+        held.month := p_month;
+        held.amount_nano := 0;
+        held.capped := false;
+        held.request_id := p_request;
     END IF;
     SELECT balance_nano - reserved_nano INTO v_free FROM wallets WHERE account_id = held.account_id FOR UPDATE;
     -- Never drive a balance negative: beyond its reservation a request may only take what is free.
@@ -95,6 +112,9 @@ CREATE OR REPLACE FUNCTION switchyard_release(p_id text) RETURNS boolean LANGUAG
 DECLARE
     held reservations;  -- the table's row type
 BEGIN
+    -- A release lost in a database crash leaves a hold for the stale sweep: the safe side, so it
+    -- need not wait for the WAL flush either.
+    PERFORM set_config('synchronous_commit', 'off', true);
     DELETE FROM reservations WHERE id = p_id RETURNING * INTO held;
     IF NOT FOUND THEN
         RETURN false;
@@ -120,5 +140,5 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("DROP FUNCTION IF EXISTS switchyard_reserve(text, text, text, text, bigint, bigint, text, timestamptz)")
-    op.execute("DROP FUNCTION IF EXISTS switchyard_settle(text, bigint, text, text, timestamptz)")
+    op.execute("DROP FUNCTION IF EXISTS switchyard_settle(text, bigint, text, text, timestamptz, text, text, text, text)")
     op.execute("DROP FUNCTION IF EXISTS switchyard_release(text)")
