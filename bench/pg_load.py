@@ -81,8 +81,9 @@ def _cpu(pid: int) -> float:
 
 
 def settle_stats() -> None:
-    """Backends report their counters at most once a second (PostgreSQL 15+): wait for them."""
-    time.sleep(1.5)
+    """An idle backend reports its pending counters within 10 s (PGSTAT_IDLE_INTERVAL, PostgreSQL
+    15+): wait for them, so neither the cells before nor this one's tail land on the wrong side."""
+    time.sleep(11)
 
 
 def per_request(before: dict, after: dict, requests: int) -> dict:
