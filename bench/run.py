@@ -1,9 +1,10 @@
 """Switchyard's performance table in one command: .venv/bin/python bench/run.py [--quick] [--json FILE]
 
 Starts a fake OpenAI upstream, then each target in turn as its own process: the upstream itself
-(the baseline), Switchyard embedded (`switchyard serve`, fresh SQLite), a minimal Starlette
-passthrough (the floor for a Python proxy) and, when installed in bench/.litellm-venv, the LiteLLM
-proxy. Each cell (target x mode x concurrency) is measured by bench/loadgen.py in a separate process.
+(the baseline), Switchyard embedded (`switchyard serve`) with a priced model and a funded wallet on
+a fresh SQLite database, the same on PostgreSQL + Redis when they are reachable (plus the database's
+own work per request), the same with a free model, a minimal Starlette passthrough (the floor for a
+Python proxy) and, when installed in bench/.litellm-venv, the LiteLLM proxy. Each cell (target x mode x concurrency) is measured by bench/loadgen.py in a separate process.
 Prints a markdown table and PASS/FAIL for Switchyard's targets. See bench/README.md.
 
 Exit status: 0 when every check passes and no cell had errors, 1 otherwise, 2 when a process

@@ -3,8 +3,6 @@ cap nor the wallet, one replica or two racing on PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
-
 import openai
 import orjson
 import psycopg
@@ -12,6 +10,7 @@ import pytest
 import requests
 import yaml
 
+from tests.billing_race import race
 from tests.harness import ProcessGateway
 from tests.test_billing import HI, KEY_ENV, auth, bill_config, ledger, topup, upstream, wallet  # noqa: F401 - fixture
 
@@ -59,10 +58,7 @@ def test_an_upstream_reporting_huge_usage_cannot_take_a_key_past_its_cap(make_ga
                                                  stream_options={"include_usage": True}))
     assert chunks[-1].usage.prompt_tokens == HUGE_PROMPT
     # The stream settles in the background; wait for its charge.
-    for _ in range(100):
-        if [e for e in ledger(gw) if e["kind"] == "charge"]:
-            break
-        asyncio.run(asyncio.sleep(0.05))
+    assert _until(lambda: [e for e in ledger(gw) if e["kind"] == "charge"], 5)
     mine = wallet(gw, key)["key"]
     assert mine["spentNanoUsd"] == CAP  # the whole cap, not $100
 
@@ -122,23 +118,7 @@ def test_two_replicas_racing_over_reported_usage_never_pass_cap_or_wallet(
         caller = admin if limit == "wallet" else capped_key(gateways[1].url, admin, CAP)[1]
         upstream.set_mode("openai", "ok", raw_body=over_reported_completion())
 
-        async def race():
-            clients = [openai.AsyncOpenAI(base_url=f"{g.url}/v1", api_key=caller, max_retries=0, timeout=60) for g in gateways]
-
-            async def one(i):
-                try:
-                    await clients[i % 2].chat.completions.create(model="remote", messages=HI, max_tokens=5)
-                    return 200
-                except openai.APIStatusError as err:
-                    return err.status_code
-
-            try:
-                return await asyncio.gather(*[one(i) for i in range(100)])
-            finally:
-                for c in clients:
-                    await c.close()
-
-        codes = asyncio.run(race())
+        codes = race([g.url for g in gateways], caller, 100, model="remote")
         assert codes.count(200) >= 1 and set(codes) <= {200, 402}, codes
         with psycopg.connect(postgres_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
             balance, reserved = conn.execute(

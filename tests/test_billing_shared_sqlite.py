@@ -3,15 +3,14 @@ admission stays exact however their requests interleave."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 
-import openai
 import requests
 import yaml
 
 from tests.harness import ProcessGateway
-from tests.test_billing import COST_OF_5, HI, auth, bill_config
+from tests.billing_race import race
+from tests.test_billing import COST_OF_5, auth, bill_config
 
 
 def test_two_processes_on_one_sqlite_file_admit_exactly_what_the_wallet_holds(tmp_path):
@@ -29,23 +28,7 @@ def test_two_processes_on_one_sqlite_file_admit_exactly_what_the_wallet_holds(tm
                           headers=auth(admin), timeout=10)
         assert r.status_code == 200
 
-        async def race():
-            clients = [openai.AsyncOpenAI(base_url=f"{g.url}/v1", api_key=admin, max_retries=0, timeout=60) for g in gateways]
-
-            async def one(i):
-                try:
-                    await clients[i % 2].chat.completions.create(model="metered", messages=HI, max_tokens=5)
-                    return 200
-                except openai.APIStatusError as err:
-                    return err.status_code
-
-            try:
-                return await asyncio.gather(*[one(i) for i in range(200)])
-            finally:
-                for c in clients:
-                    await c.close()
-
-        codes = asyncio.run(race())
+        codes = race([g.url for g in gateways], admin, 200)
         assert codes.count(200) == 50 and codes.count(402) == 150, codes
     finally:
         for g in gateways:
