@@ -8,9 +8,9 @@ import logging
 from datetime import timedelta
 
 import grpc
-from sqlalchemy.engine import make_url
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy.engine import make_url
 
 from services.auth.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from services.auth.servicer import AuthServicer
@@ -18,10 +18,10 @@ from services.auth.store import KeyStore
 from services.auth.verifier import KeyVerifier
 from services.billing.ledger import Ledger
 from services.billing.metering import Metering
-from services.billing.postgres_money import PostgresMoneyStore
-from services.billing.sqlite_money import SqliteMoneyStore
 from services.billing.pending import PendingWrites
+from services.billing.postgres_money import PostgresMoneyStore
 from services.billing.servicer import BillingServicer
+from services.billing.sqlite_money import SqliteMoneyStore
 from services.billing.usage_log import UsageLog
 from services.config import Settings
 from services.generation.log_store import GenerationLogStore
@@ -57,8 +57,8 @@ def open_redis(settings: Settings):
 
 
 def open_money_store(database_url: str):
-    """The ledger's hot path for this database: a writer thread on SQLite, server functions on
-    PostgreSQL. Neither connects before its first use (the CLI never touches it)."""
+    """The ledger's hot path for this database: cached sqlite3 statements with group commit, or
+    server functions on PostgreSQL. Neither connects before its first use (the CLI never does)."""
     if is_sqlite(database_url):
         return SqliteMoneyStore(make_url(database_url).database)
     return PostgresMoneyStore(make_url(sync_url(database_url)).set(drivername="postgresql").render_as_string(hide_password=False))

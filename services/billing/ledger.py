@@ -60,7 +60,7 @@ def parse_usd(text: str) -> int:
 
 
 def month_of(moment: datetime) -> str:
-    return f"{moment.year:04d}-{moment.month:02d}"  # strftime costs ~10 x more, on every priced request
+    return moment.strftime("%Y-%m")
 
 
 def cost_nano(input_tokens: int, output_tokens: int, input_price: int, output_price: int) -> int:
@@ -184,9 +184,11 @@ class Ledger:
         is gone uncharged (lost in a database crash, swept while the request ran) is still charged,
         within the same bounds."""
         if isinstance(reservation, str):
-            reservation = Reservation(reservation, "", "", 0)
-        unheld = Unheld(reservation.account_id, reservation.key_id, reservation.month, reservation.request_id)
-        return await self._money.settle(reservation.id, cost, f"{reservation.id}:{attempt}", note, utcnow(), unheld)
+            reservation_id, unheld = reservation, None  # only the id: a hold that is gone is not charged
+        else:
+            reservation_id = reservation.id
+            unheld = Unheld(reservation.account_id, reservation.key_id, reservation.month, reservation.request_id)
+        return await self._money.settle(reservation_id, cost, f"{reservation_id}:{attempt}", note, utcnow(), unheld)
 
     async def release(self, reservation_id: str) -> bool:
         """Give a failed request's hold back, charging nothing."""

@@ -47,9 +47,9 @@ class PostgresMoneyStore:
         return None if refused is None else _REFUSED[refused]
 
     async def settle(self, reservation_id: str, cost: int, charge_key: str, note: str, now: datetime,
-                     unheld: Unheld) -> int | None:
+                     unheld: Unheld | None) -> int | None:
         try:
-            return await self._call("settle", reservation_id, cost, charge_key, note[:500], now, *unheld)
+            return await self._call("settle", reservation_id, cost, charge_key, note[:500], now, *(unheld or (None,) * 4))
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == _ALREADY_CHARGED:
                 return None  # settled already by a racing path: nothing more to do

@@ -49,7 +49,7 @@ class SqliteMoneyStore:
                                   spend_cap_nano, request_id, sqlite_time(now))
 
     async def settle(self, reservation_id: str, cost: int, charge_key: str, note: str, now: datetime,
-                     unheld: Unheld) -> int | None:
+                     unheld: Unheld | None) -> int | None:
         return await self._submit(_settle, reservation_id, cost, charge_key, note, sqlite_time(now), unheld)
 
     async def release(self, reservation_id: str) -> bool:
@@ -281,14 +281,17 @@ def _count_spend(c: sqlite3.Connection, key_id: str, month: str, charged: int, u
     )
 
 
-def _settle(c: sqlite3.Connection, reservation_id, cost, charge_key, note, now, unheld: Unheld):
+def _settle(c: sqlite3.Connection, reservation_id, cost, charge_key, note, now, unheld: Unheld | None):
     held = _take(c, reservation_id)
     if held is None:
-        if c.execute("SELECT 1 FROM ledger WHERE charge_key = ?", (charge_key,)).fetchone() is not None:
-            return None  # charged already: nothing happens twice
+        if unheld is None or c.execute("SELECT 1 FROM ledger WHERE charge_key = ?", (charge_key,)).fetchone() is not None:
+            return None  # charged already (nothing happens twice), or nobody to charge
         held = (unheld.account_id, unheld.key_id, unheld.month, 0, False, unheld.request_id)  # see Unheld
     account_id, key_id, month, amount, capped, request_id = held
-    free = c.execute("SELECT balance_nano - reserved_nano FROM wallets WHERE account_id = ?", (account_id,)).fetchone()[0]
+    wallet = c.execute("SELECT balance_nano - reserved_nano FROM wallets WHERE account_id = ?", (account_id,)).fetchone()
+    if wallet is None:
+        return None  # no wallet, nothing to take from (a hold always has one)
+    free = wallet[0]
     # Never drive a balance negative: beyond its reservation a request may only take what is free.
     charged = min(cost, amount + max(0, free))
     cap = c.execute("SELECT spend_cap_nano FROM api_keys WHERE id = ?", (key_id,)).fetchone()

@@ -67,8 +67,9 @@ DECLARE
 BEGIN
     DELETE FROM reservations WHERE id = p_id RETURNING * INTO held;
     IF NOT FOUND THEN
-        IF EXISTS (SELECT 1 FROM ledger WHERE charge_key = p_charge_key) THEN
-            RETURN NULL;
+        IF p_account IS NULL OR EXISTS (SELECT 1 FROM ledger WHERE charge_key = p_charge_key)
+           OR NOT EXISTS (SELECT 1 FROM wallets WHERE account_id = p_account) THEN
+            RETURN NULL;  -- charged already (nothing happens twice), or nobody to charge
         END IF;
         held.id := p_id;
         held.account_id := p_account;
