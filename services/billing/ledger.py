@@ -93,9 +93,10 @@ def _insert_ignore(session: AsyncSession, table, values: dict):
 
 
 class Ledger:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], serialize_writes: bool, money: MoneyStore) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], serialize_writes: bool, money: MoneyStore | None = None) -> None:
         self._sessions = sessions
-        # The hot path (reserve, settle, release): driver-level statements, no ORM session.
+        # The hot path (reserve, settle, release): driver-level statements, no ORM session. Without
+        # it (the CLI's top-ups) the ledger serves the control plane only.
         self._money = money
         # SQLite has one writer at a time anyway; queueing in-process avoids lock-timeout storms.
         self._lock = asyncio.Lock() if serialize_writes else None
