@@ -71,7 +71,9 @@ class BenchDatabase:
                     "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchone()
             except psycopg.Error:
                 pass
-        return {"xacts": xacts, "function_calls": calls, "row_writes": writes, "statements": statements,
+        # SUM() comes back as Decimal; the figures go to JSON.
+        return {"xacts": int(xacts), "function_calls": int(calls), "row_writes": int(writes),
+                "statements": None if statements is None else int(statements),
                 "cpu_s": {pid: _cpu(pid) for pid in pids}}
 
 

@@ -393,7 +393,7 @@ def checks(cells: list[dict], litellm_ran: bool, litellm_absent: str = "LiteLLM 
             record(name, False, "LiteLLM cell not measured, or it had errors")
     else:
         need = max(TARGET_RPS, TARGET_RPS_FACTOR * DOCUMENTED_LITELLM_RPS)
-        record(f"{name} [LiteLLM {litellm_absent}: vs {TARGET_RPS:g} and {TARGET_RPS_FACTOR:g} x the DOCUMENTED "
+        record(f"{name} [{litellm_absent}: vs {TARGET_RPS:g} and {TARGET_RPS_FACTOR:g} x the DOCUMENTED "
                f"~{DOCUMENTED_LITELLM_RPS:.0f} req/s, not measured here]", sy["rps"] >= need, f"{sy['rps']:.0f} req/s vs {need:.0f} needed")
     cpu(priced, "plain", TARGET_CPU_MS, "priced, SQLite", "request")
     cpu(priced, "stream", TARGET_STREAM_CPU_MS, "priced, SQLite", "20-chunk stream")
