@@ -30,7 +30,8 @@ from pathlib import Path
 
 import orjson
 
-from run import BENCH, ROOT, Budget, Processes, StartError, measure, start_switchyard, start_upstream
+from pg_load import BenchDatabase
+from run import BENCH, POSTGRES_URL, REDIS_URL, ROOT, Budget, Flavour, Processes, StartError, measure, start_switchyard, start_upstream
 
 OWN = (str(ROOT / "services"), str(ROOT / "edge"))
 
@@ -111,7 +112,16 @@ def main() -> int:
     parser.add_argument("--profiler", choices=["sample", "cprofile"], default="sample")
     parser.add_argument("--out", help="profile file (default: switchyard-<mode>.{json,prof} in the temp dir)")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--flavour", choices=["sqlite", "postgres", "free"], default="sqlite",
+                        help="the priced model on SQLite (default) or on PostgreSQL + Redis, or the free model")
     args = parser.parse_args()
+    database = None
+    flavour = Flavour("switchyard", priced=args.flavour != "free")
+    if args.flavour == "postgres":
+        database = BenchDatabase(POSTGRES_URL)
+        database.create()
+        flavour = Flavour("switchyard", postgres_url=database.url.replace("postgresql://", "postgresql+psycopg://", 1),
+                          redis_url=REDIS_URL)
 
     workdir = Path(tempfile.mkdtemp(prefix="switchyard-profile-"))
     procs = Processes(workdir)
@@ -120,7 +130,8 @@ def main() -> int:
         out = Path(args.out or Path(tempfile.gettempdir()) / (
             f"switchyard-{args.mode}.{'json' if args.profiler == 'sample' else 'prof'}"))
         out.unlink(missing_ok=True)
-        gateway = start_switchyard(procs, upstream, entry=(str(BENCH / "_profiled_cli.py"), args.profiler, str(out)))
+        gateway = start_switchyard(procs, upstream, entry=(str(BENCH / "_profiled_cli.py"), args.profiler, str(out)),
+                                   flavour=flavour)
         measure(gateway, args.mode, args.concurrency, Budget(200, 3.0, 0, 0.0))  # warm-up, unprofiled
         os.kill(gateway.proc.pid, signal.SIGUSR1)
         time.sleep(0.2)
@@ -139,6 +150,8 @@ def main() -> int:
     finally:
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
+        if database is not None:
+            database.drop()
     if cell["errors"]:
         print(f"warning: {cell['errors']} errors, e.g. {cell['error_samples'][:2]}", file=sys.stderr)
     print(f"{args.mode} c={args.concurrency}: {cell.get('requests', 0)} requests under the profiler, "

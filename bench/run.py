@@ -1,9 +1,10 @@
 """Switchyard's performance table in one command: .venv/bin/python bench/run.py [--quick] [--json FILE]
 
 Starts a fake OpenAI upstream, then each target in turn as its own process: the upstream itself
-(the baseline), Switchyard embedded (`switchyard serve`, fresh SQLite), a minimal Starlette
-passthrough (the floor for a Python proxy) and, when installed in bench/.litellm-venv, the LiteLLM
-proxy. Each cell (target x mode x concurrency) is measured by bench/loadgen.py in a separate process.
+(the baseline), Switchyard embedded (`switchyard serve`) with a priced model and a funded wallet on
+a fresh SQLite database, the same on PostgreSQL + Redis when they are reachable (plus the database's
+own work per request), the same with a free model, a minimal Starlette passthrough (the floor for a
+Python proxy) and, when installed in bench/.litellm-venv, the LiteLLM proxy. Each cell (target x mode x concurrency) is measured by bench/loadgen.py in a separate process.
 Prints a markdown table and PASS/FAIL for Switchyard's targets. See bench/README.md.
 
 Exit status: 0 when every check passes and no cell had errors, 1 otherwise, 2 when a process
@@ -37,12 +38,22 @@ LITELLM_MASTER_KEY = "sk-bench-litellm-master"
 # Quoted in the issue for LiteLLM's proxy; used only when LiteLLM is not installed here.
 DOCUMENTED_LITELLM_RPS = 90.0
 
-TARGET_ADDED_P50_MS = 1.5
-TARGET_RPS_FACTOR = 8.0
-TARGET_STREAM_CPU_MS = 3.0
+# The targets of issue 11 ("billing at the speed of the free path"), all on the priced path.
+TARGET_ADDED_P50_MS = 1.0          # priced, SQLite, c=1, non-streaming
+TARGET_RPS = 2000.0                # priced, SQLite, c=32, non-streaming ...
+TARGET_RPS_FACTOR = 15.0           # ... and at least this many times LiteLLM's, measured in the same run
+TARGET_CPU_MS = 0.6                # priced, SQLite, gateway CPU per non-streamed request (every concurrency)
+TARGET_STREAM_CPU_MS = 1.5         # priced, SQLite, gateway CPU per 20-chunk stream (every concurrency)
+TARGET_PG_ADDED_P50_MS = 1.5       # priced, PostgreSQL + Redis, c=1, non-streaming
+TARGET_PG_CPU_MS = 0.8             # priced, PostgreSQL + Redis, gateway CPU per non-streamed request
+TARGET_FREE_ADDED_P50_MS = 0.5     # the free model (no wallet): no regression
+# The servers the PostgreSQL + Redis row uses; a fresh database (and Redis prefix) is made for the run.
+POSTGRES_URL = os.environ.get("SWITCHYARD_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("SWITCHYARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 sys.path.insert(0, str(BENCH))
 from loadgen import _descendants, _stat  # noqa: E402  (bench/ is not a package)
+from pg_load import BenchDatabase, reachable, redis_cleanup  # noqa: E402
 
 
 class StartError(RuntimeError):
@@ -169,27 +180,63 @@ def start_upstream(procs: Processes) -> Target:
     return Target("upstream", f"http://127.0.0.1:{port}", "sk-bench", "bench-upstream", proc)
 
 
-def start_switchyard(procs: Processes, upstream: Target, entry: tuple[str, ...] = ("-m", "services.cli")) -> Target:
+# The price the issue gives the benchmark model: every request reserves, settles and writes the ledger.
+PRICING = 'input_usd_per_million_tokens: "0.15", output_usd_per_million_tokens: "0.60", '
+WALLET_USD = "100000"  # far more than a run spends: admission never refuses
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """One way of running Switchyard: priced or free, on SQLite or on PostgreSQL + Redis."""
+
+    name: str
+    priced: bool = True
+    postgres_url: str | None = None  # a server URL; a fresh database is created on it for the run
+    redis_url: str | None = None
+
+
+def start_switchyard(procs: Processes, upstream: Target, entry: tuple[str, ...] = ("-m", "services.cli"),
+                     flavour: Flavour = Flavour("switchyard")) -> Target:
     """`entry` is what the interpreter runs; bench/profile_gateway.py swaps in a profiling wrapper."""
-    config = procs.workdir / "switchyard.yaml"
+    config = procs.workdir / f"{flavour.name}.yaml"
     config.write_text(
         "providers:\n"
         f'  fast: {{kind: openai, base_url: "{upstream.url}/v1", api_key_env: BENCH_UPSTREAM_KEY}}\n'
         "models:\n"
-        "  bench-model: {deployments: [{provider: fast, model: bench-upstream}]}\n"
+        f"  bench-model: {{{PRICING if flavour.priced else ''}deployments: [{{provider: fast, model: bench-upstream}}]}}\n"
         # High enough never to trip: the limiter still runs on every request, as in production.
         "limits: {default_rate_limit_per_minute: 100000000}\n"
     )
-    env = {"SWITCHYARD_DATABASE_URL": f"sqlite:///{procs.workdir}/bench.db", "BENCH_UPSTREAM_KEY": UPSTREAM_KEY}
-    proc = procs.start("switchyard", [sys.executable, *entry, "--config", str(config),
+    env = {"SWITCHYARD_DATABASE_URL": f"sqlite:///{procs.workdir}/{flavour.name}.db", "BENCH_UPSTREAM_KEY": UPSTREAM_KEY}
+    if flavour.postgres_url:
+        env["SWITCHYARD_DATABASE_URL"] = flavour.postgres_url
+    if flavour.redis_url:
+        env["SWITCHYARD_REDIS_URL"] = flavour.redis_url
+        env["SWITCHYARD_REDIS_PREFIX"] = f"sybench:{os.getpid()}:{flavour.name}:"
+    proc = procs.start(flavour.name, [sys.executable, *entry, "--config", str(config),
                                       "serve", "--port", "0", "--grpc-port", "0"], env)
     proc.wait_for(r"Switchyard ready", 90)
     out = proc.output()
     port = re.search(r"Switchyard HTTP on http://[^:\s]+:(\d+)", out)
     key = re.search(r"^\s+(tk_live_\w+)\s*$", out, re.MULTILINE)
     if not port or not key:
-        raise StartError(f"switchyard: no HTTP port or admin key in its output:\n{proc.tail()}")
-    return Target("switchyard", f"http://127.0.0.1:{port.group(1)}", key.group(1), "bench-model", proc)
+        raise StartError(f"{flavour.name}: no HTTP port or admin key in its output:\n{proc.tail()}")
+    url = f"http://127.0.0.1:{port.group(1)}"
+    if flavour.priced:
+        _top_up(url, key.group(1))
+    return Target(flavour.name, url, key.group(1), "bench-model", proc)
+
+
+def _top_up(url: str, key: str) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{url}/v1/accounts/acct_default/wallet:topup", data=orjson.dumps({"amountUsd": WALLET_USD}), method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        if response.status != 200:
+            raise StartError(f"could not top up the benchmark wallet: HTTP {response.status}")
 
 
 def start_passthrough(procs: Processes, upstream: Target) -> Target:
@@ -309,41 +356,73 @@ def checks(cells: list[dict], litellm_ran: bool, litellm_absent: str = "LiteLLM 
         verdict = "n/a" if ok is None else "PASS" if ok else "FAIL"
         results.append({"check": name, "result": verdict, "detail": detail})
 
-    c = cell("switchyard", "plain", 1)
-    if usable(c) and c.get("added_p50_ms") is not None:
-        record(f"Switchyard added p50, concurrency 1, non-streaming <= {TARGET_ADDED_P50_MS} ms",
-               c["added_p50_ms"] <= TARGET_ADDED_P50_MS, f"{c['added_p50_ms']:.2f} ms")
-    else:
-        record(f"Switchyard added p50, concurrency 1, non-streaming <= {TARGET_ADDED_P50_MS} ms", False,
-               "not measured, or the cell had errors")
+    def added_p50(target, limit, label):
+        name = f"{label}: added p50, concurrency 1, non-streaming <= {limit} ms"
+        if not any(c["target"] == target for c in cells):
+            return record(name, None, "n/a (not measured in this run)")
+        c = cell(target, "plain", 1)
+        if usable(c) and c.get("added_p50_ms") is not None:
+            record(name, c["added_p50_ms"] <= limit, f"{c['added_p50_ms']:.2f} ms")
+        else:
+            record(name, False, "not measured, or the cell had errors")
 
-    name = f"Switchyard req/s at concurrency 32, non-streaming >= {TARGET_RPS_FACTOR:g} x LiteLLM"
-    sy = cell("switchyard", "plain", 32)
+    def cpu(target, mode, limit, label, what):
+        name = f"{label}: gateway CPU per {what} <= {limit} ms (every concurrency)"
+        measured = [c for c in cells if c["target"] == target and c["mode"] == mode]
+        if not any(c["target"] == target for c in cells):
+            return record(name, None, "n/a (not measured in this run)")
+        if measured and all(usable(c) for c in measured):
+            worst = max(c["cpu_ms_per_req"] for c in measured)
+            record(name, worst <= limit, ", ".join(f"c={c['conc']}: {c['cpu_ms_per_req']:.2f} ms" for c in measured))
+        else:
+            record(name, False, "not measured, or a cell had errors")
+
+    priced, pg, free = "switchyard", "switchyard-pg", "switchyard-free"
+    added_p50(priced, TARGET_ADDED_P50_MS, "priced, SQLite")
+    name = f"priced, SQLite: req/s at concurrency 32, non-streaming >= {TARGET_RPS:g} and >= {TARGET_RPS_FACTOR:g} x LiteLLM"
+    sy = cell(priced, "plain", 32)
     if not usable(sy):
         record(name, False, "Switchyard cell not measured, or it had errors")
     elif litellm_ran:
         ll = cell("litellm", "plain", 32)
         if usable(ll):
             ratio = sy["rps"] / ll["rps"]
-            record(name, ratio >= TARGET_RPS_FACTOR,
-                   f"{sy['rps']:.0f} vs LiteLLM {ll['rps']:.0f} req/s (measured here) = {ratio:.1f} x")
+            record(name, sy["rps"] >= TARGET_RPS and ratio >= TARGET_RPS_FACTOR,
+                   f"{sy['rps']:.0f} req/s; LiteLLM {ll['rps']:.0f} req/s (measured here) = {ratio:.1f} x")
         else:
             record(name, False, "LiteLLM cell not measured, or it had errors")
     else:
-        record(name, None, f"n/a ({litellm_absent})")
-        need = TARGET_RPS_FACTOR * DOCUMENTED_LITELLM_RPS
-        record(f"{name} [vs the DOCUMENTED ~{DOCUMENTED_LITELLM_RPS:.0f} req/s from the issue, not measured here]",
-               sy["rps"] >= need, f"{sy['rps']:.0f} req/s vs {need:.0f} needed")
-
-    stream = [c for c in cells if c["target"] == "switchyard" and c["mode"] == "stream"]
-    name = f"Switchyard CPU per 20-chunk stream <= {TARGET_STREAM_CPU_MS} ms (every concurrency)"
-    if stream and all(usable(c) for c in stream):
-        worst = max(c["cpu_ms_per_req"] for c in stream)
-        record(name, worst <= TARGET_STREAM_CPU_MS,
-               ", ".join(f"c={c['conc']}: {c['cpu_ms_per_req']:.2f} ms" for c in stream))
-    else:
-        record(name, False, "not measured, or a cell had errors")
+        need = max(TARGET_RPS, TARGET_RPS_FACTOR * DOCUMENTED_LITELLM_RPS)
+        record(f"{name} [{litellm_absent}: vs {TARGET_RPS:g} and {TARGET_RPS_FACTOR:g} x the DOCUMENTED "
+               f"~{DOCUMENTED_LITELLM_RPS:.0f} req/s, not measured here]", sy["rps"] >= need, f"{sy['rps']:.0f} req/s vs {need:.0f} needed")
+    cpu(priced, "plain", TARGET_CPU_MS, "priced, SQLite", "request")
+    cpu(priced, "stream", TARGET_STREAM_CPU_MS, "priced, SQLite", "20-chunk stream")
+    added_p50(pg, TARGET_PG_ADDED_P50_MS, "priced, PostgreSQL + Redis")
+    cpu(pg, "plain", TARGET_PG_CPU_MS, "priced, PostgreSQL + Redis", "request")
+    added_p50(free, TARGET_FREE_ADDED_P50_MS, "free model, SQLite (no regression)")
     return results
+
+
+def db_load(target: Target, database, budget: Budget) -> dict:
+    """The database's own work per priced request: one more non-streaming cell at concurrency 8,
+    between two snapshots of the server's statistics."""
+    from pg_load import per_request, settle_stats
+
+    settle_stats()
+    before = database.snapshot()
+    cell = measure(target, "plain", 8, Budget(budget.requests, budget.seconds, 0, 0.0))
+    settle_stats()
+    after = database.snapshot()
+    return {"requests": cell.get("requests", 0) + cell["errors"],
+            **per_request(before, after, cell.get("requests", 0) + cell["errors"])}
+
+
+def db_line(figures: dict) -> str:
+    statements = (f"{figures['statements_per_req']:.2f} statements (pg_stat_statements)" if "statements_per_req" in figures
+                  else f"{figures['function_calls_per_req']:.2f} hot-path function calls (pg_stat_statements not loaded)")
+    return (f"PostgreSQL per priced request ({figures['requests']} requests, non-streaming, c=8): "
+            f"{figures['xacts_per_req']:.2f} transactions, {statements}, {figures['row_writes_per_req']:.2f} rows written, "
+            f"{figures['db_cpu_ms_per_req']:.2f} ms CPU of its backends")
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -360,8 +439,10 @@ def main() -> int:
     parser.add_argument("--requests", type=int, help="timed requests per cell (default 2000; --quick 200)")
     parser.add_argument("--seconds", type=float, help="time cap per cell (default 10; --quick 3)")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated (default 1,8,32)")
-    parser.add_argument("--targets", default="switchyard,passthrough,litellm",
-                        help="which proxies to measure besides the upstream baseline (default: all)")
+    parser.add_argument("--targets", default="switchyard,switchyard-pg,switchyard-free,passthrough,litellm",
+                        help="which proxies to measure besides the upstream baseline (default: all); switchyard is "
+                             "the priced model on SQLite, switchyard-pg the priced model on PostgreSQL + Redis, "
+                             "switchyard-free the unpriced model on SQLite")
     parser.add_argument("--keep-workdir", action="store_true", help="keep the temp dir (logs, configs, database)")
     args = parser.parse_args()
 
@@ -380,6 +461,8 @@ def main() -> int:
     cells: list[dict] = []
     notes: list[str] = []
     litellm_ran = False
+    database = None
+    db_figures: dict = {}
     started = time.monotonic()
     print(f"bench: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"{budget.requests} requests / {budget.seconds:g} s per cell after "
@@ -389,7 +472,20 @@ def main() -> int:
         print(f"upstream on {upstream.url} (pid {upstream.proc.pid})", file=sys.stderr)
         run_target(upstream, modes, concurrencies, budget, cells)
 
-        starters = [("switchyard", start_switchyard), ("passthrough", start_passthrough)]
+        starters = [("switchyard", lambda p, u: start_switchyard(p, u, flavour=Flavour("switchyard")))]
+        if "switchyard-pg" in wanted:
+            why = reachable(POSTGRES_URL, 5432) or reachable(REDIS_URL, 6379)
+            if why is None:
+                database = BenchDatabase(POSTGRES_URL)
+                database.create()
+                flavour = Flavour("switchyard-pg", postgres_url=database.url.replace("postgresql://", "postgresql+psycopg://", 1),
+                                  redis_url=REDIS_URL)
+                starters.append(("switchyard-pg", lambda p, u: start_switchyard(p, u, flavour=flavour)))
+            else:
+                notes.append(f"PostgreSQL + Redis row skipped: {POSTGRES_URL} or {REDIS_URL} not reachable ({why})")
+                print(notes[-1], file=sys.stderr)
+        starters.append(("switchyard-free", lambda p, u: start_switchyard(p, u, flavour=Flavour("switchyard-free", priced=False))))
+        starters.append(("passthrough", start_passthrough))
         if "litellm" in wanted:
             if LITELLM_BIN.exists():
                 starters.append(("litellm", start_litellm))
@@ -404,6 +500,9 @@ def main() -> int:
             print(f"{name} on {target.url} (pid {target.proc.pid})", file=sys.stderr)
             try:
                 run_target(target, modes, concurrencies, budget, cells)
+                if name == "switchyard-pg":
+                    db_figures = db_load(target, database, budget)
+                    print(f"  {db_line(db_figures)}", file=sys.stderr)
             finally:
                 procs.stop(target.proc)
             litellm_ran = litellm_ran or name == "litellm"
@@ -415,6 +514,9 @@ def main() -> int:
         return 130
     finally:
         procs.stop_all()
+        if database is not None:
+            database.drop()
+            redis_cleanup(REDIS_URL, f"sybench:{os.getpid()}:")
         if args.keep_workdir:
             print(f"work dir kept: {workdir}", file=sys.stderr)
         else:
@@ -426,6 +528,9 @@ def main() -> int:
     print()
     print(table(cells))
     print()
+    if db_figures:
+        print(db_line(db_figures))
+        print()
     for note in notes:
         print(f"Note: {note}")
     flagged = [c for c in cells if c["errors"]]
@@ -441,7 +546,7 @@ def main() -> int:
         Path(args.json).write_bytes(orjson.dumps({
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
             "budget": budget.__dict__, "quick": args.quick, "elapsed_s": elapsed,
-            "cells": cells, "checks": results, "notes": notes,
+            "cells": cells, "checks": results, "notes": notes, "postgres_per_request": db_figures,
         }, option=orjson.OPT_INDENT_2))
     failed = flagged or any(r["result"] == "FAIL" for r in results)
     return 1 if failed else 0

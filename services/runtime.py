@@ -10,6 +10,7 @@ from datetime import timedelta
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy.engine import make_url
 
 from services.auth.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from services.auth.servicer import AuthServicer
@@ -17,7 +18,10 @@ from services.auth.store import DEFAULT_ACCOUNT_ID, KeyStore
 from services.auth.verifier import KeyVerifier
 from services.billing.ledger import Ledger
 from services.billing.metering import Metering
+from services.billing.pending import PendingWrites
+from services.billing.postgres_money import PostgresMoneyStore
 from services.billing.servicer import BillingServicer
+from services.billing.sqlite_money import SqliteMoneyStore
 from services.billing.usage_log import UsageLog
 from services.config import Settings
 from services.generation.log_store import GenerationLogStore
@@ -32,18 +36,18 @@ from services.local_channel import LocalChannel
 from services.policy import method_policies, service_descriptors
 from services.routing.catalogue import PriceCatalogue
 from services.routing.cooldown import CooldownTracker
-from services.telemetry.servicer import MetricsServicer
 from services.routing.registry import ModelRegistry
 from services.routing.router import Router
 from services.routing.servicer import RoutingServicer
-from services.storage.database import create_engine_for, is_sqlite, migrate, session_factory
+from services.storage.database import create_engine_for, is_sqlite, migrate, session_factory, sync_url
 from services.telemetry.calls import Telemetry
 from services.telemetry.calls import disabled as disabled_telemetry
+from services.telemetry.servicer import MetricsServicer
 from switchyard.auth.v1 import auth_pb2_grpc
 from switchyard.billing.v1 import billing_pb2_grpc
 from switchyard.generation.v1 import generation_pb2_grpc
-from switchyard.metrics.v1 import metrics_pb2_grpc
 from switchyard.health.v1 import health_pb2_grpc as sy_health_pb2_grpc
+from switchyard.metrics.v1 import metrics_pb2_grpc
 from switchyard.routing.v1 import routing_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,14 @@ def open_redis(settings: Settings):
     import redis.asyncio
 
     return redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def open_money_store(database_url: str):
+    """The ledger's hot path for this database: cached sqlite3 statements with group commit, or
+    server functions on PostgreSQL. Neither connects before its first use (the CLI never does)."""
+    if is_sqlite(database_url):
+        return SqliteMoneyStore(make_url(database_url).database)
+    return PostgresMoneyStore(make_url(sync_url(database_url)).set(drivername="postgresql").render_as_string(hide_password=False))
 
 
 class ServiceRuntime:
@@ -84,7 +96,8 @@ class ServiceRuntime:
         self.engine = create_engine_for(self.settings.database_url)
         self.sessions = session_factory(self.engine)
         self.store = KeyStore(self.sessions)
-        self.ledger = Ledger(self.sessions, serialize_writes=is_sqlite(self.settings.database_url))
+        self.money = open_money_store(self.settings.database_url)
+        self.ledger = Ledger(self.sessions, serialize_writes=is_sqlite(self.settings.database_url), money=self.money)
 
     async def start(self) -> int:
         settings = self.settings
@@ -109,7 +122,8 @@ class ServiceRuntime:
         await self.registry.refresh()
         self.router = Router(settings.providers, settings.routing, self.cooldown, telemetry=self.telemetry)
         self.usage_log = UsageLog(settings.database_url)
-        self.metering = Metering(self.ledger, self.usage_log, self.telemetry)
+        self.pending_writes = PendingWrites(self.ledger)
+        self.metering = Metering(self.ledger, self.usage_log, self.pending_writes, self.telemetry)
         generation = settings.generation
         # Loaded before serving: a broken admin template stops start-up with a clear message.
         self.templates = TemplateCatalogue.load(generation.template_files, generation.templates)
@@ -146,6 +160,7 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(self.registry.run_refresher()))
         self._tasks.append(asyncio.create_task(self.usage_log.run()))
         self._tasks.append(asyncio.create_task(self._sweep_stale_holds()))
+        self._tasks.append(asyncio.create_task(self.pending_writes.run()))
         self._tasks.append(asyncio.create_task(self.webhooks.run()))
         metrics = self.telemetry.metrics
         if metrics is not None:
@@ -214,6 +229,7 @@ class ServiceRuntime:
                 await task
         if self.metering is not None:
             await self.metering.drain()  # streams that ended during shutdown still get charged
+            await self.pending_writes.retry()  # one last try; what still fails is left to the stale sweep
         if self.usage_log is not None:
             await self.usage_log.flush()  # no usage row is lost on SIGTERM
             self.usage_log.close()
@@ -225,4 +241,5 @@ class ServiceRuntime:
         if self.redis is not None:
             await self.redis.aclose()
         if self.engine is not None:
+            await self.money.close()
             await self.engine.dispose()

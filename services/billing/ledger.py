@@ -6,6 +6,9 @@ and gateway replicas race on a shared database, nothing is ever spent that is no
 charges the real cost in the same transaction as its ledger row, whose unique charge key
 (reservation id, attempt) makes a second settlement of the same reservation impossible. The wallet
 balance is kept equal to the sum of the ledger; `audit()` checks it.
+
+Those three hot operations run through a MoneyStore (sqlite_money / postgres_money: driver-level
+statements, one round trip per phase); SQLModel serves the rest (top-ups, reads, the ledger pages).
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from decimal import Decimal
 
 from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.billing.money_rules import MoneyStore, Refused, Unheld
 from services.errors import Reason, ServiceError
 from services.storage.database import utcnow
 from services.storage.tables import ApiKeyRecord, KeySpendRow, LedgerRow, ReservationRow, WalletRow
@@ -108,6 +111,8 @@ class Reservation:
     account_id: str
     key_id: str
     amount_nano: int
+    month: str = ""
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +129,11 @@ def _insert_ignore(session: AsyncSession, table, values: dict):
 
 
 class Ledger:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], serialize_writes: bool) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], serialize_writes: bool, money: MoneyStore | None = None) -> None:
         self._sessions = sessions
+        # The hot path (reserve, settle, release): driver-level statements, no ORM session. Without
+        # it (the CLI's top-ups) the ledger serves the control plane only.
+        self._money = money
         # SQLite has one writer at a time anyway; queueing in-process avoids lock-timeout storms.
         self._lock = asyncio.Lock() if serialize_writes else None
 
@@ -201,103 +209,45 @@ class Ledger:
         """Hold `amount_nano` for a request, or fail with 402 insufficient_balance / spend_cap_reached."""
         now = now or utcnow()
         month = month_of(now)
-        reservation = Reservation(f"res_{secrets.token_hex(10)}", account_id, key_id, amount_nano)
-        async with self._write() as session:
-            held = await session.exec(
-                update(WalletRow)
-                .where(WalletRow.account_id == account_id, WalletRow.balance_nano - WalletRow.reserved_nano >= amount_nano)
-                .values(reserved_nano=WalletRow.reserved_nano + amount_nano)
+        reservation = Reservation(f"res_{secrets.token_hex(10)}", account_id, key_id, amount_nano, month, request_id)
+        refused = await self._money.reserve(
+            reservation_id=reservation.id, account_id=account_id, key_id=key_id, month=month, amount_nano=amount_nano,
+            spend_cap_nano=spend_cap_nano, request_id=request_id, now=now,
+        )
+        if refused is Refused.BALANCE:
+            available = await self.wallet(account_id)
+            raise ServiceError(
+                Reason.ERROR_REASON_INSUFFICIENT_BALANCE,
+                f"Insufficient balance: this request may cost up to ${usd_text(amount_nano)}, and the wallet has "
+                f"${usd_text(max(0, available.balance_nano - available.reserved_nano))} available. Top up the wallet.",
+                metadata={"requiredNanoUsd": str(amount_nano)},
             )
-            if held.rowcount != 1:
-                await session.rollback()
-                available = await self.wallet(account_id)
-                raise ServiceError(
-                    Reason.ERROR_REASON_INSUFFICIENT_BALANCE,
-                    f"Insufficient balance: this request may cost up to ${usd_text(amount_nano)}, and the wallet has "
-                    f"${usd_text(max(0, available.balance_nano - available.reserved_nano))} available. Top up the wallet.",
-                    metadata={"requiredNanoUsd": str(amount_nano)},
-                )
-            if spend_cap_nano is not None:
-                await session.exec(_insert_ignore(session, KeySpendRow.__table__, {"key_id": key_id, "month": month, "spent_nano": 0, "reserved_nano": 0}))
-                within = await session.exec(
-                    update(KeySpendRow)
-                    .where(
-                        KeySpendRow.key_id == key_id, KeySpendRow.month == month,
-                        KeySpendRow.spent_nano + KeySpendRow.reserved_nano + amount_nano <= spend_cap_nano,
-                    )
-                    .values(reserved_nano=KeySpendRow.reserved_nano + amount_nano)
-                )
-                if within.rowcount != 1:
-                    await session.rollback()
-                    raise ServiceError(
-                        Reason.ERROR_REASON_SPEND_CAP_REACHED,
-                        f"This key's monthly spend cap of ${usd_text(spend_cap_nano)} would be exceeded "
-                        f"(this request may cost up to ${usd_text(amount_nano)}).",
-                        metadata={"spendCapNanoUsd": str(spend_cap_nano)},
-                    )
-            session.add(ReservationRow(
-                id=reservation.id, account_id=account_id, key_id=key_id, month=month, amount_nano=amount_nano,
-                capped=spend_cap_nano is not None, request_id=request_id, created_at=now,
-            ))
-            await session.commit()
+        if refused is Refused.SPEND_CAP:
+            raise ServiceError(
+                Reason.ERROR_REASON_SPEND_CAP_REACHED,
+                f"This key's monthly spend cap of ${usd_text(spend_cap_nano)} would be exceeded "
+                f"(this request may cost up to ${usd_text(amount_nano)}).",
+                metadata={"spendCapNanoUsd": str(spend_cap_nano)},
+            )
         return reservation
 
-    async def settle(self, reservation_id: str, cost: int, *, attempt: int = 0, note: str = "") -> int | None:
+    async def settle(self, reservation: Reservation | str, cost: int, *, attempt: int = 0, note: str = "") -> int | None:
         """Charge `cost` against a reservation and release the rest. Returns what was charged, or
-        None if the reservation was already settled or released (nothing happens twice)."""
-        async with self._write() as session:
-            held = (await session.exec(select(ReservationRow).where(ReservationRow.id == reservation_id).with_for_update())).first()
-            if held is None:
-                return None
-            wallet = (await session.exec(select(WalletRow).where(WalletRow.account_id == held.account_id).with_for_update())).first()
-            # Never drive a balance negative: beyond its reservation a request may only take what is free.
-            free = max(0, wallet.balance_nano - wallet.reserved_nano)
-            charged = min(cost, held.amount_nano + free)
-            await session.exec(
-                update(WalletRow).where(WalletRow.account_id == held.account_id).values(
-                    balance_nano=WalletRow.balance_nano - charged, reserved_nano=WalletRow.reserved_nano - held.amount_nano
-                )
-            )
-            await self._count_spend(session, held, charged)
-            charge_key = f"{held.id}:{attempt}"
-            if charged:
-                session.add(LedgerRow(
-                    account_id=held.account_id, kind="charge", amount_nano=-charged, key_id=held.key_id,
-                    request_id=held.request_id, charge_key=charge_key, note=note[:500], created_at=utcnow(),
-                ))
-            await session.delete(held)
-            try:
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                # Settled already by a racing path (the charge key exists): nothing more to do. Any
-                # other refusal is a failed charge, which the caller must not treat as a free one.
-                if (await session.exec(select(LedgerRow.id).where(LedgerRow.charge_key == charge_key))).first() is not None:
-                    return None
-                raise
-        return charged
+        None if it was charged already (nothing happens twice). The charge is at most the hold plus
+        what the wallet has free, and never takes a capped key past its cap (read at settlement, so a
+        cap lowered since admission holds too). Given the Reservation (not only its id), a hold that
+        is gone uncharged (lost in a database crash, swept while the request ran) is still charged,
+        within the same bounds."""
+        if isinstance(reservation, str):
+            reservation_id, unheld = reservation, None  # only the id: a hold that is gone is not charged
+        else:
+            reservation_id = reservation.id
+            unheld = Unheld(reservation.account_id, reservation.key_id, reservation.month, reservation.request_id)
+        return await self._money.settle(reservation_id, cost, f"{reservation_id}:{attempt}", note, utcnow(), unheld)
 
     async def release(self, reservation_id: str) -> bool:
         """Give a failed request's hold back, charging nothing."""
-        async with self._write() as session:
-            held = (await session.exec(select(ReservationRow).where(ReservationRow.id == reservation_id).with_for_update())).first()
-            if held is None:
-                return False
-            await session.exec(
-                update(WalletRow).where(WalletRow.account_id == held.account_id)
-                .values(reserved_nano=WalletRow.reserved_nano - held.amount_nano)
-            )
-            await self._count_spend(session, held, 0)
-            await session.delete(held)
-            await session.commit()
-        return True
-
-    async def _count_spend(self, session: AsyncSession, held: ReservationRow, charged: int) -> None:
-        await session.exec(_insert_ignore(session, KeySpendRow.__table__, {"key_id": held.key_id, "month": held.month, "spent_nano": 0, "reserved_nano": 0}))
-        values = {"spent_nano": KeySpendRow.spent_nano + charged}
-        if held.capped:
-            values["reserved_nano"] = KeySpendRow.reserved_nano - held.amount_nano
-        await session.exec(update(KeySpendRow).where(KeySpendRow.key_id == held.key_id, KeySpendRow.month == held.month).values(**values))
+        return await self._money.release(reservation_id)
 
     async def release_stale(self, older_than: timedelta) -> int:
         """Release holds of requests that can no longer finish (their process died mid-request)."""

@@ -15,11 +15,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from services.billing.ledger import MAX_AMOUNT_NANO, Ledger, Reservation, cost_nano
+from services.billing.pending import PendingWrites
 from services.billing.usage_log import UsageLog
 from services.call_context import CallContext
 from services.errors import Reason, ServiceError
 from services.routing.adapters.base import estimate_tokens
 from services.storage.database import utcnow
+from services.storage.outages import log_safe
 from services.telemetry.calls import Telemetry
 from services.telemetry.calls import disabled as disabled_telemetry
 from services.telemetry.tracing import fail
@@ -45,9 +47,11 @@ def prompt_token_bound(text: str, items: int) -> int:
 
 
 class Metering:
-    def __init__(self, ledger: Ledger, usage_log: UsageLog, telemetry: Telemetry | None = None) -> None:
+    def __init__(self, ledger: Ledger, usage_log: UsageLog, pending: PendingWrites, telemetry: Telemetry | None = None) -> None:
         self.ledger = ledger
         self.usage_log = usage_log
+        # Releases and settlements that met a dead database, retried as soon as it is back.
+        self.pending = pending
         self.telemetry = telemetry or disabled_telemetry()
         self._settling: set[asyncio.Task] = set()
 
@@ -138,20 +142,27 @@ class Meter:
             if span is not None:
                 span.end()
 
-    async def settle(self, usage: usage_pb2.TokenUsage, cost: int | None = None) -> int:
+    async def settle(self, usage: usage_pb2.TokenUsage, cost: int | None = None, *, delivered: bool = False) -> int:
         """Charge for `usage` (or the given `cost`, for prices not per token); on a database
-        failure the caller gets BILLING_FAILED, not the content."""
+        failure the caller gets BILLING_FAILED, not the content. Once the database is back, the hold
+        is released (the content was withheld) or, for output already `delivered` (a stream),
+        settled for what was produced."""
         cost = self.cost(usage) if cost is None else cost
         charged = cost
         span = self._metering.telemetry.child(self._ctx.record, "switchyard.settlement") if self._reservation is not None else None
         try:
             if self._reservation is not None:
-                settled = await self._metering.ledger.settle(self._reservation.id, cost)
+                settled = await self._metering.ledger.settle(self._reservation, cost)
                 charged = settled if settled is not None else 0
         except Exception as exc:  # noqa: BLE001
-            logging.getLogger(__name__).exception("could not record charge (request %s)", self._ctx.request_id)
+            # By type only: a driver's error text can quote the row being written.
+            logging.getLogger(__name__).error("could not record charge (request %s): %s", self._ctx.request_id, log_safe(exc))
             if span is not None:
                 fail(span, "billing_failed")
+            if delivered:
+                self._metering.pending.settle(self._reservation, cost)
+            else:
+                self._metering.pending.release(self._reservation)
             self._log("error", usage, 0, "billing_failed")
             raise ServiceError(Reason.ERROR_REASON_BILLING_FAILED, "The charge for this request could not be recorded; it was not delivered.") from exc
         finally:
@@ -163,7 +174,11 @@ class Meter:
 
     async def fail(self, error: BaseException | None) -> None:
         if self._reservation is not None:
-            await self._metering.ledger.release(self._reservation.id)
+            try:
+                await self._metering.ledger.release(self._reservation.id)
+            except Exception:  # noqa: BLE001 - the request's own error is what the caller must see
+                logging.getLogger(__name__).warning("could not release hold (request %s); retrying later", self._ctx.request_id)
+                self._metering.pending.release(self._reservation)
         code = error.info.code if isinstance(error, ServiceError) else "cancelled"
         self._log("error", usage_pb2.TokenUsage(), 0, code)
 
@@ -247,6 +262,6 @@ class Meter:
             await self.fail(error)
             return
         try:
-            await self.settle(usage)
+            await self.settle(usage, delivered=True)
         except ServiceError:
             pass  # already logged; the stream is over, nothing more to withhold

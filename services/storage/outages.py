@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import traceback
 
+import asyncpg
 import psycopg
 import redis.exceptions
 from sqlalchemy import exc as sa_exc
@@ -24,6 +25,10 @@ RETRY_AFTER_SECONDS = 2
 _SQLITE_TRANSIENT = ("database is locked", "database table is locked", "disk i/o error", "unable to open database",
                      "database or disk is full", "attempt to write a readonly database")
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# The money hot path talks to PostgreSQL through asyncpg: a lost or refused connection, a server
+# starting up or shutting down, or no connection slot free.
+_ASYNCPG_DOWN = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+                 asyncpg.TooManyConnectionsError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)
 
 
 def _is_outage_itself(exc: BaseException) -> bool:
@@ -37,7 +42,8 @@ def _is_outage_itself(exc: BaseException) -> bool:
         return any(text in str(exc).lower() for text in _SQLITE_TRANSIENT)
     if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
         return True
-    return isinstance(exc, _REDIS_DOWN)
+    # ConnectionError and TimeoutError: a socket to a store refused, reset or silent.
+    return isinstance(exc, (*_REDIS_DOWN, *_ASYNCPG_DOWN, ConnectionError, TimeoutError))
 
 
 def is_store_outage(exc: BaseException) -> bool:
