@@ -66,7 +66,7 @@ class PostgresMoneyStore:
 
     async def _call(self, statement: str, *args):
         async with self._slots:
-            held = self._idle.pop() if self._idle else await self._connect()
+            held = self._take_idle() or await self._connect()
             try:
                 value = await held.statements[statement].fetchval(*args)
             except asyncpg.PostgresError:
@@ -79,6 +79,16 @@ class PostgresMoneyStore:
                 raise
             self._idle.append(held)
             return value
+
+    def _take_idle(self) -> _Connection | None:
+        # An idle connection whose server went away (a restart, a cut network) is closed by the time
+        # the loop has read its EOF: never hand one out, or the first call after an outage fails.
+        while self._idle:
+            held = self._idle.pop()
+            if not held.connection.is_closed():
+                return held
+            held.connection.terminate()
+        return None
 
     async def _connect(self) -> _Connection:
         connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout, statement_cache_size=0)
