@@ -30,7 +30,6 @@ from edge.transcode import JsonStyle, TranscodeError, body_relative, build_reque
 from services.call_context import new_request_id, sane_request_id
 from services.errors import Reason
 from services.policy import service_descriptors
-from services.telemetry import access_log
 from services.telemetry.calls import ROUTE_METADATA, SURFACE_METADATA, UPSTREAM_MS_METADATA, Telemetry
 from services.telemetry.calls import disabled as disabled_telemetry
 
@@ -185,8 +184,8 @@ class Edge:
         response.headers[_OVERHEAD_HEADER] = f"{max(0.0, elapsed - upstream_seconds) * 1000:.3f}"
         span = request.state.span
         status = getattr(response, "status_code", 200)
-        if not request.state.reached_services and self.telemetry.access_log_enabled:
-            access_log.edge_only(f"{request.method} {request.url.path}"[:200], surface, request_id, status, _reason_of(response), elapsed)
+        if not request.state.reached_services and self.telemetry.access_log is not None:
+            self.telemetry.access_log.edge_only(f"{request.method} {request.url.path}"[:200], surface, request_id, status, _reason_of(response), elapsed)
         if span is not None:
             span.set_attribute("http.response.status_code", status)
             if isinstance(response, EventStreamResponse):

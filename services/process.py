@@ -64,6 +64,7 @@ class GatewayProcess:
                 loop.add_signal_handler(sig, self.request_stop)
         telemetry = for_settings(settings, "switchyard" if self.mode == "embedded" else f"switchyard-{self.mode}")
         metrics_server = None
+        access_writer = asyncio.create_task(telemetry.access_log.run()) if telemetry.access_log is not None else None
         try:
             if telemetry.metrics is not None and settings.metrics.port is not None:
                 metrics_server, _ = start_http_server(settings.metrics.port, addr=settings.metrics.host, registry=telemetry.metrics.registry)
@@ -114,6 +115,10 @@ class GatewayProcess:
                 metrics_server.shutdown()
                 metrics_server.server_close()
             telemetry.tracing.shutdown()  # exports the spans still buffered
+            if access_writer is not None:
+                access_writer.cancel()  # it writes what is left as it goes
+                with contextlib.suppress(asyncio.CancelledError):
+                    await access_writer
 
     def request_stop(self) -> None:
         if self._stopping and self._edge is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from services.telemetry import access_log
+from services.telemetry.access_log import REFUSALS, AccessLog
 from services.telemetry.metrics import SURFACES, GatewayMetrics
 from services.telemetry.tracing import Tracing, fail
 
@@ -48,10 +48,10 @@ class CallRecord:
 class Telemetry:
     """What the gateway reports about itself: metrics (or None when off), traces, access logs."""
 
-    def __init__(self, metrics: GatewayMetrics | None, tracing: Tracing, *, access_log_enabled: bool = True) -> None:
+    def __init__(self, metrics: GatewayMetrics | None, tracing: Tracing, access_log: AccessLog | None) -> None:
         self.metrics = metrics
         self.tracing = tracing
-        self.access_log_enabled = access_log_enabled
+        self.access_log = access_log
 
     def begin(self, rpc: str, metadata) -> CallRecord:
         carrier = dict(metadata or ())
@@ -72,7 +72,7 @@ class Telemetry:
         seconds = time.perf_counter() - record.started
         if self.metrics is not None:
             self.metrics.rpc_finished(record.rpc, record.surface, record.code, record.reason, seconds, record.upstream_seconds)
-            if record.reason in access_log.REFUSALS:
+            if record.reason in REFUSALS:
                 self.metrics.refusals.labels(record.reason).inc()
         span = record.span
         if span is not None:
@@ -82,8 +82,8 @@ class Telemetry:
             if record.model:
                 span.set_attribute("gen_ai.request.model", record.model)
             span.end()
-        if self.access_log_enabled:
-            access_log.write(record, seconds, _trace_id(span))
+        if self.access_log is not None:
+            self.access_log.request(record, seconds, _trace_id(span))
 
     def child(self, record: CallRecord | None, name: str, kind: str = "INTERNAL", attributes=None):
         """A span under the call's own, or None when tracing is off (callers skip all span work)."""
@@ -100,9 +100,10 @@ def _trace_id(span) -> str:
 
 def for_settings(settings, service_name: str = "switchyard") -> Telemetry:
     metrics = GatewayMetrics(account_label=settings.metrics.account_label) if settings.metrics.enabled else None
-    return Telemetry(metrics, Tracing(service_name), access_log_enabled=settings.logging.access_log)
+    access_log = AccessLog(settings.logging.format) if settings.logging.access_log else None
+    return Telemetry(metrics, Tracing(service_name), access_log)
 
 
 def disabled() -> Telemetry:
     """No metrics, no traces, no access log: for tools (the CLI) and tests that want none."""
-    return Telemetry(None, Tracing("switchyard", env={}), access_log_enabled=False)
+    return Telemetry(None, Tracing("switchyard", env={}), None)

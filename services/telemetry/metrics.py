@@ -87,6 +87,7 @@ class GatewayMetrics:
         self.usage_log_depth = Gauge("switchyard_usage_log_queue_depth", "Usage-log rows waiting to be written.", registry=r)
         self.webhook_depth = Gauge("switchyard_webhook_queue_depth", "Webhook deliveries pending.", registry=r)
         self.webhook_lag = Gauge("switchyard_webhook_lag_seconds", "Age of the oldest pending webhook delivery.", registry=r)
+        self._children: dict[tuple, object] = {}
         self.loop_lag = Histogram(
             "switchyard_event_loop_lag_seconds", "How late the event loop ran a timer: time the loop was blocked.",
             buckets=_OVERHEAD_BUCKETS, registry=r,
@@ -97,10 +98,19 @@ class GatewayMetrics:
 
     # -- what the gateway reports ------------------------------------------------------------
 
+    def _series(self, metric, *labels):
+        """metric.labels(*labels), remembered: labels() costs a lock and a lookup on every call, and
+        the label values here come from bounded sets (the contract, the configuration)."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def rpc_finished(self, rpc: str, surface: str, code: str, reason: str, seconds: float, upstream_seconds: float) -> None:
-        self.requests.labels(rpc, surface, code, reason).inc()
-        self.request_duration.labels(rpc, surface).observe(seconds)
-        self.overhead.labels(rpc).observe(max(0.0, seconds - upstream_seconds))
+        self._series(self.requests, rpc, surface, code, reason).inc()
+        self._series(self.request_duration, rpc, surface).observe(seconds)
+        self._series(self.overhead, rpc).observe(max(0.0, seconds - upstream_seconds))
 
     def billed(self, row: dict, first_token: float | None, started: float, finished: float) -> None:
         """A request's usage-log row, as the meter writes it."""
@@ -108,20 +118,20 @@ class GatewayMetrics:
         if self.account_label:
             labels += (row["account_id"],)
         if row["input_tokens"]:
-            self.tokens.labels(*labels, "input").inc(row["input_tokens"])
+            self._series(self.tokens, *labels, "input").inc(row["input_tokens"])
         if row["output_tokens"]:
-            self.tokens.labels(*labels, "output").inc(row["output_tokens"])
+            self._series(self.tokens, *labels, "output").inc(row["output_tokens"])
         if row["cost_nano"]:
-            self.cost.labels(*labels).inc(row["cost_nano"])
+            self._series(self.cost, *labels).inc(row["cost_nano"])
         if first_token is not None and row["streamed"]:
-            self.ttft.labels(row["model"]).observe(first_token - started)
+            self._series(self.ttft, row["model"]).observe(first_token - started)
             generating = finished - first_token
             if generating > 0 and row["output_tokens"]:
-                self.tokens_per_second.labels(row["model"]).observe(row["output_tokens"] / generating)
+                self._series(self.tokens_per_second, row["model"]).observe(row["output_tokens"] / generating)
 
     def upstream_attempt(self, provider: str, deployment: str, outcome: str, attempt: str, seconds: float) -> None:
-        self.upstream.labels(provider, deployment, outcome, attempt).inc()
-        self.upstream_duration.labels(provider).observe(seconds)
+        self._series(self.upstream, provider, deployment, outcome, attempt).inc()
+        self._series(self.upstream_duration, provider).observe(seconds)
 
     async def sample_event_loop(self, interval: float = 0.5) -> None:
         """Forever: how late a timer fires is how long something blocked the loop."""
