@@ -193,6 +193,9 @@ class Flavour:
     priced: bool = True
     postgres_url: str | None = None  # a server URL; a fresh database is created on it for the run
     redis_url: str | None = None
+    # More YAML for the config (e.g. telemetry off) and environment (e.g. OTEL_* for tracing).
+    extra_config: str = ""
+    env: dict = field(default_factory=dict)
 
 
 def start_switchyard(procs: Processes, upstream: Target, entry: tuple[str, ...] = ("-m", "services.cli"),
@@ -206,8 +209,10 @@ def start_switchyard(procs: Processes, upstream: Target, entry: tuple[str, ...] 
         f"  bench-model: {{{PRICING if flavour.priced else ''}deployments: [{{provider: fast, model: bench-upstream}}]}}\n"
         # High enough never to trip: the limiter still runs on every request, as in production.
         "limits: {default_rate_limit_per_minute: 100000000}\n"
+        + flavour.extra_config
     )
-    env = {"SWITCHYARD_DATABASE_URL": f"sqlite:///{procs.workdir}/{flavour.name}.db", "BENCH_UPSTREAM_KEY": UPSTREAM_KEY}
+    env = {"SWITCHYARD_DATABASE_URL": f"sqlite:///{procs.workdir}/{flavour.name}.db", "BENCH_UPSTREAM_KEY": UPSTREAM_KEY,
+           **flavour.env}
     if flavour.postgres_url:
         env["SWITCHYARD_DATABASE_URL"] = flavour.postgres_url
     if flavour.redis_url:
@@ -225,6 +230,27 @@ def start_switchyard(procs: Processes, upstream: Target, entry: tuple[str, ...] 
     if flavour.priced:
         _top_up(url, key.group(1))
     return Target(flavour.name, url, key.group(1), "bench-model", proc)
+
+
+def start_otlp_sink() -> str:
+    """An OTLP/HTTP endpoint on 127.0.0.1 that accepts every export (in this process, a thread)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def _top_up(url: str, key: str) -> None:
@@ -442,7 +468,8 @@ def main() -> int:
     parser.add_argument("--targets", default="switchyard,switchyard-pg,switchyard-free,passthrough,litellm",
                         help="which proxies to measure besides the upstream baseline (default: all); switchyard is "
                              "the priced model on SQLite, switchyard-pg the priced model on PostgreSQL + Redis, "
-                             "switchyard-free the unpriced model on SQLite")
+                             "switchyard-free the unpriced model on SQLite; also switchyard-bare (priced, metrics and "
+                             "access log off) and switchyard-traced (priced, OTLP tracing on), run only when named")
     parser.add_argument("--keep-workdir", action="store_true", help="keep the temp dir (logs, configs, database)")
     args = parser.parse_args()
 
@@ -485,6 +512,14 @@ def main() -> int:
                 notes.append(f"PostgreSQL + Redis row skipped: {POSTGRES_URL} or {REDIS_URL} not reachable ({why})")
                 print(notes[-1], file=sys.stderr)
         starters.append(("switchyard-free", lambda p, u: start_switchyard(p, u, flavour=Flavour("switchyard-free", priced=False))))
+        # What telemetry costs (not run by default): the priced path without metrics and access log,
+        # and with tracing exported over OTLP/HTTP to a sink in this process.
+        starters.append(("switchyard-bare", lambda p, u: start_switchyard(p, u, flavour=Flavour(
+            "switchyard-bare", extra_config="metrics: {enabled: false}\nlogging: {access_log: false}\n"))))
+        if "switchyard-traced" in wanted:
+            sink = start_otlp_sink()
+            starters.append(("switchyard-traced", lambda p, u: start_switchyard(p, u, flavour=Flavour(
+                "switchyard-traced", env={"OTEL_EXPORTER_OTLP_ENDPOINT": sink, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}))))
         starters.append(("passthrough", start_passthrough))
         if "litellm" in wanted:
             if LITELLM_BIN.exists():
