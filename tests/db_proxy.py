@@ -1,4 +1,4 @@
-"""A TCP proxy between the gateway and a database, to simulate the database crashing and coming back.
+"""A TCP proxy between the gateway and a store (PostgreSQL, Redis), to simulate it crashing and coming back.
 
 Tests must not stop the shared PostgreSQL (or Redis) server, so they put this proxy in front of it and
 point the gateway at the proxy instead:

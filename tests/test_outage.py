@@ -14,7 +14,7 @@ from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy.engine import make_url
 
 from switchyard.billing.v1 import billing_pb2, billing_pb2_grpc
-from tests.outage_proxy import OutageProxy
+from tests.db_proxy import DbProxy
 from tests.test_billing import HI, auth, bill_config, topup
 
 HELLO_ANTHROPIC = {"model": "mock-chat", "max_tokens": 50, "messages": HI}
@@ -87,7 +87,7 @@ def assert_all_answer(gw, key_id: str) -> None:
     assert isinstance(grpc_wallet(gw), billing_pb2.GetWalletResponse)
 
 
-def outage_and_recovery(gw, proxy: OutageProxy, *, settle: float = 0.0) -> None:
+def outage_and_recovery(gw, proxy: DbProxy, *, settle: float = 0.0) -> None:
     """Every surface answers; the store is cut: every surface is 503 (UNAVAILABLE over gRPC);
     the store is back: every surface answers again, from the same gateway, not restarted."""
     created = requests.post(f"{gw.url}/v1/keys", json={"name": "spare"}, headers=auth(gw.admin_key), timeout=30)
@@ -105,7 +105,7 @@ def outage_and_recovery(gw, proxy: OutageProxy, *, settle: float = 0.0) -> None:
 @pytest.fixture
 def pg_proxy(postgres_url):
     url = make_url(postgres_url)
-    with OutageProxy(url.host, url.port or 5432) as proxy:
+    with DbProxy(url.host, url.port or 5432) as proxy:
         yield proxy, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
 
 
@@ -147,7 +147,7 @@ def test_a_locked_sqlite_database_is_503(make_gateway, tmp_path):
 
 def test_redis_outage_is_503_and_recovers(make_gateway, redis_url, redis_prefix):
     url = make_url(redis_url)
-    with OutageProxy(url.host, url.port or 6379) as proxy:
+    with DbProxy(url.host, url.port or 6379) as proxy:
         gw = make_gateway(**bill_config(), redis_url=f"redis://127.0.0.1:{proxy.port}/{url.database or 0}",
                           redis_prefix=redis_prefix)
         topup(gw, "10")
