@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from edge import console
 from edge.codecs import OPENAI_CODECS, Codec
 from edge.dialects.openai import DialectError
 from edge.errors import PublicError, error_body, from_rpc_error, public_error, surface_of
@@ -212,6 +213,10 @@ class Edge:
 
         metadata = [("x-request-id", request_id)]
         authorization = _credentials(request, surface)
+        if authorization is None:  # a browser signed in to the console
+            authorization, refusal = console.cookie_credential(request)
+            if refusal is not None:
+                return self.error(surface, refusal, request_id, {})
         if authorization:
             metadata.append(("authorization", _metadata_safe(authorization)))
         if binding.server_streaming:
@@ -338,6 +343,7 @@ def create_app(grpc_target: str, max_body_bytes: int, channel=None) -> Starlette
     app = Starlette(
         routes=[
             Route("/healthz", edge.healthz, methods=["GET", "HEAD"]),
+            *console.Console(edge).routes(),
             Route("/{path:path}", edge.dispatch, methods=_ALL_METHODS),
         ],
         lifespan=lifespan,

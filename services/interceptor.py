@@ -20,6 +20,8 @@ from services.policy import ADMIN_SCOPE, Audience, Policy
 
 log = logging.getLogger(__name__)
 
+_ANONYMOUS = Principal(key_id="", account_id="", scopes=frozenset(), rate_limit_per_minute=0, expires_at=None)
+
 # The account a key id belongs to, or None when there is no such key.
 KeyAccountLookup = Callable[[str], Awaitable["str | None"]]
 
@@ -64,6 +66,11 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         metadata = dict(context.invocation_metadata() or ())
         request_id = call_context.sane_request_id(metadata.get("x-request-id")) or call_context.new_request_id()
         headers: list[tuple[str, str]] = [("x-request-id", request_id)]
+        if policy.audience is Audience.PUBLIC:
+            # No credential to check: the request carries its own proof (a password, an invite
+            # token), which the servicer checks and rate-limits.
+            await context.send_initial_metadata(headers)
+            return call_context.CallContext(principal=_ANONYMOUS, request_id=request_id, policy=policy)
         try:
             principal = await self._verifier.verify(metadata.get("authorization"))
             try:

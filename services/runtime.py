@@ -14,6 +14,8 @@ from grpc_reflection.v1alpha import reflection
 from services.auth.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from services.auth.servicer import AuthServicer
 from services.auth.store import DEFAULT_ACCOUNT_ID, KeyStore
+from services.auth.user_servicer import UserServicer
+from services.auth.users import UserStore
 from services.auth.verifier import KeyVerifier
 from services.billing.ledger import Ledger
 from services.billing.metering import Metering
@@ -35,7 +37,7 @@ from services.routing.registry import ModelRegistry
 from services.routing.router import Router
 from services.routing.servicer import RoutingServicer
 from services.storage.database import create_engine_for, is_sqlite, migrate, session_factory
-from switchyard.auth.v1 import auth_pb2_grpc
+from switchyard.auth.v1 import auth_pb2_grpc, users_pb2_grpc
 from switchyard.billing.v1 import billing_pb2_grpc
 from switchyard.generation.v1 import generation_pb2_grpc
 from switchyard.health.v1 import health_pb2_grpc as sy_health_pb2_grpc
@@ -77,6 +79,7 @@ class ServiceRuntime:
         self.engine = create_engine_for(self.settings.database_url)
         self.sessions = session_factory(self.engine)
         self.store = KeyStore(self.sessions)
+        self.users = UserStore(self.sessions)
         self.ledger = Ledger(self.sessions, serialize_writes=is_sqlite(self.settings.database_url))
 
     async def start(self) -> int:
@@ -86,7 +89,7 @@ class ServiceRuntime:
         self.limiter = (
             RedisRateLimiter(self.redis, settings.redis_prefix) if self.redis is not None else InProcessRateLimiter()
         )
-        self.verifier = KeyVerifier(self.store, settings.key_cache_seconds)
+        self.verifier = KeyVerifier(self.store, settings.key_cache_seconds, sessions=self.users.principal_for_session)
         self.monitor = HealthMonitor(
             list(settings.providers.values()), settings.health, redis=self.redis, prefix=settings.redis_prefix
         )
@@ -142,6 +145,7 @@ class ServiceRuntime:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(
             AuthServicer(self.store, self.verifier, settings.limits.default_rate_limit_per_minute), server
         )
+        users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(self.users, self.limiter), server)
         sy_health_pb2_grpc.add_HealthServiceServicer_to_server(HealthServicer(self.monitor, self.cooldown), server)
         billing_pb2_grpc.add_BillingServiceServicer_to_server(
             BillingServicer(self.ledger, self.usage_log, self.store, self.sessions), server

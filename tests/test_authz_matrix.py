@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import sqlite3
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import grpc
@@ -20,7 +20,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.rpc import error_details_pb2, status_pb2
 
 from services.policy import DEFAULT_SCOPES, Audience, Policy, method_policies, policy_of, service_descriptors
-from switchyard.auth.v1 import auth_pb2, auth_pb2_grpc
+from services.auth.users import UserExists
+from switchyard.auth.v1 import auth_pb2, auth_pb2_grpc, users_pb2, users_pb2_grpc
 from switchyard.billing.v1 import billing_pb2, billing_pb2_grpc
 from switchyard.generation.v1 import generation_pb2, generation_pb2_grpc
 from switchyard.health.v1 import health_pb2, health_pb2_grpc
@@ -51,6 +52,8 @@ class World:
     victim_key: str               # a key of account A, the target of key RPCs
     db_path: str
     counter: int = 0
+    # What a preparation made for the request that follows it (a user id, an invite token).
+    prepared: dict = field(default_factory=dict)
 
     def fresh(self, prefix: str) -> str:
         self.counter += 1
@@ -76,6 +79,30 @@ def _put_victim_model(w: World) -> None:
     )
 
 
+_PASSWORD = "matrix-password-1"
+
+
+def _ensure_signin_user(w: World) -> None:
+    async def create():
+        try:
+            await w.gw.process.runtime.users.create_user(ACCOUNT_A, "signin@example.com", _PASSWORD, "member")
+        except UserExists:
+            pass
+
+    w.gw.call(create)
+
+
+def _victim_user(w: World) -> None:
+    email = f"{w.fresh('victim')}@example.com"
+    user = w.gw.call(lambda: w.gw.process.runtime.users.create_user(ACCOUNT_A, email, _PASSWORD, "member"))
+    w.prepared["user_id"] = user.id
+
+
+def _invite(w: World) -> None:
+    _, token = w.gw.call(lambda: w.gw.process.runtime.users.create_invite(ACCOUNT_A, "member", "matrix"))
+    w.prepared["invite"] = token
+
+
 # RPC name -> (stub class, request factory, optional preparation run by the operator first).
 # Every request aims at account A's resources wherever the RPC names a target.
 SAMPLES: dict[str, tuple[type, Callable[[World], object], Callable[[World], None] | None]] = {
@@ -83,6 +110,21 @@ SAMPLES: dict[str, tuple[type, Callable[[World], object], Callable[[World], None
     "ListKeys": (auth_pb2_grpc.AuthServiceStub, lambda w: auth_pb2.ListKeysRequest(account_id=ACCOUNT_A), None),
     "GetKey": (auth_pb2_grpc.AuthServiceStub, lambda w: auth_pb2.GetKeyRequest(key_id=w.victim_key), None),
     "RevokeKey": (auth_pb2_grpc.AuthServiceStub, lambda w: auth_pb2.RevokeKeyRequest(key_id=w.victim_key), None),
+    "SignIn": (users_pb2_grpc.UserServiceStub,
+               lambda w: users_pb2.SignInRequest(email="signin@example.com", password=_PASSWORD), _ensure_signin_user),
+    "SignOut": (users_pb2_grpc.UserServiceStub, lambda w: users_pb2.SignOutRequest(), None),
+    "GetCaller": (users_pb2_grpc.UserServiceStub, lambda w: users_pb2.GetCallerRequest(), None),
+    "ListUsers": (users_pb2_grpc.UserServiceStub, lambda w: users_pb2.ListUsersRequest(account_id=ACCOUNT_A), None),
+    "CreateUser": (users_pb2_grpc.UserServiceStub, lambda w: users_pb2.CreateUserRequest(
+        email=f"{w.fresh('new')}@example.com", password=_PASSWORD, account_id=ACCOUNT_A), None),
+    "DeleteUser": (users_pb2_grpc.UserServiceStub,
+                   lambda w: users_pb2.DeleteUserRequest(user_id=w.prepared["user_id"], account_id=ACCOUNT_A), _victim_user),
+    "CreateInvite": (users_pb2_grpc.UserServiceStub, lambda w: users_pb2.CreateInviteRequest(account_id=ACCOUNT_A), None),
+    "AcceptInvite": (users_pb2_grpc.UserServiceStub, lambda w: users_pb2.AcceptInviteRequest(
+        token=w.prepared["invite"], email=f"{w.fresh('invited')}@example.com", password=_PASSWORD), _invite),
+    "GetUsageSummary": (billing_pb2_grpc.BillingServiceStub,
+                        lambda w: billing_pb2.GetUsageSummaryRequest(account_id=ACCOUNT_A), None),
+    "ListAccounts": (billing_pb2_grpc.BillingServiceStub, lambda w: billing_pb2.ListAccountsRequest(), None),
     "CreateAccount": (billing_pb2_grpc.BillingServiceStub,
                       lambda w: billing_pb2.CreateAccountRequest(name="New", account_id=w.fresh("acct_matrix")), None),
     "TopUpWallet": (billing_pb2_grpc.BillingServiceStub,
@@ -136,6 +178,8 @@ def _md(key: str | None) -> list[tuple[str, str]]:
 def expected(policy: Policy, caller: str) -> tuple[grpc.StatusCode, str] | None:
     """What the declaration says this caller gets: None for admitted, else (code, ErrorInfo reason)."""
     refused_scope = (grpc.StatusCode.PERMISSION_DENIED, "INSUFFICIENT_SCOPE")
+    if policy.audience is Audience.PUBLIC:
+        return None  # no credential is read: the request's own proof (password, invite) decides
     if caller == "no key":
         return grpc.StatusCode.UNAUTHENTICATED, "MISSING_API_KEY"
     if caller == "revoked key":
@@ -278,6 +322,8 @@ def _file_with(policy_text: str) -> descriptor_pool.DescriptorPool:
     ('scope: "inference"', "no audience"),
     ('scope: "models:read" audience: AUDIENCE_OPERATOR', "needs scope"),
     ('scope: "admin" audience: AUDIENCE_ACCOUNT_ADMIN target: {key_field: "nope"}', "not a string field"),
+    ('scope: "inference" audience: AUDIENCE_PUBLIC', "public method declares no scope"),
+    ('audience: AUDIENCE_PUBLIC target: {account_field: "account_id"}', "public method declares no scope"),
 ])
 def test_an_rpc_without_a_complete_policy_cannot_be_served(policy_text, complaint):
     method = _file_with(policy_text).FindMethodByName("probe.Probe.Call")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+from datetime import timedelta
 
 from sqlalchemy import update
 from sqlmodel import select
@@ -13,6 +14,7 @@ from services import call_context
 from services.auth.store import KeyStore
 from services.billing.ledger import Ledger, month_of, parse_usd, usd
 from services.billing.usage_log import UsageLog
+from services.billing.usage_summary import default_window, summarize
 from services.errors import Reason, ServiceError, invalid_request
 from services.storage.database import timestamp_of, utcnow
 from services.storage.tables import Account, ApiKeyRecord, UsageRow
@@ -165,3 +167,50 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             for r in rows[:size]
         ]
         return billing_pb2.ListUsageResponse(records=records, next_page_token=_token(rows[size - 1].id) if len(rows) > size else "")
+
+    async def GetUsageSummary(self, request, context) -> billing_pb2.GetUsageSummaryResponse:
+        if request.status and request.status not in ("ok", "error"):
+            raise invalid_request("status must be ok or error.", "status")
+        start, end = default_window(utcnow())
+        if request.HasField("end_time"):
+            end = request.end_time.ToDatetime(tzinfo=end.tzinfo)
+            start = end - (utcnow() - start)
+        if request.HasField("start_time"):
+            start = request.start_time.ToDatetime(tzinfo=end.tzinfo)
+        if end - start > timedelta(days=400):
+            raise invalid_request("The window is at most 400 days.", "start_time")
+        await self._usage_log.flush()  # the charts include the call just made
+        buckets = await summarize(
+            self._sessions, call_context.current().account_id, start, end,
+            key_id=request.key_id, model=request.model, status=request.status,
+        )
+        return billing_pb2.GetUsageSummaryResponse(buckets=[
+            billing_pb2.UsageBucket(
+                day=b["day"], model=b["model"], requests=b["requests"], errors=b["errors"], input_tokens=b["input_tokens"],
+                output_tokens=b["output_tokens"], cost_nano_usd=b["cost_nano"], cost_usd=usd(b["cost_nano"]),
+            )
+            for b in buckets
+        ])
+
+    async def ListAccounts(self, request, context) -> billing_pb2.ListAccountsResponse:
+        size = _page_size(request.page_size)
+        after = ""
+        if request.page_token:
+            try:
+                after = base64.urlsafe_b64decode(request.page_token + "=" * (-len(request.page_token) % 4)).decode()
+            except ValueError:
+                raise invalid_request("page_token is not one this API returned.", "page_token") from None
+        async with self._sessions() as session:
+            query = select(Account).where(Account.id > after).order_by(Account.id).limit(size + 1)
+            accounts = list((await session.exec(query)).all())
+        more = len(accounts) > size
+        accounts = accounts[:size]
+        summaries = [
+            billing_pb2.AccountSummary(
+                account=billing_pb2.Account(id=a.id, name=a.name, create_time=timestamp_of(a.created_at)),
+                wallet=await self._wallet(a.id),
+            )
+            for a in accounts
+        ]
+        token = base64.urlsafe_b64encode(accounts[-1].id.encode()).decode().rstrip("=") if more else ""
+        return billing_pb2.ListAccountsResponse(accounts=summaries, next_page_token=token)

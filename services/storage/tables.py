@@ -228,3 +228,46 @@ class WebhookDeliveryRow(SQLModel, table=True):
     last_error: str = Field(default="", max_length=300)
     created_at: datetime = Field(sa_column=_utc_column(nullable=False))
     updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class UserRow(SQLModel, table=True):
+    """A person who signs in to the console; belongs to one account with a role ("owner" or "member")."""
+
+    __tablename__ = "users"
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(foreign_key="accounts.id", max_length=40, index=True)
+    # Stored lower-cased: one person, one address, however it is typed.
+    email: str = Field(max_length=320, unique=True)
+    # "scrypt$n$r$p$salt$hash" (services/auth/passwords.py); never the password.
+    password_hash: str = Field(max_length=300)
+    role: str = Field(max_length=10)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class UserSessionRow(SQLModel, table=True):
+    """A signed-in session. Like API keys, only the SHA-256 of its token is stored."""
+
+    __tablename__ = "user_sessions"
+
+    id: str = Field(primary_key=True, max_length=40)
+    token_hash: str = Field(max_length=64, unique=True)
+    user_id: str = Field(max_length=40, index=True)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    expires_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class UserInviteRow(SQLModel, table=True):
+    """A one-time invite into an account; only the SHA-256 of its token is stored."""
+
+    __tablename__ = "user_invites"
+
+    id: str = Field(primary_key=True, max_length=40)
+    token_hash: str = Field(max_length=64, unique=True)
+    account_id: str = Field(max_length=40)
+    role: str = Field(max_length=10)
+    created_by: str = Field(max_length=40)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    expires_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=_utc_column())

@@ -67,6 +67,16 @@ class BillingServiceStub:
                 request_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageRequest.SerializeToString,
                 response_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageResponse.FromString,
                 _registered_method=True)
+        self.GetUsageSummary = channel.unary_unary(
+                '/switchyard.billing.v1.BillingService/GetUsageSummary',
+                request_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.GetUsageSummaryRequest.SerializeToString,
+                response_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.GetUsageSummaryResponse.FromString,
+                _registered_method=True)
+        self.ListAccounts = channel.unary_unary(
+                '/switchyard.billing.v1.BillingService/ListAccounts',
+                request_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListAccountsRequest.SerializeToString,
+                response_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListAccountsResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -117,6 +127,21 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsageSummary(self, request, context):
+        """Requests, tokens and cost per UTC day and model (default: the last 30 days), aggregated by the
+        database over the indexed usage log, for the console's charts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccounts(self, request, context):
+        """Every account with its wallet, for the operator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -149,6 +174,16 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ListUsage,
                     request_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageRequest.FromString,
                     response_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageResponse.SerializeToString,
+            ),
+            'GetUsageSummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsageSummary,
+                    request_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.GetUsageSummaryRequest.FromString,
+                    response_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.GetUsageSummaryResponse.SerializeToString,
+            ),
+            'ListAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccounts,
+                    request_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListAccountsRequest.FromString,
+                    response_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListAccountsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -316,6 +351,60 @@ class BillingService:
             '/switchyard.billing.v1.BillingService/ListUsage',
             switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageRequest.SerializeToString,
             switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsageSummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.billing.v1.BillingService/GetUsageSummary',
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.GetUsageSummaryRequest.SerializeToString,
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.GetUsageSummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.billing.v1.BillingService/ListAccounts',
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.ListAccountsRequest.SerializeToString,
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.ListAccountsResponse.FromString,
             options,
             channel_credentials,
             insecure,
