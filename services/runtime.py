@@ -21,6 +21,7 @@ from services.billing.ledger import Ledger
 from services.billing.metering import Metering
 from services.billing.servicer import BillingServicer
 from services.billing.usage_log import UsageLog
+from services.billing.usage_summary import run_rollups
 from services.config import Settings
 from services.generation.log_store import GenerationLogStore
 from services.generation.servicer import GenerationServicer
@@ -137,6 +138,7 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(self.usage_log.run()))
         self._tasks.append(asyncio.create_task(self._sweep_stale_holds()))
         self._tasks.append(asyncio.create_task(self.webhooks.run()))
+        self._tasks.append(asyncio.create_task(run_rollups(self.sessions)))
         return self.grpc_port
 
     def _register(self, server) -> None:

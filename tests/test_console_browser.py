@@ -190,7 +190,7 @@ def test_the_console_end_to_end(gateway, browser):
     _shot(member, "member-refused")
     member.goto(f"{gateway.url}/console/#/usage")
     member.reload()
-    expect(member.locator("#summary-line")).to_be_visible()
+    expect(member.locator("#request-log tbody tr").filter(has_text="acme-chat").first).to_be_visible()
     _shot(member, "usage-phone")
 
     # Signing out ends the session.

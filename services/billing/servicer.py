@@ -171,12 +171,11 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def GetUsageSummary(self, request, context) -> billing_pb2.GetUsageSummaryResponse:
         if request.status and request.status not in ("ok", "error"):
             raise invalid_request("status must be ok or error.", "status")
-        start, end = default_window(utcnow())
-        if request.HasField("end_time"):
-            end = request.end_time.ToDatetime(tzinfo=end.tzinfo)
-            start = end - (utcnow() - start)
-        if request.HasField("start_time"):
-            start = request.start_time.ToDatetime(tzinfo=end.tzinfo)
+        now = utcnow()
+        end = request.end_time.ToDatetime(tzinfo=now.tzinfo) if request.HasField("end_time") else now
+        start = request.start_time.ToDatetime(tzinfo=now.tzinfo) if request.HasField("start_time") else default_window(end)[0]
+        if start >= end:
+            raise invalid_request("start_time must be before end_time.", "start_time")
         if end - start > timedelta(days=400):
             raise invalid_request("The window is at most 400 days.", "start_time")
         await self._usage_log.flush()  # the charts include the call just made

@@ -271,3 +271,28 @@ class UserInviteRow(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_utc_column(nullable=False))
     expires_at: datetime = Field(sa_column=_utc_column(nullable=False))
     used_at: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class UsageDailyRow(SQLModel, table=True):
+    """The usage log summed per closed UTC day, model, key and status (services/billing/usage_summary.py)."""
+
+    __tablename__ = "usage_daily"
+
+    account_id: str = Field(primary_key=True, max_length=40)
+    day: str = Field(primary_key=True, max_length=10)
+    model: str = Field(primary_key=True, max_length=200)
+    key_id: str = Field(primary_key=True, max_length=40)
+    status: str = Field(primary_key=True, max_length=10)
+    requests: int = Field(sa_column=Column(BigInteger, nullable=False))
+    input_tokens: int = Field(sa_column=Column(BigInteger, nullable=False))
+    output_tokens: int = Field(sa_column=Column(BigInteger, nullable=False))
+    cost_nano: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class UsageRollupState(SQLModel, table=True):
+    """The last UTC day of an account whose usage is in usage_daily; later days are summed from the log."""
+
+    __tablename__ = "usage_rollup_state"
+
+    account_id: str = Field(primary_key=True, max_length=40)
+    through_day: str = Field(max_length=10)

@@ -1,4 +1,4 @@
-"""console users, their sessions and invites
+"""console users, their sessions and invites; the daily usage rollup behind the console's charts
 
 Revision ID: 0006
 Revises: 0005
@@ -46,8 +46,28 @@ def upgrade() -> None:
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
     )
 
+    op.create_table(
+        "usage_daily",
+        sa.Column("account_id", sa.String(40), primary_key=True),
+        sa.Column("day", sa.String(10), primary_key=True),
+        sa.Column("model", sa.String(200), primary_key=True),
+        sa.Column("key_id", sa.String(40), primary_key=True),
+        sa.Column("status", sa.String(10), primary_key=True),
+        sa.Column("requests", sa.BigInteger(), nullable=False),
+        sa.Column("input_tokens", sa.BigInteger(), nullable=False),
+        sa.Column("output_tokens", sa.BigInteger(), nullable=False),
+        sa.Column("cost_nano", sa.BigInteger(), nullable=False),
+    )
+    op.create_table(
+        "usage_rollup_state",
+        sa.Column("account_id", sa.String(40), primary_key=True),
+        sa.Column("through_day", sa.String(10), nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("usage_rollup_state")
+    op.drop_table("usage_daily")
     op.drop_table("user_invites")
     op.drop_table("user_sessions")
     op.drop_table("users")
