@@ -103,11 +103,15 @@ def test_the_console_end_to_end(gateway, browser):
     ops.get_by_label("Account shown").select_option("acct_acme")
     ops.get_by_role("link", name="Billing").click()
     expect(ops.locator("#stat-balance")).to_have_text("$0.00")
-    expect(ops.get_by_role("alert").filter(has_text="Low balance")).to_be_visible()
+    # Acme's low-balance threshold: the warning shows below it, and goes once the top-up lands.
+    ops.get_by_label("Warn when available is below (USD)").fill("2")
+    ops.get_by_role("button", name="Save threshold").click()
+    expect(ops.get_by_role("alert").filter(has_text="Low balance")).to_contain_text("threshold of $2.00")
     ops.get_by_label("Amount (USD)").fill("5")
     ops.get_by_label("Note").fill("welcome credit")
     ops.get_by_role("button", name="Top up").click()
     expect(ops.locator("#stat-balance")).to_have_text("$5.00")
+    expect(ops.get_by_role("alert").filter(has_text="Low balance")).to_have_count(0)
     expect(ops.get_by_role("cell", name="welcome credit")).to_be_visible()
     _shot(ops, "billing-operator")
     ops.get_by_role("link", name="Models").click()
@@ -133,6 +137,14 @@ def test_the_console_end_to_end(gateway, browser):
     page.reload()
     page.get_by_role("row").filter(has_text="sdk-app").wait_for()
     assert secret not in page.content()
+    # Edit its limits: the list shows the new ones.
+    page.get_by_role("button", name="Edit sdk-app").click()
+    page.get_by_label("Rate limit (requests/minute)").last.fill("90")
+    page.get_by_label("Monthly spend cap (USD, empty: none)").fill("4")
+    page.get_by_role("button", name="Save changes").click()
+    edited = page.get_by_role("row").filter(has_text="sdk-app")
+    expect(edited).to_contain_text("90")
+    expect(edited).to_contain_text("$4.00")
     _shot(page, "keys")
 
     # The application uses the key; the request appears in usage with its cost.

@@ -222,6 +222,7 @@ async function keysPage(root) {
     api("GET", "/v1/models").catch(() => ({ data: [] })),
   ]);
   const secretBox = h("div", { id: "secret-slot" });
+  const editSlot = h("div", { id: "edit-slot" });
   const name = h("input", { name: "name", required: true, maxlength: "100" });
   const admin = h("input", { type: "checkbox", name: "admin" });
   const cap = h("input", { name: "cap", inputmode: "decimal", placeholder: "none" });
@@ -252,31 +253,46 @@ async function keysPage(root) {
     return [
       k.name, h("code", {}, `${k.prefix}…${k.lastFour}`), (k.scopes || []).join(" "),
       h("span", { class: "pill " + (active ? "ok" : "bad") }, k.state.replace("KEY_STATE_", "").toLowerCase()),
-      String(k.rateLimitPerMinute), (k.allowedModels || []).join(", ") || "all",
+      String(k.rateLimitPerMinute), k.spendCapUsd !== undefined ? usd(k.spendCapUsd, 2) : "none", (k.allowedModels || []).join(", ") || "all",
       k.expireTime ? when(k.expireTime) : "never", k.lastUseTime ? when(k.lastUseTime) : "—",
-      active ? capEditor(k, root) : "—",
-      active ? h("button", { type: "button", class: "danger", "aria-label": `Revoke ${k.name}`, onclick: (e) => {
-        if (!confirm(`Revoke ${k.name}? Every request with it is refused within a second.`)) return;
-        guarded(e.target, async () => { await api("POST", `/v1/keys/${k.id}:revoke`, {}); await keysPage(root); notice(`Revoked ${k.name}.`, true); });
-      } }, "Revoke") : "",
+      active ? h("span", { class: "row" },
+        h("button", { type: "button", class: "secondary", "aria-label": `Edit ${k.name}`, onclick: () => keyEditor(editSlot, k, root) }, "Edit"),
+        h("button", { type: "button", class: "danger", "aria-label": `Revoke ${k.name}`, onclick: (e) => {
+          if (!confirm(`Revoke ${k.name}? Every request with it is refused within a second.`)) return;
+          guarded(e.target, async () => { await api("POST", `/v1/keys/${k.id}:revoke`, {}); await keysPage(root); notice(`Revoked ${k.name}.`, true); });
+        } }, "Revoke")) : "",
     ];
   });
   root.replaceChildren(h("h1", { id: "page-title" }, "API keys", account ? ` · ${account}` : ""), secretBox,
     h("div", { class: "card" }, h("h2", {}, "Create a key"), form),
     h("h2", {}, "Keys"),
-    table(["Name", "Key", "Scopes", "State", { label: "Limit/min", num: true }, "Models", "Expires", "Last used", "Monthly cap", ""], rows,
-      "No keys yet: create one above."));
+    table(["Name", "Key", "Scopes", "State", { label: "Limit/min", num: true }, { label: "Cap/month", num: true }, "Models", "Expires", "Last used", ""], rows,
+      "No keys yet: create one above."), editSlot);
 }
 
-function capEditor(key, root) {
-  const input = h("input", { size: "6", inputmode: "decimal", placeholder: "USD", "aria-label": `Monthly cap of ${key.name} in USD` });
-  const save = h("button", { type: "button", class: "secondary", onclick: () => guarded(save, async () => {
-    const body = input.value.trim() ? { spendCapUsd: input.value.trim() } : { clear: true };
-    const spend = await api("POST", `/v1/keys/${key.id}:setSpendCap`, body);
-    notice(spend.spendCapUsd !== undefined ? `Cap of ${key.name}: ${usd(spend.spendCapUsd)} a month (spent ${usd(spend.spentUsd)}).`
-      : `${key.name} has no cap now.`, true);
-  }) }, "Set");
-  return h("span", { class: "row" }, input, save);
+function keyEditor(slot, key, root) {
+  const name = h("input", { name: "editName", value: key.name, maxlength: "100", required: true });
+  const cap = h("input", { name: "editCap", inputmode: "decimal", placeholder: "no cap",
+    value: key.spendCapUsd !== undefined ? String(key.spendCapUsd) : null });
+  const rate = h("input", { name: "editRate", type: "number", min: "1", value: String(key.rateLimitPerMinute) });
+  const models = h("input", { name: "editModels", list: "model-names", value: (key.allowedModels || []).join(", "), placeholder: "every model" });
+  const save = h("button", { type: "submit" }, "Save changes");
+  slot.replaceChildren(h("div", { class: "card" }, h("h2", {}, `Edit ${key.name}`),
+    h("form", { class: "grid", "aria-label": `Edit ${key.name}`, onsubmit: (e) => {
+      e.preventDefault();
+      guarded(save, async () => {
+        const list = models.value.split(/[\s,]+/).filter(Boolean);
+        await api("PATCH", `/v1/keys/${key.id}`, { name: name.value, rateLimitPerMinute: Number(rate.value),
+          ...(list.length ? { allowedModels: list } : { clearAllowedModels: true }) });
+        const spend = await api("POST", `/v1/keys/${key.id}:setSpendCap`, cap.value.trim() ? { spendCapUsd: cap.value.trim() } : { clear: true });
+        await keysPage(root);
+        notice(`Saved ${name.value}: ${rate.value}/min, ` + (spend.spendCapUsd !== undefined
+          ? `cap ${usd(spend.spendCapUsd)} a month (spent ${usd(spend.spentUsd)}).` : "no monthly cap."), true);
+      });
+    } }, field("Name", name), field("Monthly spend cap (USD, empty: none)", cap), field("Rate limit (requests/minute)", rate),
+      field("Allowed models", models), save,
+      h("button", { type: "button", class: "secondary", onclick: () => slot.replaceChildren() }, "Cancel"))));
+  name.focus();
 }
 
 function showSecret(slot, created) {
@@ -288,8 +304,6 @@ function showSecret(slot, created) {
 }
 
 // ---- billing ----------------------------------------------------------------------------------
-
-const LOW_BALANCE_USD = 1;
 
 async function billingPage(root) {
   const account = accountParam();
@@ -306,13 +320,15 @@ async function billingPage(root) {
   const spent = (summary.buckets || []).reduce((s, b) => s + Number(b.costUsd || 0), 0);
   const available = Number(wallet.availableUsd || 0);
   const parts = [h("h1", { id: "page-title" }, "Billing", ` · ${viewed()}`)];
-  if (available < LOW_BALANCE_USD) {
-    parts.push(h("div", { class: "warning", role: "alert" }, `Low balance: ${usd(available)} available. Requests to priced models are refused (402) when the wallet cannot cover them.`));
+  if (wallet.lowBalance) {
+    parts.push(h("div", { class: "warning", role: "alert" }, `Low balance: ${usd(available, 2)} available, below this account's threshold of ${usd(wallet.lowBalanceThresholdUsd, 2)}. ` +
+      "Requests to priced models are refused (402) when the wallet cannot cover them."));
   }
   parts.push(h("div", { class: "cards" },
     stat("Balance", usd(wallet.balanceUsd, 2), "balance"), stat("Reserved", usd(Number(wallet.reservedNanoUsd || 0) / 1e9), "reserved"),
     stat("Available", usd(available, 2), "available"), stat("Spent this month", usd(spent), "spent")));
   if (isOperator()) parts.push(topUpForm(viewed(), () => billingPage(root)));
+  if (isAdmin()) parts.push(thresholdForm(account, wallet, () => billingPage(root)));
   if (isAdmin()) {
     parts.push(h("h2", {}, "Ledger"));
     const slot = h("div", {});
@@ -326,6 +342,22 @@ async function billingPage(root) {
   } else {
     root.replaceChildren(...parts);
   }
+}
+
+function thresholdForm(account, wallet, after) {
+  const threshold = h("input", { name: "threshold", inputmode: "decimal", placeholder: "none",
+    value: wallet.lowBalanceThresholdUsd !== undefined ? String(wallet.lowBalanceThresholdUsd) : null });
+  const save = h("button", { type: "submit" }, "Save threshold");
+  return h("div", { class: "card" }, h("h2", {}, "Low-balance warning"),
+    h("form", { class: "grid", "aria-label": "Low-balance warning", onsubmit: (e) => {
+      e.preventDefault();
+      guarded(save, async () => {
+        const body = threshold.value.trim() ? { thresholdUsd: threshold.value.trim() } : { clear: true };
+        await api("POST", "/v1/wallet:setLowBalanceThreshold", { ...body, accountId: account });
+        await after();
+        notice(threshold.value.trim() ? `You are warned below ${usd(threshold.value, 2)}.` : "No low-balance warning.", true);
+      });
+    } }, field("Warn when available is below (USD)", threshold), save));
 }
 
 function stat(label, value, id) {

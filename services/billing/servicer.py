@@ -17,7 +17,7 @@ from services.billing.usage_log import UsageLog
 from services.billing.usage_summary import default_window, summarize
 from services.errors import Reason, ServiceError, invalid_request
 from services.storage.database import timestamp_of, utcnow
-from services.storage.tables import Account, ApiKeyRecord, UsageRow
+from services.storage.tables import Account, AccountSettingsRow, ApiKeyRecord, UsageRow
 from switchyard.billing.v1 import billing_pb2, billing_pb2_grpc
 
 _ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9_-]{1,35}")
@@ -64,10 +64,17 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def _wallet(self, account_id: str) -> billing_pb2.Wallet:
         state = await self._ledger.wallet(account_id)
         available = state.balance_nano - state.reserved_nano
-        return billing_pb2.Wallet(
+        wallet = billing_pb2.Wallet(
             account_id=account_id, balance_nano_usd=state.balance_nano, balance_usd=usd(state.balance_nano),
             reserved_nano_usd=state.reserved_nano, available_nano_usd=available, available_usd=usd(available),
         )
+        async with self._sessions() as session:
+            settings = await session.get(AccountSettingsRow, account_id)
+        if settings is not None and settings.low_balance_threshold_nano is not None:
+            threshold = settings.low_balance_threshold_nano
+            wallet.low_balance_threshold_nano_usd, wallet.low_balance_threshold_usd = threshold, usd(threshold)
+            wallet.low_balance = available < threshold
+        return wallet
 
     async def _key_spend(self, key_id: str, cap: int | None) -> billing_pb2.KeySpend:
         month = month_of(utcnow())
@@ -190,6 +197,21 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             )
             for b in buckets
         ])
+
+    async def SetLowBalanceThreshold(self, request, context) -> billing_pb2.SetLowBalanceThresholdResponse:
+        account_id = call_context.current().account_id
+        which = request.WhichOneof("threshold")
+        threshold = None if which == "clear" else _amount(request, "threshold_usd", "threshold_nano_usd", "threshold")
+        if threshold is not None and not 0 <= threshold <= 10**18:
+            raise invalid_request("threshold must be between 0 and 1,000,000,000 USD.", "threshold_usd")
+        async with self._sessions() as session:
+            if await session.get(Account, account_id) is None:
+                raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"No account {account_id!r}.", metadata={"resource": "account"})
+            row = await session.get(AccountSettingsRow, account_id) or AccountSettingsRow(account_id=account_id)
+            row.low_balance_threshold_nano = threshold
+            session.add(row)
+            await session.commit()
+        return billing_pb2.SetLowBalanceThresholdResponse(wallet=await self._wallet(account_id))
 
     async def ListAccounts(self, request, context) -> billing_pb2.ListAccountsResponse:
         size = _page_size(request.page_size)

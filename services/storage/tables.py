@@ -296,3 +296,12 @@ class UsageRollupState(SQLModel, table=True):
 
     account_id: str = Field(primary_key=True, max_length=40)
     through_day: str = Field(max_length=10)
+
+
+class AccountSettingsRow(SQLModel, table=True):
+    """Per-account preferences of the console, e.g. when to warn about a low balance."""
+
+    __tablename__ = "account_settings"
+
+    account_id: str = Field(primary_key=True, max_length=40)
+    low_balance_threshold_nano: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

@@ -64,8 +64,15 @@ def upgrade() -> None:
         sa.Column("through_day", sa.String(10), nullable=False),
     )
 
+    op.create_table(
+        "account_settings",
+        sa.Column("account_id", sa.String(40), primary_key=True),
+        sa.Column("low_balance_threshold_nano", sa.BigInteger(), nullable=True),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("account_settings")
     op.drop_table("usage_rollup_state")
     op.drop_table("usage_daily")
     op.drop_table("user_invites")

@@ -39,7 +39,7 @@ class KeySpend(_message.Message):
     def __init__(self, key_id: _Optional[str] = ..., month: _Optional[str] = ..., spent_nano_usd: _Optional[int] = ..., spent_usd: _Optional[float] = ..., spend_cap_nano_usd: _Optional[int] = ..., spend_cap_usd: _Optional[float] = ...) -> None: ...
 
 class Wallet(_message.Message):
-    __slots__ = ("account_id", "balance_nano_usd", "balance_usd", "reserved_nano_usd", "available_nano_usd", "available_usd", "key")
+    __slots__ = ("account_id", "balance_nano_usd", "balance_usd", "reserved_nano_usd", "available_nano_usd", "available_usd", "key", "low_balance_threshold_nano_usd", "low_balance_threshold_usd", "low_balance")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     BALANCE_NANO_USD_FIELD_NUMBER: _ClassVar[int]
     BALANCE_USD_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +47,9 @@ class Wallet(_message.Message):
     AVAILABLE_NANO_USD_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_USD_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    LOW_BALANCE_THRESHOLD_NANO_USD_FIELD_NUMBER: _ClassVar[int]
+    LOW_BALANCE_THRESHOLD_USD_FIELD_NUMBER: _ClassVar[int]
+    LOW_BALANCE_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     balance_nano_usd: int
     balance_usd: float
@@ -54,7 +57,10 @@ class Wallet(_message.Message):
     available_nano_usd: int
     available_usd: float
     key: KeySpend
-    def __init__(self, account_id: _Optional[str] = ..., balance_nano_usd: _Optional[int] = ..., balance_usd: _Optional[float] = ..., reserved_nano_usd: _Optional[int] = ..., available_nano_usd: _Optional[int] = ..., available_usd: _Optional[float] = ..., key: _Optional[_Union[KeySpend, _Mapping]] = ...) -> None: ...
+    low_balance_threshold_nano_usd: int
+    low_balance_threshold_usd: float
+    low_balance: bool
+    def __init__(self, account_id: _Optional[str] = ..., balance_nano_usd: _Optional[int] = ..., balance_usd: _Optional[float] = ..., reserved_nano_usd: _Optional[int] = ..., available_nano_usd: _Optional[int] = ..., available_usd: _Optional[float] = ..., key: _Optional[_Union[KeySpend, _Mapping]] = ..., low_balance_threshold_nano_usd: _Optional[int] = ..., low_balance_threshold_usd: _Optional[float] = ..., low_balance: _Optional[bool] = ...) -> None: ...
 
 class CreateAccountRequest(_message.Message):
     __slots__ = ("name", "account_id")
@@ -293,3 +299,21 @@ class ListAccountsResponse(_message.Message):
     accounts: _containers.RepeatedCompositeFieldContainer[AccountSummary]
     next_page_token: str
     def __init__(self, accounts: _Optional[_Iterable[_Union[AccountSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SetLowBalanceThresholdRequest(_message.Message):
+    __slots__ = ("account_id", "threshold_usd", "threshold_nano_usd", "clear")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_USD_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_NANO_USD_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    threshold_usd: str
+    threshold_nano_usd: int
+    clear: bool
+    def __init__(self, account_id: _Optional[str] = ..., threshold_usd: _Optional[str] = ..., threshold_nano_usd: _Optional[int] = ..., clear: _Optional[bool] = ...) -> None: ...
+
+class SetLowBalanceThresholdResponse(_message.Message):
+    __slots__ = ("wallet",)
+    WALLET_FIELD_NUMBER: _ClassVar[int]
+    wallet: Wallet
+    def __init__(self, wallet: _Optional[_Union[Wallet, _Mapping]] = ...) -> None: ...
