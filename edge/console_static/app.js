@@ -209,7 +209,7 @@ async function render() {
     await found.render(container, arg);
   } catch (err) {
     container.replaceChildren(h("h1", { id: "page-title" }, found.label),
-      h("p", { class: "error", role: "alert" }, err.status === 403 ? `Refused: ${err.message}` : err.message));
+      h("p", { class: "error", role: "alert" }, err.status === 403 ? `Refused: your role may not use this page (${err.message})` : err.message));
   }
 }
 

@@ -46,7 +46,10 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         email = normalize_email(request.email)
         if not email or not request.password:
             raise invalid_request("email and password are required.", "email" if not email else "password")
-        decision = await self._limiter.hit(f"login:{email}", LOGIN_ATTEMPTS_PER_MINUTE)
+        try:
+            decision = await self._limiter.hit(f"login:{email}", LOGIN_ATTEMPTS_PER_MINUTE)
+        except Exception as exc:  # noqa: BLE001 - unlimited guessing is not the fallback
+            raise ServiceError(Reason.ERROR_REASON_SERVICE_UNAVAILABLE, "Rate limiter unavailable; retry shortly.") from exc
         if not decision.allowed:
             raise ServiceError(
                 Reason.ERROR_REASON_RATE_LIMITED,
