@@ -45,7 +45,10 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_the_session_acts_as_owner(ga
     assert r.status_code == 200, r.text
     cookies = r.headers.get("set-cookie", "")
     assert "sy_session=sess_" in cookies and "HttpOnly" in cookies and "SameSite=strict" in cookies
-    assert "Secure" not in cookies  # plain HTTP here; on HTTPS the cookie is Secure
+    assert "Secure" not in cookies  # plain HTTP here; behind a TLS-terminating proxy the cookie is Secure:
+    behind_tls = requests.post(f"{gateway.url}/console/session", json={"email": "ops@example.com", "password": PASSWORD},
+                               headers={"X-Forwarded-Proto": "https"}, timeout=10)
+    assert "Secure" in behind_tls.headers["set-cookie"]
     browser = sign_in(gateway, "ops@example.com")
     me = browser.get(f"{gateway.url}/v1/me", timeout=10).json()
     assert me["accountId"] == "acct_default" and me["operator"] is True and "admin" in me["scopes"]

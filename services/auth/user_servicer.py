@@ -25,8 +25,11 @@ def user_to_proto(row: UserRow) -> users_pb2.User:
 
 
 def _role(value: int) -> str:
+    """The requested role (default: member), or the request is refused."""
     if value == users_pb2.USER_ROLE_UNSPECIFIED:
         return MEMBER
+    if value not in _PROTO_TO_ROLE:
+        raise invalid_request("role must be owner or member.", "role")
     return _PROTO_TO_ROLE[value]
 
 
@@ -87,10 +90,9 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
 
     async def CreateUser(self, request, context) -> users_pb2.CreateUserResponse:
         _checked_credentials(request.email, request.password)
-        if request.role not in (users_pb2.USER_ROLE_UNSPECIFIED, *_PROTO_TO_ROLE):
-            raise invalid_request("role must be owner or member.", "role")
+        role = _role(request.role)
         try:
-            row = await self._users.create_user(call_context.current().account_id, request.email, request.password, _role(request.role))
+            row = await self._users.create_user(call_context.current().account_id, request.email, request.password, role)
         except UserExists:
             raise invalid_request("A user with this email already exists.", "email") from None
         except LookupError:
@@ -106,10 +108,9 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         return users_pb2.DeleteUserResponse()
 
     async def CreateInvite(self, request, context) -> users_pb2.CreateInviteResponse:
-        if request.role not in (users_pb2.USER_ROLE_UNSPECIFIED, *_PROTO_TO_ROLE):
-            raise invalid_request("role must be owner or member.", "role")
+        role = _role(request.role)
         ctx = call_context.current()
-        row, token = await self._users.create_invite(ctx.account_id, _role(request.role), ctx.principal.key_id)
+        row, token = await self._users.create_invite(ctx.account_id, role, ctx.principal.key_id)
         invite = users_pb2.Invite(id=row.id, account_id=row.account_id, role=_ROLE_TO_PROTO[row.role], expire_time=timestamp_of(row.expires_at))
         return users_pb2.CreateInviteResponse(invite=invite, token=token)
 
