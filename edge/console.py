@@ -29,6 +29,8 @@ SESSION_COOKIE = "sy_session"
 CSRF_COOKIE = "sy_csrf"
 CSRF_HEADER = "x-csrf-token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# An email and a password; anything larger is not a sign-in.
+_MAX_SIGN_IN_BYTES = 16 * 1024
 STATIC = Path(__file__).resolve().parent / "console_static"
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".svg": "image/svg+xml"}
@@ -93,8 +95,13 @@ class Console:
 
     async def sign_in(self, request: Request) -> Response:
         request_id = new_request_id()
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > _MAX_SIGN_IN_BYTES:
+                return self._error(public_error(Reason.ERROR_REASON_PAYLOAD_TOO_LARGE, "The sign-in body is too large."), request_id)
         try:
-            data = orjson.loads(await request.body())
+            data = orjson.loads(body)
             email, password = str(data.get("email", "")), str(data.get("password", ""))
         except (ValueError, AttributeError):
             return self._error(public_error(Reason.ERROR_REASON_INVALID_REQUEST, "Send {\"email\", \"password\"} as JSON."), request_id)

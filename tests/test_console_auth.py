@@ -158,3 +158,11 @@ def test_console_files_are_served_with_a_strict_policy(gateway, path):
     assert r.status_code == 200
     assert "default-src 'self'" in r.headers["content-security-policy"]
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_console_sign_in_refuses_garbage(gateway):
+    url = f"{gateway.url}/console/session"
+    assert requests.post(url, data=b"not json", timeout=10).status_code == 400
+    assert requests.post(url, json=["a", "list"], timeout=10).status_code == 400
+    assert requests.post(url, data=b"x" * 20_000, timeout=10).status_code == 413
+    assert requests.post(url, json={"email": "", "password": ""}, timeout=10).status_code == 400
