@@ -166,3 +166,13 @@ def test_console_sign_in_refuses_garbage(gateway):
     assert requests.post(url, json=["a", "list"], timeout=10).status_code == 400
     assert requests.post(url, data=b"x" * 20_000, timeout=10).status_code == 413
     assert requests.post(url, json={"email": "", "password": ""}, timeout=10).status_code == 400
+
+
+def test_console_session_over_the_real_grpc_hop(make_gateway, monkeypatch):
+    gw = make_gateway(edge_transport="grpc")  # as in the split deployment: edge and services apart
+    create_user(gw, "ops@example.com", monkeypatch=monkeypatch)
+    browser = sign_in(gw, "ops@example.com")
+    assert browser.get(f"{gw.url}/v1/me", timeout=10).json()["operator"] is True
+    assert browser.post(f"{gw.url}/v1/keys", json={"name": "split"}, timeout=10).status_code == 200
+    assert browser.delete(f"{gw.url}/console/session", timeout=10).status_code == 200
+    assert requests.get(f"{gw.url}/v1/me", cookies={"sy_session": "sess_" + "x" * 43}, timeout=10).status_code == 401
