@@ -211,3 +211,16 @@ def test_the_console_end_to_end(gateway, browser):
     _shot(page, "sign-in")
     for c in (ops_context, context, member_context):
         c.close()
+
+
+def test_an_ended_session_returns_to_sign_in(gateway, browser):
+    context, page = _signed_in(browser, gateway, "member@acme.test")
+    # Ended elsewhere (another tab signing out, expiry): the next page load asks to sign in again.
+    session = next(c["value"] for c in context.cookies() if c["name"] == "sy_session")
+    requests.delete(f"{gateway.url}/v1/sessions/current", headers={"Authorization": f"Bearer {session}"}, timeout=10).raise_for_status()
+    page.get_by_role("link", name="Models").click()
+    page.get_by_role("button", name="Sign in").wait_for()
+    cookie = next(c for c in context.cookies() if c["name"] == "sy_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie").find("sy_session") == -1  # the page's script cannot read the session
+    context.close()

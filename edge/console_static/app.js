@@ -48,6 +48,11 @@ async function api(method, path, body) {
   const text = await response.text();
   let data = {};
   try { data = text ? JSON.parse(text) : {}; } catch (_) { data = {}; }
+  if (response.status === 401 && state.me && path !== "/console/session") {
+    // The session expired or was ended elsewhere: back to the sign-in form.
+    state.me = null;
+    setTimeout(render, 0);
+  }
   if (!response.ok) {
     const err = data.error || {};
     throw new ApiError(response.status, err.message || `HTTP ${response.status}`, err.code || "");
@@ -207,6 +212,8 @@ async function render() {
   main().replaceChildren(container);
   try {
     await found.render(container, arg);
+    const title = document.getElementById("page-title");
+    if (title) { title.tabIndex = -1; title.focus({ preventScroll: true }); }  // screen readers hear the new page
   } catch (err) {
     container.replaceChildren(h("h1", { id: "page-title" }, found.label),
       h("p", { class: "error", role: "alert" }, err.status === 403 ? `Refused: your role may not use this page (${err.message})` : err.message));
