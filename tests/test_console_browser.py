@@ -116,7 +116,15 @@ def test_the_console_end_to_end(gateway, browser):
     _shot(ops, "billing-operator")
     ops.get_by_role("link", name="Models").click()
     expect(ops.get_by_role("cell", name="acme-chat", exact=True)).to_be_visible()
+    # The operator adds a model to the registry from the page, then removes it.
+    ops.get_by_label("Model id").fill("console-added")
+    ops.get_by_role("button", name="Save model").click()
+    expect(ops.get_by_role("cell", name="console-added", exact=True)).to_be_visible()
+    expect(ops.get_by_role("row").filter(has_text="console-added")).to_contain_text("$0.15")
     _shot(ops, "models-operator")
+    ops.once("dialog", lambda dialog: dialog.accept())
+    ops.get_by_role("button", name="Remove console-added").click()
+    expect(ops.get_by_role("cell", name="console-added", exact=True)).to_have_count(0)
     ops.get_by_role("link", name="Health").click()
     expect(ops.locator("#overall")).to_have_text("ok")
     _shot(ops, "health")
@@ -151,13 +159,25 @@ def test_the_console_end_to_end(gateway, browser):
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=secret, max_retries=0)
     reply = client.chat.completions.create(model="acme-chat", messages=[{"role": "user", "content": "Hello from the SDK"}], max_tokens=20)
     assert reply.choices[0].message.content
+    generated = requests.post(f"{gateway.url}/api/v1/generate", headers={"Authorization": f"Bearer {secret}"}, timeout=30,
+                              json={"prompt": "a barista", "model": "acme-chat", "max_tokens": 20, "request_id": "batch-7"})
+    assert generated.status_code == 200, generated.text
     page.get_by_role("link", name="Usage").click()
     logged = page.locator("#request-log tbody tr").filter(has_text="acme-chat")
     expect(logged.first).to_be_visible()
     cost = logged.first.locator("td").nth(7).inner_text()
     assert cost.startswith("$") and float(cost[1:]) > 0, cost
-    expect(page.locator("#summary-line")).to_contain_text("1 requests")
+    expect(page.locator("#summary-line")).to_contain_text("2 requests")
+    # The templated API's log, filtered by batch id.
+    page.get_by_label("Batch id").fill("batch-7")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_role("cell", name="batch-7", exact=True)).to_be_visible()
     _shot(page, "usage")
+    # Filters reach the server: no request of this account failed.
+    page.get_by_label("Status").select_option("error")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#summary-line")).to_contain_text("0 requests")
+    expect(page.locator("#request-log")).to_contain_text("No requests match.")
     page.get_by_role("link", name="Billing").click()
     expect(page.locator("#stat-spent")).not_to_have_text("$0.00")
     _shot(page, "billing-owner")
