@@ -176,3 +176,33 @@ def test_console_session_over_the_real_grpc_hop(make_gateway, monkeypatch):
     assert browser.post(f"{gw.url}/v1/keys", json={"name": "split"}, timeout=10).status_code == 200
     assert browser.delete(f"{gw.url}/console/session", timeout=10).status_code == 200
     assert requests.get(f"{gw.url}/v1/me", cookies={"sy_session": "sess_" + "x" * 43}, timeout=10).status_code == 401
+
+
+def test_users_sessions_and_invites_on_postgres(make_gateway, postgres_url, monkeypatch):
+    gw = make_gateway(database_url=postgres_url)
+    assert create_user(gw, "ops@example.com", monkeypatch=monkeypatch) == 0
+    owner = sign_in(gw, "ops@example.com")
+    token = owner.post(f"{gw.url}/v1/invites", json={"role": "USER_ROLE_OWNER"}, timeout=10).json()["token"]
+    accept = {"token": token, "email": "second@example.com", "password": PASSWORD}
+    assert requests.post(f"{gw.url}/v1/invites:accept", json=accept, timeout=10).status_code == 200
+    assert requests.post(f"{gw.url}/v1/invites:accept", json={**accept, "email": "third@example.com"}, timeout=10).status_code == 404
+    second = sign_in(gw, "second@example.com")
+    assert second.get(f"{gw.url}/v1/me", timeout=10).json()["operator"] is True  # an owner of the operator's account
+    assert second.delete(f"{gw.url}/console/session", timeout=10).status_code == 200
+    assert second.get(f"{gw.url}/v1/me", timeout=10).status_code == 401
+
+
+def test_one_invite_admits_one_person_however_many_race_for_it(make_gateway, postgres_url, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    gw = make_gateway(database_url=postgres_url)
+    create_user(gw, "ops@example.com", monkeypatch=monkeypatch)
+    token = sign_in(gw, "ops@example.com").post(f"{gw.url}/v1/invites", json={}, timeout=10).json()["token"]
+
+    def accept(i: int) -> int:
+        body = {"token": token, "email": f"racer{i}@example.com", "password": PASSWORD}
+        return requests.post(f"{gw.url}/v1/invites:accept", json=body, timeout=30).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(accept, range(8)))
+    assert sorted(codes) == [200] + [404] * 7, codes
