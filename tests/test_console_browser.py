@@ -178,6 +178,10 @@ def test_the_console_end_to_end(gateway, browser):
     page.get_by_role("button", name="Apply").click()
     expect(page.locator("#summary-line")).to_contain_text("0 requests")
     expect(page.locator("#request-log")).to_contain_text("No requests match.")
+    page.get_by_label("Status").select_option("")
+    page.get_by_label("Key id").select_option(label=f"sdk-app ({secret[:12]}…{secret[-4:]})")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#summary-line")).to_contain_text("2 requests")
     page.get_by_role("link", name="Billing").click()
     expect(page.locator("#stat-spent")).not_to_have_text("$0.00")
     _shot(page, "billing-owner")
@@ -235,6 +239,8 @@ def test_the_console_end_to_end(gateway, browser):
 
 def test_an_ended_session_returns_to_sign_in(gateway, browser):
     context, page = _signed_in(browser, gateway, "member@acme.test")
+    page.locator("#request-log table, #request-log p").first.wait_for()  # the first page has loaded
+    page.get_by_text("in all").wait_for()
     # Ended elsewhere (another tab signing out, expiry): the next page load asks to sign in again.
     session = next(c["value"] for c in context.cookies() if c["name"] == "sy_session")
     requests.delete(f"{gateway.url}/v1/sessions/current", headers={"Authorization": f"Bearer {session}"}, timeout=10).raise_for_status()

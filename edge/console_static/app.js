@@ -403,7 +403,11 @@ async function pagedTable(slot, fetchPage, itemsOf, headers, rowOf, empty) {
 
 async function usagePage(root) {
   const account = accountParam();
-  const filters = { keyId: h("input", { name: "keyId", placeholder: "key_…" }), model: h("input", { name: "model", placeholder: "any" }),
+  // Admins pick among the account's keys; members (who cannot list keys) type an id.
+  const keys = isAdmin() ? ((await api("GET", "/v1/keys" + query({ accountId: account, pageSize: 100 })).catch(() => ({}))).keys || []) : null;
+  const keyFilter = keys ? h("select", { name: "keyId" }, h("option", { value: "" }, "any"), keys.map((k) => h("option", { value: k.id }, `${k.name} (${k.prefix}…${k.lastFour})`)))
+    : h("input", { name: "keyId", placeholder: "key_…" });
+  const filters = { keyId: keyFilter, model: h("input", { name: "model", placeholder: "any" }),
     status: h("select", { name: "status" }, h("option", { value: "" }, "any"), h("option", { value: "ok" }, "ok"), h("option", { value: "error" }, "error")) };
   const apply = h("button", { type: "submit" }, "Apply");
   const charts = h("div", {});
@@ -442,7 +446,7 @@ function drawCharts(slot, buckets, millis) {
   }
   const total = Object.values(perModel).reduce((s, m) => s + m.requests, 0);
   slot.replaceChildren(
-    h("p", { class: "muted", id: "summary-line" }, `${num(total)} requests in the last 30 days (summarized by the server in ${Math.round(millis)} ms).`),
+    h("p", { class: "muted", id: "summary-line" }, `${num(total)} request${total === 1 ? "" : "s"} in the last 30 days (summarized by the server in ${Math.round(millis)} ms).`),
     h("div", { class: "charts" },
       barChart("Requests per day", days, days.map((d) => perDay[d].requests), num),
       barChart("Tokens per day", days, days.map((d) => perDay[d].tokens), num),
