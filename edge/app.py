@@ -114,6 +114,7 @@ class Edge:
         self.channel: grpc.aio.Channel | None = None
         self._callables: dict[str, object] = {}
         self.codecs: dict[str, Codec] = dict(OPENAI_CODECS)
+        self.console = console.Console(self)
 
     async def open(self) -> None:
         if self._given_channel is not None:
@@ -343,7 +344,9 @@ def create_app(grpc_target: str, max_body_bytes: int, channel=None) -> Starlette
     app = Starlette(
         routes=[
             Route("/healthz", edge.healthz, methods=["GET", "HEAD"]),
-            *console.Console(edge).routes(),
+            # The console's page and session endpoint (edge/console.py) answer everything under /console.
+            Route(console.PREFIX, edge.console.handle, methods=_ALL_METHODS),
+            Route(console.PREFIX + "/{rest:path}", edge.console.handle, methods=_ALL_METHODS),
             Route("/{path:path}", edge.dispatch, methods=_ALL_METHODS),
         ],
         lifespan=lifespan,

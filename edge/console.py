@@ -18,13 +18,13 @@ import grpc
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from edge.errors import PublicError, error_body, from_rpc_error, public_error
 from services.call_context import new_request_id
 from services.errors import Reason
 from switchyard.auth.v1 import users_pb2
 
+PREFIX = "/console"
 SESSION_COOKIE = "sy_session"
 CSRF_COOKIE = "sy_csrf"
 CSRF_HEADER = "x-csrf-token"
@@ -86,7 +86,7 @@ class Console:
         return _json(error_body("default", error, request_id), error.http_status, {"x-request-id": request_id})
 
     async def static(self, request: Request) -> Response:
-        name = request.path_params.get("name") or "index.html"
+        name = request.url.path[len(PREFIX):].strip("/") or "index.html"
         found = self._files.get(name)
         if found is None:
             found = self._files["index.html"]  # the page routes itself (#/keys); unknown names get the shell
@@ -136,11 +136,25 @@ class Console:
             response.delete_cookie(name, path="/", secure=_secure(request), httponly=name == SESSION_COOKIE, samesite="strict")
         return response
 
-    def routes(self) -> list[Route]:
-        return [
-            Route("/console/session", self.sign_in, methods=["POST"]),
-            Route("/console/session", self.sign_out, methods=["DELETE"]),
-            Route("/console", self.static, methods=["GET", "HEAD"]),
-            Route("/console/", self.static, methods=["GET", "HEAD"]),
-            Route("/console/{name:str}", self.static, methods=["GET", "HEAD"]),
-        ]
+    @staticmethod
+    def owns(path: str) -> bool:
+        return path == PREFIX or path.startswith(PREFIX + "/")
+
+    async def handle(self, request: Request) -> Response:
+        """Every request under /console: the session endpoint, else the page's files."""
+        path, method = request.url.path, request.method
+        if path == PREFIX + "/session":
+            if method == "POST":
+                return await self.sign_in(request)
+            if method == "DELETE":
+                return await self.sign_out(request)
+            return self._not_allowed(method, path, "POST, DELETE")
+        if method not in ("GET", "HEAD"):
+            return self._not_allowed(method, path, "GET, HEAD")
+        return await self.static(request)
+
+    def _not_allowed(self, method: str, path: str, allowed: str) -> Response:
+        error = public_error(Reason.ERROR_REASON_METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}; use {allowed}.")
+        response = self._error(error, new_request_id())
+        response.headers["allow"] = allowed
+        return response

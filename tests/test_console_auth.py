@@ -206,3 +206,10 @@ def test_one_invite_admits_one_person_however_many_race_for_it(make_gateway, pos
     with ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(accept, range(8)))
     assert sorted(codes) == [200] + [404] * 7, codes
+
+
+def test_console_paths_answer_json_405_for_other_methods(gateway):
+    r = requests.put(f"{gateway.url}/console/session", timeout=10)
+    assert r.status_code == 405 and r.headers["allow"] == "POST, DELETE" and r.json()["error"]["code"] == "method_not_allowed"
+    r = requests.post(f"{gateway.url}/console/app.js", timeout=10)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
