@@ -213,3 +213,13 @@ def test_console_paths_answer_json_405_for_other_methods(gateway):
     assert r.status_code == 405 and r.headers["allow"] == "POST, DELETE" and r.json()["error"]["code"] == "method_not_allowed"
     r = requests.post(f"{gateway.url}/console/app.js", timeout=10)
     assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+
+
+def test_invites_and_users_into_missing_accounts_are_not_found(gateway):
+    admin = {"Authorization": f"Bearer {gateway.admin_key}"}
+    for path, body in [("/v1/invites", {"accountId": "acct_missing"}), ("/v1/invites", {"accountId": "x" * 60}),
+                       ("/v1/users", {"accountId": "acct_missing", "email": "a@b.test", "password": PASSWORD})]:
+        r = requests.post(f"{gateway.url}{path}", json=body, headers=admin, timeout=10)
+        assert r.status_code == 404, (path, body, r.text)
+    assert requests.post(f"{gateway.url}/v1/sessions", json={"email": "a" * 400 + "@x.test", "password": PASSWORD},
+                         timeout=10).status_code == 401

@@ -49,6 +49,8 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         email = normalize_email(request.email)
         if not email or not request.password:
             raise invalid_request("email and password are required.", "email" if not email else "password")
+        if len(email) > 320:  # no stored address is longer; and it would name a rate-limit bucket
+            raise ServiceError(Reason.ERROR_REASON_INVALID_API_KEY, "Wrong email or password.")
         try:
             decision = await self._limiter.hit(f"login:{email}", LOGIN_ATTEMPTS_PER_MINUTE)
         except Exception as exc:  # noqa: BLE001 - unlimited guessing is not the fallback
@@ -110,7 +112,10 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
     async def CreateInvite(self, request, context) -> users_pb2.CreateInviteResponse:
         role = _role(request.role)
         ctx = call_context.current()
-        row, token = await self._users.create_invite(ctx.account_id, role, ctx.principal.key_id)
+        try:
+            row, token = await self._users.create_invite(ctx.account_id, role, ctx.principal.key_id)
+        except LookupError:
+            raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, "No such account.", metadata={"resource": "account"}) from None
         invite = users_pb2.Invite(id=row.id, account_id=row.account_id, role=_ROLE_TO_PROTO[row.role], expire_time=timestamp_of(row.expires_at))
         return users_pb2.CreateInviteResponse(invite=invite, token=token)
 

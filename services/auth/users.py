@@ -177,6 +177,8 @@ class UserStore:
             created_at=now, expires_at=now + INVITE_LIFETIME,
         )
         async with self._sessions() as session:
+            if await session.get(Account, account_id) is None:
+                raise LookupError(account_id)
             session.add(row)
             await session.commit()
         return row, token
