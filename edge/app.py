@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
+from edge import console
 from edge.codecs import OPENAI_CODECS, Codec
 from edge.dialects.openai import DialectError
 from edge.errors import PublicError, error_body, from_rpc_error, http_status, public_error, surface_of
@@ -122,6 +123,7 @@ class Edge:
         self.channel: grpc.aio.Channel | None = None
         self._callables: dict[str, object] = {}
         self.codecs: dict[str, Codec] = dict(OPENAI_CODECS)
+        self.console = console.Console(self)
 
     async def open(self) -> None:
         if self._given_channel is not None:
@@ -263,6 +265,10 @@ class Edge:
             metadata += self.telemetry.tracing.inject(span).items()
         request.state.reached_services = True
         authorization = _credentials(request, surface)
+        if authorization is None:  # a browser signed in to the console
+            authorization, refusal = console.cookie_credential(request)
+            if refusal is not None:
+                return self.error(surface, refusal, request_id, {})
         if authorization:
             metadata.append(("authorization", _metadata_safe(authorization)))
         if binding.server_streaming:
@@ -341,7 +347,9 @@ class Edge:
             await send({"type": "websocket.close", "code": 1000})
             return
         request = Request(scope, receive)
-        if scope["path"] != "/healthz":
+        if self.console.owns(scope["path"]):
+            response = await self.console.handle(request)
+        elif scope["path"] != "/healthz":
             response = await self.dispatch(request)
         elif request.method in ("GET", "HEAD"):
             response = await self.healthz(request)

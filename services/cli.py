@@ -233,6 +233,47 @@ def _wallet_topup(args) -> int:
     return 0
 
 
+def _users_create(args) -> int:
+    from services.auth.passwords import check_new_password
+    from services.auth.store import DEFAULT_ACCOUNT_ID
+    from services.auth.users import UserExists, UserStore, normalize_email, valid_email
+
+    if not args.password_stdin:
+        # A password on the command line would sit in the shell history and the process list.
+        print("error: pass the password on standard input with --password-stdin", file=sys.stderr)
+        return 2
+    password = sys.stdin.readline().rstrip("\r\n")
+    email = normalize_email(args.email)
+    if not valid_email(email):
+        print("error: --email is not a valid address", file=sys.stderr)
+        return 2
+    if (why := check_new_password(password)) is not None:
+        print(f"error: {why}", file=sys.stderr)
+        return 2
+    account_id = args.account or DEFAULT_ACCOUNT_ID
+
+    async def work(store, settings):
+        if account_id == DEFAULT_ACCOUNT_ID:
+            await store.ensure_account(DEFAULT_ACCOUNT_ID, "Default account")
+        try:
+            return await UserStore(store.sessions).create_user(account_id, email, password, args.role)
+        except UserExists:
+            return "exists"
+        except LookupError:
+            return None
+
+    user = asyncio.run(_with_store(args, work))
+    if user is None:
+        print(f"error: no account {account_id!r}", file=sys.stderr)
+        return 1
+    if user == "exists":
+        print(f"error: a user with email {email} already exists", file=sys.stderr)
+        return 1
+    summary = {"id": user.id, "email": user.email, "accountId": user.account_id, "role": user.role}
+    print(orjson.dumps(summary).decode() if args.json else f"Created {user.role} {user.email} ({user.id}) in {user.account_id}")
+    return 0
+
+
 def _migrate(args) -> int:
     from services.storage.database import migrate
 
@@ -291,6 +332,16 @@ def build_parser() -> argparse.ArgumentParser:
     topup.add_argument("--usd", required=True, help="exact decimal amount, e.g. 10 or 0.50")
     topup.add_argument("--note", help="shown in the ledger")
     topup.set_defaults(func=_wallet_topup)
+
+    users = commands.add_parser("users", help="manage console users").add_subparsers(dest="users_command", required=True)
+    user_create = users.add_parser("create", help="create a user who signs in to the console")
+    user_create.add_argument("--email", required=True)
+    user_create.add_argument("--account", help="account id (default acct_default, the operator's)")
+    user_create.add_argument("--role", choices=["owner", "member"], default="owner",
+                             help="owner (manages the account; of acct_default: an operator) or member")
+    user_create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    user_create.add_argument("--json", action="store_true")
+    user_create.set_defaults(func=_users_create)
 
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(func=_migrate)

@@ -25,6 +25,8 @@ from services.validation import check_request
 
 log = logging.getLogger(__name__)
 
+_ANONYMOUS = Principal(key_id="", account_id="", scopes=frozenset(), rate_limit_per_minute=0, expires_at=None)
+
 # The account a key id belongs to, or None when there is no such key.
 KeyAccountLookup = Callable[[str], Awaitable["str | None"]]
 
@@ -91,6 +93,19 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         request_id = call_context.sane_request_id(metadata.get("x-request-id")) or call_context.new_request_id()
         record.request_id = request_id
         headers: list[tuple[str, str]] = [("x-request-id", request_id)]
+        if policy.audience is Audience.PUBLIC:
+            # No credential to check: the request carries its own proof (a password, an invite
+            # token), which the servicer checks and rate-limits. Its content is checked all the same.
+            try:
+                _check(request)
+            except ServiceError as err:
+                err.trailers = headers
+                await _abort(context, err, request_id, record)
+            if send_headers:
+                await context.send_initial_metadata(headers)
+            return call_context.CallContext(
+                principal=_ANONYMOUS, request_id=request_id, policy=policy, record=record, headers=tuple(headers),
+            )
         try:
             principal = await self._verifier.verify(metadata.get("authorization"))
             record.key_id, record.account_id = principal.key_id, principal.account_id

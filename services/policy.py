@@ -21,6 +21,7 @@ class Audience(Enum):
     ACCOUNT = "account"              # any key of the account holding the scope
     ACCOUNT_ADMIN = "account admin"  # the account's admin keys
     OPERATOR = "operator admin"      # admin keys of the operator's own account
+    PUBLIC = "no key"                # anyone: the request itself carries the proof (password, invite)
 
     @classmethod
     def from_proto(cls, value: int) -> "Audience | None":
@@ -28,6 +29,7 @@ class Audience(Enum):
             method_policy_pb2.AUDIENCE_ACCOUNT: cls.ACCOUNT,
             method_policy_pb2.AUDIENCE_ACCOUNT_ADMIN: cls.ACCOUNT_ADMIN,
             method_policy_pb2.AUDIENCE_OPERATOR: cls.OPERATOR,
+            method_policy_pb2.AUDIENCE_PUBLIC: cls.PUBLIC,
         }.get(value)
 
 
@@ -46,7 +48,7 @@ class Policy:
 
 def service_descriptors() -> list[ServiceDescriptor]:
     """Every public Switchyard gRPC service, in a stable order."""
-    from switchyard.auth.v1 import auth_pb2
+    from switchyard.auth.v1 import auth_pb2, users_pb2
     from switchyard.billing.v1 import billing_pb2
     from switchyard.generation.v1 import generation_pb2
     from switchyard.health.v1 import health_pb2
@@ -55,7 +57,7 @@ def service_descriptors() -> list[ServiceDescriptor]:
 
     files: list[FileDescriptor] = [
         auth_pb2.DESCRIPTOR, billing_pb2.DESCRIPTOR, health_pb2.DESCRIPTOR, routing_pb2.DESCRIPTOR, generation_pb2.DESCRIPTOR,
-        metrics_pb2.DESCRIPTOR,
+        metrics_pb2.DESCRIPTOR, users_pb2.DESCRIPTOR,
     ]
     return [service for f in files for service in f.services_by_name.values()]
 
@@ -69,7 +71,11 @@ def policy_of(method: MethodDescriptor) -> Policy:
     audience = Audience.from_proto(declared.audience)
     if audience is None:
         raise RuntimeError(f"{method.full_name}: its method_policy declares no audience")
-    if audience is not Audience.ACCOUNT and declared.scope != ADMIN_SCOPE:
+    if audience is Audience.PUBLIC:
+        # A credential-free method has no caller to hold a scope or to own a target.
+        if declared.scope or declared.billable or declared.HasField("target"):
+            raise RuntimeError(f"{method.full_name}: a public method declares no scope, billing or target")
+    elif audience is not Audience.ACCOUNT and declared.scope != ADMIN_SCOPE:
         raise RuntimeError(f"{method.full_name}: an admin audience needs scope \"{ADMIN_SCOPE}\"")
     for field in (declared.target.account_field, declared.target.key_field):
         if not field:

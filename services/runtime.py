@@ -15,6 +15,8 @@ from sqlalchemy.engine import make_url
 from services.auth.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from services.auth.servicer import AuthServicer
 from services.auth.store import DEFAULT_ACCOUNT_ID, KeyStore
+from services.auth.user_servicer import UserServicer
+from services.auth.users import UserStore
 from services.auth.verifier import KeyVerifier
 from services.billing.ledger import Ledger
 from services.billing.metering import Metering
@@ -23,6 +25,7 @@ from services.billing.postgres_money import PostgresMoneyStore
 from services.billing.servicer import BillingServicer
 from services.billing.sqlite_money import SqliteMoneyStore
 from services.billing.usage_log import UsageLog
+from services.billing.usage_summary import run_rollups
 from services.config import Settings
 from services.generation.log_store import GenerationLogStore
 from services.generation.servicer import GenerationServicer
@@ -43,7 +46,7 @@ from services.storage.database import create_engine_for, is_sqlite, migrate, ses
 from services.telemetry.calls import Telemetry
 from services.telemetry.calls import disabled as disabled_telemetry
 from services.telemetry.servicer import MetricsServicer
-from switchyard.auth.v1 import auth_pb2_grpc
+from switchyard.auth.v1 import auth_pb2_grpc, users_pb2_grpc
 from switchyard.billing.v1 import billing_pb2_grpc
 from switchyard.generation.v1 import generation_pb2_grpc
 from switchyard.health.v1 import health_pb2_grpc as sy_health_pb2_grpc
@@ -96,6 +99,7 @@ class ServiceRuntime:
         self.engine = create_engine_for(self.settings.database_url)
         self.sessions = session_factory(self.engine)
         self.store = KeyStore(self.sessions)
+        self.users = UserStore(self.sessions)
         self.money = open_money_store(self.settings.database_url)
         self.ledger = Ledger(self.sessions, serialize_writes=is_sqlite(self.settings.database_url), money=self.money)
 
@@ -106,7 +110,7 @@ class ServiceRuntime:
         self.limiter = (
             RedisRateLimiter(self.redis, settings.redis_prefix) if self.redis is not None else InProcessRateLimiter()
         )
-        self.verifier = KeyVerifier(self.store, settings.key_cache_seconds)
+        self.verifier = KeyVerifier(self.store, settings.key_cache_seconds, sessions=self.users.principal_for_session)
         self.monitor = HealthMonitor(
             list(settings.providers.values()), settings.health, redis=self.redis, prefix=settings.redis_prefix
         )
@@ -162,6 +166,7 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(self._sweep_stale_holds()))
         self._tasks.append(asyncio.create_task(self.pending_writes.run()))
         self._tasks.append(asyncio.create_task(self.webhooks.run()))
+        self._tasks.append(asyncio.create_task(run_rollups(self.sessions)))
         metrics = self.telemetry.metrics
         if metrics is not None:
             self._tasks.append(asyncio.create_task(metrics.sample_event_loop()))
@@ -182,6 +187,7 @@ class ServiceRuntime:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(
             AuthServicer(self.store, self.verifier), server
         )
+        users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(self.users, self.limiter), server)
         sy_health_pb2_grpc.add_HealthServiceServicer_to_server(HealthServicer(self.monitor, self.cooldown), server)
         billing_pb2_grpc.add_BillingServiceServicer_to_server(
             BillingServicer(self.ledger, self.usage_log, self.store, self.sessions), server

@@ -1,4 +1,5 @@
-"""The authorization matrix: every RPC of the contract × every kind of caller, over real gRPC.
+"""The authorization matrix: every RPC of the contract × every kind of caller (keys, and console
+users' sessions, which must get exactly what the key of their role gets), over real gRPC.
 
 The expected outcome of each cell is derived from the RPC's declared method policy (scope, audience,
 target), never written by hand, and every refused call is checked to have changed nothing in the
@@ -10,7 +11,7 @@ from __future__ import annotations
 import io
 import sqlite3
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import grpc
@@ -20,7 +21,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.rpc import error_details_pb2, status_pb2
 
 from services.policy import DEFAULT_SCOPES, Audience, Policy, method_policies, policy_of, service_descriptors
-from switchyard.auth.v1 import auth_pb2, auth_pb2_grpc
+from switchyard.auth.v1 import auth_pb2, auth_pb2_grpc, users_pb2, users_pb2_grpc
 from switchyard.billing.v1 import billing_pb2, billing_pb2_grpc
 from switchyard.generation.v1 import generation_pb2, generation_pb2_grpc
 from switchyard.health.v1 import health_pb2, health_pb2_grpc
@@ -30,7 +31,16 @@ from switchyard.type.v1 import method_policy_pb2
 from tests.harness import ThreadGateway, make_settings
 
 ACCOUNT_A, ACCOUNT_B = "acct_tenant_a", "acct_tenant_b"
-CALLERS = ("no key", "revoked key", "plain key", "account admin", "other account's admin", "operator admin")
+CALLERS = ("no key", "revoked key", "plain key", "account admin", "other account's admin", "operator admin",
+           "signed-out session", "member session", "owner session", "other account's owner session", "operator session")
+# A console user's session is a credential like a key: each kind of session must get exactly what
+# the kind of key its role corresponds to gets.
+AS_KEY = {"signed-out session": "revoked key", "member session": "plain key", "owner session": "account admin",
+          "other account's owner session": "other account's admin", "operator session": "operator admin"}
+SESSION_USERS = {"member session": (ACCOUNT_A, "member@a.test", "member"), "owner session": (ACCOUNT_A, "owner@a.test", "owner"),
+                 "other account's owner session": (ACCOUNT_B, "owner@b.test", "owner"),
+                 "operator session": ("acct_default", "operator@example.com", "owner"),
+                 "signed-out session": (ACCOUNT_A, "gone@a.test", "owner")}
 
 
 def _wav() -> bytes:
@@ -52,6 +62,8 @@ class World:
     victim_key: str               # a key of account A, the target of key RPCs
     db_path: str
     counter: int = 0
+    # What a preparation made for the request that follows it (a user id, an invite token).
+    prepared: dict = field(default_factory=dict)
 
     def fresh(self, prefix: str) -> str:
         self.counter += 1
@@ -77,6 +89,27 @@ def _put_victim_model(w: World) -> None:
     )
 
 
+_PASSWORD = "matrix-password-1"
+
+
+def _signin_user(w: World) -> None:
+    # A user per call: sign-in attempts are limited per address, and the matrix signs in once per caller.
+    email = f"{w.fresh('signin')}@example.com"
+    w.gw.call(lambda: w.gw.process.runtime.users.create_user(ACCOUNT_A, email, _PASSWORD, "member"))
+    w.prepared["email"] = email
+
+
+def _victim_user(w: World) -> None:
+    email = f"{w.fresh('victim')}@example.com"
+    user = w.gw.call(lambda: w.gw.process.runtime.users.create_user(ACCOUNT_A, email, _PASSWORD, "member"))
+    w.prepared["user_id"] = user.id
+
+
+def _invite(w: World) -> None:
+    _, token = w.gw.call(lambda: w.gw.process.runtime.users.create_invite(ACCOUNT_A, "member", "matrix"))
+    w.prepared["invite"] = token
+
+
 # RPC name -> (stub class, request factory, optional preparation run by the operator first).
 # Every request aims at account A's resources wherever the RPC names a target.
 SAMPLES: dict[str, tuple[type, Callable[[World], object], Callable[[World], None] | None]] = {
@@ -84,6 +117,25 @@ SAMPLES: dict[str, tuple[type, Callable[[World], object], Callable[[World], None
     "ListKeys": (auth_pb2_grpc.AuthServiceStub, lambda w: auth_pb2.ListKeysRequest(account_id=ACCOUNT_A), None),
     "GetKey": (auth_pb2_grpc.AuthServiceStub, lambda w: auth_pb2.GetKeyRequest(key_id=w.victim_key), None),
     "RevokeKey": (auth_pb2_grpc.AuthServiceStub, lambda w: auth_pb2.RevokeKeyRequest(key_id=w.victim_key), None),
+    "SignIn": (users_pb2_grpc.UserServiceStub,
+               lambda w: users_pb2.SignInRequest(email=w.prepared["email"], password=_PASSWORD), _signin_user),
+    "SignOut": (users_pb2_grpc.UserServiceStub, lambda w: users_pb2.SignOutRequest(), None),
+    "GetCaller": (users_pb2_grpc.UserServiceStub, lambda w: users_pb2.GetCallerRequest(), None),
+    "ListUsers": (users_pb2_grpc.UserServiceStub, lambda w: users_pb2.ListUsersRequest(account_id=ACCOUNT_A), None),
+    "CreateUser": (users_pb2_grpc.UserServiceStub, lambda w: users_pb2.CreateUserRequest(
+        email=f"{w.fresh('new')}@example.com", password=_PASSWORD, account_id=ACCOUNT_A), None),
+    "DeleteUser": (users_pb2_grpc.UserServiceStub,
+                   lambda w: users_pb2.DeleteUserRequest(user_id=w.prepared["user_id"], account_id=ACCOUNT_A), _victim_user),
+    "CreateInvite": (users_pb2_grpc.UserServiceStub, lambda w: users_pb2.CreateInviteRequest(account_id=ACCOUNT_A), None),
+    "AcceptInvite": (users_pb2_grpc.UserServiceStub, lambda w: users_pb2.AcceptInviteRequest(
+        token=w.prepared["invite"], email=f"{w.fresh('invited')}@example.com", password=_PASSWORD), _invite),
+    "GetUsageSummary": (billing_pb2_grpc.BillingServiceStub,
+                        lambda w: billing_pb2.GetUsageSummaryRequest(account_id=ACCOUNT_A), None),
+    "ListAccounts": (billing_pb2_grpc.BillingServiceStub, lambda w: billing_pb2.ListAccountsRequest(), None),
+    "UpdateKey": (auth_pb2_grpc.AuthServiceStub,
+                  lambda w: auth_pb2.UpdateKeyRequest(key_id=w.victim_key, rate_limit_per_minute=100_000), None),
+    "SetLowBalanceThreshold": (billing_pb2_grpc.BillingServiceStub,
+                               lambda w: billing_pb2.SetLowBalanceThresholdRequest(account_id=ACCOUNT_A, threshold_usd="2"), None),
     "CreateAccount": (billing_pb2_grpc.BillingServiceStub,
                       lambda w: billing_pb2.CreateAccountRequest(name="New", account_id=w.fresh("acct_matrix")), None),
     "TopUpWallet": (billing_pb2_grpc.BillingServiceStub,
@@ -141,6 +193,9 @@ def _md(key: str | None) -> list[tuple[str, str]]:
 def expected(policy: Policy, caller: str) -> tuple[grpc.StatusCode, str] | None:
     """What the declaration says this caller gets: None for admitted, else (code, ErrorInfo reason)."""
     refused_scope = (grpc.StatusCode.PERMISSION_DENIED, "INSUFFICIENT_SCOPE")
+    caller = AS_KEY.get(caller, caller)
+    if policy.audience is Audience.PUBLIC:
+        return None  # no credential is read: the request's own proof (password, invite) decides
     if caller == "no key":
         return grpc.StatusCode.UNAUTHENTICATED, "MISSING_API_KEY"
     if caller == "revoked key":
@@ -205,6 +260,11 @@ def world(tmp_path_factory):
         "other account's admin": key(ACCOUNT_B, "admin")["key"],
         "operator admin": gw.admin_key,
     }
+    for caller, (account, email, role) in SESSION_USERS.items():
+        gw.call(lambda: gw.process.runtime.users.create_user(account, email, _PASSWORD, role))
+        keys[caller] = _sign_in(gw, email)
+    requests.delete(f"{gw.url}/v1/sessions/current", headers={"Authorization": f"Bearer {keys['signed-out session']}"},
+                    timeout=10).raise_for_status()
     victim = key(ACCOUNT_A)["apiKey"]["id"]
     channel = grpc.insecure_channel(gw.grpc_target)
     try:
@@ -212,6 +272,12 @@ def world(tmp_path_factory):
     finally:
         channel.close()
         gw.stop()
+
+
+def _sign_in(gw: ThreadGateway, email: str) -> str:
+    r = requests.post(f"{gw.url}/v1/sessions", json={"email": email, "password": _PASSWORD}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["sessionToken"]
 
 
 def _invoke(w: World, method, request, key: str | None):
@@ -249,6 +315,8 @@ def test_authorization_matrix(world, method, caller):
     request = make_request(world)
     if outcome is None:
         _invoke(world, method, request, world.keys[caller])  # admitted: the call simply works
+        if method.name == "SignOut" and caller in SESSION_USERS and caller != "signed-out session":
+            world.keys[caller] = _sign_in(world.gw, SESSION_USERS[caller][1])  # it ended its own session
         return
     before = _snapshot(world)
     with pytest.raises(grpc.RpcError) as refused:
@@ -283,6 +351,8 @@ def _file_with(policy_text: str) -> descriptor_pool.DescriptorPool:
     ('scope: "inference"', "no audience"),
     ('scope: "models:read" audience: AUDIENCE_OPERATOR', "needs scope"),
     ('scope: "admin" audience: AUDIENCE_ACCOUNT_ADMIN target: {key_field: "nope"}', "not a string field"),
+    ('scope: "inference" audience: AUDIENCE_PUBLIC', "public method declares no scope"),
+    ('audience: AUDIENCE_PUBLIC target: {account_field: "account_id"}', "public method declares no scope"),
 ])
 def test_an_rpc_without_a_complete_policy_cannot_be_served(policy_text, complaint):
     method = _file_with(policy_text).FindMethodByName("probe.Probe.Call")

@@ -10,7 +10,8 @@ from google.api import annotations_pb2
 from services.policy import Audience, method_policies, service_descriptors
 
 ROOT = Path(__file__).resolve().parent.parent
-WHO = {Audience.ACCOUNT: "any key", Audience.ACCOUNT_ADMIN: "account admin", Audience.OPERATOR: "operator admin"}
+WHO = {Audience.ACCOUNT: "any key", Audience.ACCOUNT_ADMIN: "account admin", Audience.OPERATOR: "operator admin",
+       Audience.PUBLIC: "no key"}
 _VERBS = ("get", "post", "put", "delete", "patch")
 
 

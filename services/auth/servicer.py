@@ -8,6 +8,7 @@ from datetime import datetime
 from services import call_context
 from services.auth.store import InvalidPageToken, KeyNotFound, KeyState, KeyStore, key_state
 from services.auth.verifier import KeyVerifier
+from services.billing.ledger import usd
 from services.errors import Reason, ServiceError, invalid_request
 from services.storage.database import timestamp_of, utcnow
 from services.storage.tables import ApiKeyRecord
@@ -23,7 +24,7 @@ _MAX_RATE_LIMIT = 1_000_000
 
 
 def key_to_proto(record: ApiKeyRecord, now: datetime | None = None) -> auth_pb2.ApiKey:
-    return auth_pb2.ApiKey(
+    key = auth_pb2.ApiKey(
         id=record.id,
         name=record.name,
         account_id=record.account_id,
@@ -38,6 +39,9 @@ def key_to_proto(record: ApiKeyRecord, now: datetime | None = None) -> auth_pb2.
         revoke_time=timestamp_of(record.revoked_at),
         allowed_models=record.allowed_models.split(),
     )
+    if record.spend_cap_nano is not None:
+        key.spend_cap_nano_usd, key.spend_cap_usd = record.spend_cap_nano, usd(record.spend_cap_nano)
+    return key
 
 
 def validate_new_key(name: str, scopes, rate_limit: int, expires_at: datetime | None, allowed_models=()) -> None:
@@ -109,6 +113,24 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             raise _not_found(request.key_id) from None
         self._verifier.forget(record.id)
         return auth_pb2.RevokeKeyResponse(api_key=key_to_proto(record))
+
+    async def UpdateKey(self, request: auth_pb2.UpdateKeyRequest, context) -> auth_pb2.UpdateKeyResponse:
+        name = request.name if request.HasField("name") else None
+        rate = request.rate_limit_per_minute if request.HasField("rate_limit_per_minute") else None
+        if request.clear_allowed_models and request.allowed_models:
+            raise invalid_request("Send allowed_models or clear_allowed_models, not both.", "allowed_models")
+        models = [] if request.clear_allowed_models else (list(request.allowed_models) or None)
+        if rate is not None and rate < 1:
+            raise invalid_request("rate_limit_per_minute must be at least 1.", "rate_limit_per_minute")
+        validate_new_key(name if name is not None else "unchanged", (), rate or 0, None, models or ())
+        try:
+            record = await self._store.update_key(
+                request.key_id, name=name.strip() if name is not None else None, rate_limit_per_minute=rate, allowed_models=models,
+            )
+        except KeyNotFound:
+            raise _not_found(request.key_id) from None
+        self._verifier.forget(record.id)  # this process applies the new limits at once; others within a second
+        return auth_pb2.UpdateKeyResponse(api_key=key_to_proto(record))
 
 
 def _not_found(key_id: str) -> ServiceError:

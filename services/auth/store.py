@@ -214,6 +214,23 @@ class KeyStore:
                 await session.refresh(record)
             return record
 
+    async def update_key(self, key_id: str, *, name=None, rate_limit_per_minute=None, allowed_models=None) -> ApiKeyRecord:
+        """Change a key the caller was found to own (the interceptor resolved its account)."""
+        async with self._sessions() as session:
+            record = await session.get(ApiKeyRecord, key_id)
+            if record is None:
+                raise KeyNotFound(key_id)
+            if name is not None:
+                record.name = name
+            if rate_limit_per_minute is not None:
+                record.rate_limit_per_minute = rate_limit_per_minute
+            if allowed_models is not None:
+                record.allowed_models = " ".join(dict.fromkeys(m.strip() for m in allowed_models if m.strip()))
+            session.add(record)
+            await session.commit()
+            await session.refresh(record)
+            return record
+
     async def record_last_use(self, used: dict[str, datetime]) -> None:
         if not used:
             return

@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Awaitable, Callable
 
 from services.auth import secrets as key_secrets
 from services.auth.store import KeyState, KeyStore, key_state
@@ -41,9 +42,17 @@ class Principal:
         return not self.allowed_models or model in self.allowed_models
 
 
+# A console session token ("sess_…") -> the Principal of its user, or None (services/auth/users.py).
+SessionResolver = Callable[[str], Awaitable["Principal | None"]]
+_SESSION_PREFIX = "sess_"
+
+
 class KeyVerifier:
-    def __init__(self, store: KeyStore, cache_seconds: float = 0.5, clock=time.monotonic) -> None:
+    def __init__(
+        self, store: KeyStore, cache_seconds: float = 0.5, clock=time.monotonic, sessions: SessionResolver | None = None,
+    ) -> None:
         self._store = store
+        self._sessions = sessions
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, Principal | None]] = {}
@@ -66,6 +75,12 @@ class KeyVerifier:
                 Reason.ERROR_REASON_MISSING_API_KEY,
                 "The Authorization header must be 'Bearer <API key>'.",
             )
+        if self._sessions is not None and secret.startswith(_SESSION_PREFIX):
+            # Not cached: signing out must take effect on the next request.
+            principal = await self._sessions(secret)
+            if principal is None:
+                raise ServiceError(Reason.ERROR_REASON_INVALID_API_KEY, "The session has ended; sign in again.")
+            return principal
         principal = await self._lookup(secret) if key_secrets.well_formed(secret) else None
         if principal is None:
             raise ServiceError(Reason.ERROR_REASON_INVALID_API_KEY, "Invalid API key.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+from datetime import timedelta
 
 from sqlalchemy import update
 from sqlmodel import select
@@ -13,9 +14,10 @@ from services import call_context
 from services.auth.store import KeyStore
 from services.billing.ledger import Ledger, amount_in_range, month_of, parse_usd, usd
 from services.billing.usage_log import UsageLog
+from services.billing.usage_summary import default_window, summarize
 from services.errors import Reason, ServiceError, invalid_request
 from services.storage.database import timestamp_of, utcnow
-from services.storage.tables import Account, ApiKeyRecord, UsageRow
+from services.storage.tables import Account, AccountSettingsRow, ApiKeyRecord, UsageRow
 from switchyard.billing.v1 import billing_pb2, billing_pb2_grpc
 
 _ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9_-]{1,35}")
@@ -69,10 +71,17 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def _wallet(self, account_id: str) -> billing_pb2.Wallet:
         state = await self._ledger.wallet(account_id)
         available = state.balance_nano - state.reserved_nano
-        return billing_pb2.Wallet(
+        wallet = billing_pb2.Wallet(
             account_id=account_id, balance_nano_usd=state.balance_nano, balance_usd=usd(state.balance_nano),
             reserved_nano_usd=state.reserved_nano, available_nano_usd=available, available_usd=usd(available),
         )
+        async with self._sessions() as session:
+            settings = await session.get(AccountSettingsRow, account_id)
+        if settings is not None and settings.low_balance_threshold_nano is not None:
+            threshold = settings.low_balance_threshold_nano
+            wallet.low_balance_threshold_nano_usd, wallet.low_balance_threshold_usd = threshold, usd(threshold)
+            wallet.low_balance = available < threshold
+        return wallet
 
     async def _key_spend(self, key_id: str, cap: int | None) -> billing_pb2.KeySpend:
         month = month_of(utcnow())
@@ -173,3 +182,64 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             for r in rows[:size]
         ]
         return billing_pb2.ListUsageResponse(records=records, next_page_token=_token(rows[size - 1].id) if len(rows) > size else "")
+
+    async def GetUsageSummary(self, request, context) -> billing_pb2.GetUsageSummaryResponse:
+        if request.status and request.status not in ("ok", "error"):
+            raise invalid_request("status must be ok or error.", "status")
+        now = utcnow()
+        end = request.end_time.ToDatetime(tzinfo=now.tzinfo) if request.HasField("end_time") else now
+        start = request.start_time.ToDatetime(tzinfo=now.tzinfo) if request.HasField("start_time") else default_window(end)[0]
+        if start >= end:
+            raise invalid_request("start_time must be before end_time.", "start_time")
+        if end - start > timedelta(days=400):
+            raise invalid_request("The window is at most 400 days.", "start_time")
+        await self._usage_log.flush()  # the charts include the call just made
+        buckets = await summarize(
+            self._sessions, call_context.current().account_id, start, end,
+            key_id=request.key_id, model=request.model, status=request.status,
+        )
+        return billing_pb2.GetUsageSummaryResponse(buckets=[
+            billing_pb2.UsageBucket(
+                day=b["day"], model=b["model"], requests=b["requests"], errors=b["errors"], input_tokens=b["input_tokens"],
+                output_tokens=b["output_tokens"], cost_nano_usd=b["cost_nano"], cost_usd=usd(b["cost_nano"]),
+            )
+            for b in buckets
+        ])
+
+    async def SetLowBalanceThreshold(self, request, context) -> billing_pb2.SetLowBalanceThresholdResponse:
+        account_id = call_context.current().account_id
+        which = request.WhichOneof("threshold")
+        threshold = None if which == "clear" else _amount(request, "threshold_usd", "threshold_nano_usd", "threshold")
+        if threshold is not None and not 0 <= threshold <= 10**18:
+            raise invalid_request("threshold must be between 0 and 1,000,000,000 USD.", "threshold_usd")
+        async with self._sessions() as session:
+            if await session.get(Account, account_id) is None:
+                raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"No account {account_id!r}.", metadata={"resource": "account"})
+            row = await session.get(AccountSettingsRow, account_id) or AccountSettingsRow(account_id=account_id)
+            row.low_balance_threshold_nano = threshold
+            session.add(row)
+            await session.commit()
+        return billing_pb2.SetLowBalanceThresholdResponse(wallet=await self._wallet(account_id))
+
+    async def ListAccounts(self, request, context) -> billing_pb2.ListAccountsResponse:
+        size = _page_size(request.page_size)
+        after = ""
+        if request.page_token:
+            try:
+                after = base64.urlsafe_b64decode(request.page_token + "=" * (-len(request.page_token) % 4)).decode()
+            except ValueError:
+                raise invalid_request("page_token is not one this API returned.", "page_token") from None
+        async with self._sessions() as session:
+            query = select(Account).where(Account.id > after).order_by(Account.id).limit(size + 1)
+            accounts = list((await session.exec(query)).all())
+        more = len(accounts) > size
+        accounts = accounts[:size]
+        summaries = [
+            billing_pb2.AccountSummary(
+                account=billing_pb2.Account(id=a.id, name=a.name, create_time=timestamp_of(a.created_at)),
+                wallet=await self._wallet(a.id),
+            )
+            for a in accounts
+        ]
+        token = base64.urlsafe_b64encode(accounts[-1].id.encode()).decode().rstrip("=") if more else ""
+        return billing_pb2.ListAccountsResponse(accounts=summaries, next_page_token=token)

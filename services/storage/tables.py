@@ -228,3 +228,80 @@ class WebhookDeliveryRow(SQLModel, table=True):
     last_error: str = Field(default="", max_length=300)
     created_at: datetime = Field(sa_column=_utc_column(nullable=False))
     updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class UserRow(SQLModel, table=True):
+    """A person who signs in to the console; belongs to one account with a role ("owner" or "member")."""
+
+    __tablename__ = "users"
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(foreign_key="accounts.id", max_length=40, index=True)
+    # Stored lower-cased: one person, one address, however it is typed.
+    email: str = Field(max_length=320, unique=True)
+    # "scrypt$n$r$p$salt$hash" (services/auth/passwords.py); never the password.
+    password_hash: str = Field(max_length=300)
+    role: str = Field(max_length=10)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class UserSessionRow(SQLModel, table=True):
+    """A signed-in session. Like API keys, only the SHA-256 of its token is stored."""
+
+    __tablename__ = "user_sessions"
+
+    id: str = Field(primary_key=True, max_length=40)
+    token_hash: str = Field(max_length=64, unique=True)
+    user_id: str = Field(max_length=40, index=True)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    expires_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class UserInviteRow(SQLModel, table=True):
+    """A one-time invite into an account; only the SHA-256 of its token is stored."""
+
+    __tablename__ = "user_invites"
+
+    id: str = Field(primary_key=True, max_length=40)
+    token_hash: str = Field(max_length=64, unique=True)
+    account_id: str = Field(max_length=40)
+    role: str = Field(max_length=10)
+    created_by: str = Field(max_length=40)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    expires_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class UsageDailyRow(SQLModel, table=True):
+    """The usage log summed per closed UTC day, model, key and status (services/billing/usage_summary.py)."""
+
+    __tablename__ = "usage_daily"
+
+    account_id: str = Field(primary_key=True, max_length=40)
+    day: str = Field(primary_key=True, max_length=10)
+    model: str = Field(primary_key=True, max_length=200)
+    key_id: str = Field(primary_key=True, max_length=40)
+    status: str = Field(primary_key=True, max_length=10)
+    requests: int = Field(sa_column=Column(BigInteger, nullable=False))
+    input_tokens: int = Field(sa_column=Column(BigInteger, nullable=False))
+    output_tokens: int = Field(sa_column=Column(BigInteger, nullable=False))
+    cost_nano: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class UsageRollupState(SQLModel, table=True):
+    """The last UTC day of an account whose usage is in usage_daily; later days are summed from the log."""
+
+    __tablename__ = "usage_rollup_state"
+
+    account_id: str = Field(primary_key=True, max_length=40)
+    through_day: str = Field(max_length=10)
+
+
+class AccountSettingsRow(SQLModel, table=True):
+    """Per-account preferences of the console, e.g. when to warn about a low balance."""
+
+    __tablename__ = "account_settings"
+
+    account_id: str = Field(primary_key=True, max_length=40)
+    low_balance_threshold_nano: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from switchyard.type.v1 import method_policy_pb2 as switchyard_dot_type_dot_v1_dot_method__policy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dswitchyard/auth/v1/auth.proto\x12\x12switchyard.auth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&switchyard/type/v1/method_policy.proto\"\x93\x03\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12\x0e\n\x06prefix\x18\x05 \x01(\t\x12\x11\n\tlast_four\x18\x06 \x01(\t\x12+\n\x05state\x18\x07 \x01(\x0e\x32\x1c.switchyard.auth.v1.KeyState\x12\x1d\n\x15rate_limit_per_minute\x18\x08 \x01(\x05\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_use_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61llowed_models\x18\r \x03(\t\"\xb2\x01\n\x10\x43reateKeyRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06scopes\x18\x02 \x03(\t\x12\x1d\n\x15rate_limit_per_minute\x18\x03 \x01(\x05\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61llowed_models\x18\x05 \x03(\t\x12\x12\n\naccount_id\x18\x06 \x01(\t\"M\n\x11\x43reateKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.switchyard.auth.v1.ApiKey\x12\x0b\n\x03key\x18\x02 \x01(\t\"y\n\x0fListKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.switchyard.auth.v1.KeyState\x12\x12\n\naccount_id\x18\x04 \x01(\t\"U\n\x10ListKeysResponse\x12(\n\x04keys\x18\x01 \x03(\x0b\x32\x1a.switchyard.auth.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\rGetKeyRequest\x12\x14\n\x06key_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"=\n\x0eGetKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.switchyard.auth.v1.ApiKey\"(\n\x10RevokeKeyRequest\x12\x14\n\x06key_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"@\n\x11RevokeKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.switchyard.auth.v1.ApiKey*i\n\x08KeyState\x12\x19\n\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10KEY_STATE_ACTIVE\x10\x01\x12\x15\n\x11KEY_STATE_REVOKED\x10\x02\x12\x15\n\x11KEY_STATE_EXPIRED\x10\x03\x32\xe8\x04\n\x0b\x41uthService\x12\x88\x01\n\tCreateKey\x12$.switchyard.auth.v1.CreateKeyRequest\x1a%.switchyard.auth.v1.CreateKeyResponse\".\xaa\xbb\x18\x17\n\x05\x61\x64min\x18\x02\"\x0c\n\naccount_id\x82\xd3\xe4\x93\x02\r\"\x08/v1/keys:\x01*\x12\x82\x01\n\x08ListKeys\x12#.switchyard.auth.v1.ListKeysRequest\x1a$.switchyard.auth.v1.ListKeysResponse\"+\xaa\xbb\x18\x17\n\x05\x61\x64min\x18\x02\"\x0c\n\naccount_id\x82\xd3\xe4\x93\x02\n\x12\x08/v1/keys\x12\x8a\x01\n\x06GetKey\x12!.switchyard.auth.v1.GetKeyRequest\x1a\".switchyard.auth.v1.GetKeyResponse\"9\xaa\xbb\x18\x13\n\x05\x61\x64min\x18\x02\"\x08\x12\x06key_id\x82\xd3\xe4\x93\x02\x1c\x12\x11/v1/keys/{key_id}b\x07\x61pi_key\x12\xbb\x01\n\tRevokeKey\x12$.switchyard.auth.v1.RevokeKeyRequest\x1a%.switchyard.auth.v1.RevokeKeyResponse\"a\xaa\xbb\x18\x13\n\x05\x61\x64min\x18\x02\"\x08\x12\x06key_id\x82\xd3\xe4\x93\x02\x44\"\x18/v1/keys/{key_id}:revoke:\x01*Z\x1c*\x11/v1/keys/{key_id}b\x07\x61pi_keyb\x07\x61pi_keyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dswitchyard/auth/v1/auth.proto\x12\x12switchyard.auth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&switchyard/type/v1/method_policy.proto\"\xf9\x03\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12\x0e\n\x06prefix\x18\x05 \x01(\t\x12\x11\n\tlast_four\x18\x06 \x01(\t\x12+\n\x05state\x18\x07 \x01(\x0e\x32\x1c.switchyard.auth.v1.KeyState\x12\x1d\n\x15rate_limit_per_minute\x18\x08 \x01(\x05\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_use_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61llowed_models\x18\r \x03(\t\x12\x1f\n\x12spend_cap_nano_usd\x18\x0e \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\rspend_cap_usd\x18\x0f \x01(\x01H\x01\x88\x01\x01\x42\x15\n\x13_spend_cap_nano_usdB\x10\n\x0e_spend_cap_usd\"\xb2\x01\n\x10\x43reateKeyRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06scopes\x18\x02 \x03(\t\x12\x1d\n\x15rate_limit_per_minute\x18\x03 \x01(\x05\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61llowed_models\x18\x05 \x03(\t\x12\x12\n\naccount_id\x18\x06 \x01(\t\"M\n\x11\x43reateKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.switchyard.auth.v1.ApiKey\x12\x0b\n\x03key\x18\x02 \x01(\t\"y\n\x0fListKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.switchyard.auth.v1.KeyState\x12\x12\n\naccount_id\x18\x04 \x01(\t\"U\n\x10ListKeysResponse\x12(\n\x04keys\x18\x01 \x03(\x0b\x32\x1a.switchyard.auth.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\rGetKeyRequest\x12\x14\n\x06key_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"=\n\x0eGetKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.switchyard.auth.v1.ApiKey\"(\n\x10RevokeKeyRequest\x12\x14\n\x06key_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"@\n\x11RevokeKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.switchyard.auth.v1.ApiKey\"\xb8\x01\n\x10UpdateKeyRequest\x12\x14\n\x06key_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\"\n\x15rate_limit_per_minute\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x16\n\x0e\x61llowed_models\x18\x04 \x03(\t\x12\x1c\n\x14\x63lear_allowed_models\x18\x05 \x01(\x08\x42\x07\n\x05_nameB\x18\n\x16_rate_limit_per_minute\"@\n\x11UpdateKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.switchyard.auth.v1.ApiKey*i\n\x08KeyState\x12\x19\n\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10KEY_STATE_ACTIVE\x10\x01\x12\x15\n\x11KEY_STATE_REVOKED\x10\x02\x12\x15\n\x11KEY_STATE_EXPIRED\x10\x03\x32\x81\x06\n\x0b\x41uthService\x12\x88\x01\n\tCreateKey\x12$.switchyard.auth.v1.CreateKeyRequest\x1a%.switchyard.auth.v1.CreateKeyResponse\".\xaa\xbb\x18\x17\n\x05\x61\x64min\x18\x02\"\x0c\n\naccount_id\x82\xd3\xe4\x93\x02\r\"\x08/v1/keys:\x01*\x12\x82\x01\n\x08ListKeys\x12#.switchyard.auth.v1.ListKeysRequest\x1a$.switchyard.auth.v1.ListKeysResponse\"+\xaa\xbb\x18\x17\n\x05\x61\x64min\x18\x02\"\x0c\n\naccount_id\x82\xd3\xe4\x93\x02\n\x12\x08/v1/keys\x12\x8a\x01\n\x06GetKey\x12!.switchyard.auth.v1.GetKeyRequest\x1a\".switchyard.auth.v1.GetKeyResponse\"9\xaa\xbb\x18\x13\n\x05\x61\x64min\x18\x02\"\x08\x12\x06key_id\x82\xd3\xe4\x93\x02\x1c\x12\x11/v1/keys/{key_id}b\x07\x61pi_key\x12\xbb\x01\n\tRevokeKey\x12$.switchyard.auth.v1.RevokeKeyRequest\x1a%.switchyard.auth.v1.RevokeKeyResponse\"a\xaa\xbb\x18\x13\n\x05\x61\x64min\x18\x02\"\x08\x12\x06key_id\x82\xd3\xe4\x93\x02\x44\"\x18/v1/keys/{key_id}:revoke:\x01*Z\x1c*\x11/v1/keys/{key_id}b\x07\x61pi_keyb\x07\x61pi_key\x12\x96\x01\n\tUpdateKey\x12$.switchyard.auth.v1.UpdateKeyRequest\x1a%.switchyard.auth.v1.UpdateKeyResponse\"<\xaa\xbb\x18\x13\n\x05\x61\x64min\x18\x02\"\x08\x12\x06key_id\x82\xd3\xe4\x93\x02\x1f\x32\x11/v1/keys/{key_id}:\x01*b\x07\x61pi_keyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +41,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETKEYREQUEST'].fields_by_name['key_id']._serialized_options = b'\342A\001\002'
   _globals['_REVOKEKEYREQUEST'].fields_by_name['key_id']._loaded_options = None
   _globals['_REVOKEKEYREQUEST'].fields_by_name['key_id']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEKEYREQUEST'].fields_by_name['key_id']._loaded_options = None
+  _globals['_UPDATEKEYREQUEST'].fields_by_name['key_id']._serialized_options = b'\342A\001\002'
   _globals['_AUTHSERVICE'].methods_by_name['CreateKey']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['CreateKey']._serialized_options = b'\252\273\030\027\n\005admin\030\002\"\014\n\naccount_id\202\323\344\223\002\r\"\010/v1/keys:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['ListKeys']._loaded_options = None
@@ -49,26 +51,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHSERVICE'].methods_by_name['GetKey']._serialized_options = b'\252\273\030\023\n\005admin\030\002\"\010\022\006key_id\202\323\344\223\002\034\022\021/v1/keys/{key_id}b\007api_key'
   _globals['_AUTHSERVICE'].methods_by_name['RevokeKey']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['RevokeKey']._serialized_options = b'\252\273\030\023\n\005admin\030\002\"\010\022\006key_id\202\323\344\223\002D\"\030/v1/keys/{key_id}:revoke:\001*Z\034*\021/v1/keys/{key_id}b\007api_keyb\007api_key'
-  _globals['_KEYSTATE']._serialized_start=1275
-  _globals['_KEYSTATE']._serialized_end=1380
+  _globals['_AUTHSERVICE'].methods_by_name['UpdateKey']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['UpdateKey']._serialized_options = b'\252\273\030\023\n\005admin\030\002\"\010\022\006key_id\202\323\344\223\002\0372\021/v1/keys/{key_id}:\001*b\007api_key'
+  _globals['_KEYSTATE']._serialized_start=1630
+  _globals['_KEYSTATE']._serialized_end=1735
   _globals['_APIKEY']._serialized_start=190
-  _globals['_APIKEY']._serialized_end=593
-  _globals['_CREATEKEYREQUEST']._serialized_start=596
-  _globals['_CREATEKEYREQUEST']._serialized_end=774
-  _globals['_CREATEKEYRESPONSE']._serialized_start=776
-  _globals['_CREATEKEYRESPONSE']._serialized_end=853
-  _globals['_LISTKEYSREQUEST']._serialized_start=855
-  _globals['_LISTKEYSREQUEST']._serialized_end=976
-  _globals['_LISTKEYSRESPONSE']._serialized_start=978
-  _globals['_LISTKEYSRESPONSE']._serialized_end=1063
-  _globals['_GETKEYREQUEST']._serialized_start=1065
-  _globals['_GETKEYREQUEST']._serialized_end=1102
-  _globals['_GETKEYRESPONSE']._serialized_start=1104
-  _globals['_GETKEYRESPONSE']._serialized_end=1165
-  _globals['_REVOKEKEYREQUEST']._serialized_start=1167
-  _globals['_REVOKEKEYREQUEST']._serialized_end=1207
-  _globals['_REVOKEKEYRESPONSE']._serialized_start=1209
-  _globals['_REVOKEKEYRESPONSE']._serialized_end=1273
-  _globals['_AUTHSERVICE']._serialized_start=1383
-  _globals['_AUTHSERVICE']._serialized_end=1999
+  _globals['_APIKEY']._serialized_end=695
+  _globals['_CREATEKEYREQUEST']._serialized_start=698
+  _globals['_CREATEKEYREQUEST']._serialized_end=876
+  _globals['_CREATEKEYRESPONSE']._serialized_start=878
+  _globals['_CREATEKEYRESPONSE']._serialized_end=955
+  _globals['_LISTKEYSREQUEST']._serialized_start=957
+  _globals['_LISTKEYSREQUEST']._serialized_end=1078
+  _globals['_LISTKEYSRESPONSE']._serialized_start=1080
+  _globals['_LISTKEYSRESPONSE']._serialized_end=1165
+  _globals['_GETKEYREQUEST']._serialized_start=1167
+  _globals['_GETKEYREQUEST']._serialized_end=1204
+  _globals['_GETKEYRESPONSE']._serialized_start=1206
+  _globals['_GETKEYRESPONSE']._serialized_end=1267
+  _globals['_REVOKEKEYREQUEST']._serialized_start=1269
+  _globals['_REVOKEKEYREQUEST']._serialized_end=1309
+  _globals['_REVOKEKEYRESPONSE']._serialized_start=1311
+  _globals['_REVOKEKEYRESPONSE']._serialized_end=1375
+  _globals['_UPDATEKEYREQUEST']._serialized_start=1378
+  _globals['_UPDATEKEYREQUEST']._serialized_end=1562
+  _globals['_UPDATEKEYRESPONSE']._serialized_start=1564
+  _globals['_UPDATEKEYRESPONSE']._serialized_end=1628
+  _globals['_AUTHSERVICE']._serialized_start=1738
+  _globals['_AUTHSERVICE']._serialized_end=2507
 # @@protoc_insertion_point(module_scope)

@@ -25,7 +25,7 @@ KEY_STATE_REVOKED: KeyState
 KEY_STATE_EXPIRED: KeyState
 
 class ApiKey(_message.Message):
-    __slots__ = ("id", "name", "account_id", "scopes", "prefix", "last_four", "state", "rate_limit_per_minute", "create_time", "last_use_time", "expire_time", "revoke_time", "allowed_models")
+    __slots__ = ("id", "name", "account_id", "scopes", "prefix", "last_four", "state", "rate_limit_per_minute", "create_time", "last_use_time", "expire_time", "revoke_time", "allowed_models", "spend_cap_nano_usd", "spend_cap_usd")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,8 @@ class ApiKey(_message.Message):
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     REVOKE_TIME_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_MODELS_FIELD_NUMBER: _ClassVar[int]
+    SPEND_CAP_NANO_USD_FIELD_NUMBER: _ClassVar[int]
+    SPEND_CAP_USD_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     account_id: str
@@ -52,7 +54,9 @@ class ApiKey(_message.Message):
     expire_time: _timestamp_pb2.Timestamp
     revoke_time: _timestamp_pb2.Timestamp
     allowed_models: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., account_id: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., prefix: _Optional[str] = ..., last_four: _Optional[str] = ..., state: _Optional[_Union[KeyState, str]] = ..., rate_limit_per_minute: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_use_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., allowed_models: _Optional[_Iterable[str]] = ...) -> None: ...
+    spend_cap_nano_usd: int
+    spend_cap_usd: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., account_id: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., prefix: _Optional[str] = ..., last_four: _Optional[str] = ..., state: _Optional[_Union[KeyState, str]] = ..., rate_limit_per_minute: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_use_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., allowed_models: _Optional[_Iterable[str]] = ..., spend_cap_nano_usd: _Optional[int] = ..., spend_cap_usd: _Optional[float] = ...) -> None: ...
 
 class CreateKeyRequest(_message.Message):
     __slots__ = ("name", "scopes", "rate_limit_per_minute", "expire_time", "allowed_models", "account_id")
@@ -117,6 +121,26 @@ class RevokeKeyRequest(_message.Message):
     def __init__(self, key_id: _Optional[str] = ...) -> None: ...
 
 class RevokeKeyResponse(_message.Message):
+    __slots__ = ("api_key",)
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    api_key: ApiKey
+    def __init__(self, api_key: _Optional[_Union[ApiKey, _Mapping]] = ...) -> None: ...
+
+class UpdateKeyRequest(_message.Message):
+    __slots__ = ("key_id", "name", "rate_limit_per_minute", "allowed_models", "clear_allowed_models")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_MODELS_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_ALLOWED_MODELS_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    name: str
+    rate_limit_per_minute: int
+    allowed_models: _containers.RepeatedScalarFieldContainer[str]
+    clear_allowed_models: bool
+    def __init__(self, key_id: _Optional[str] = ..., name: _Optional[str] = ..., rate_limit_per_minute: _Optional[int] = ..., allowed_models: _Optional[_Iterable[str]] = ..., clear_allowed_models: _Optional[bool] = ...) -> None: ...
+
+class UpdateKeyResponse(_message.Message):
     __slots__ = ("api_key",)
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     api_key: ApiKey

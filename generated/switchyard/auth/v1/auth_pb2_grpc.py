@@ -57,6 +57,11 @@ class AuthServiceStub:
                 request_serializer=switchyard_dot_auth_dot_v1_dot_auth__pb2.RevokeKeyRequest.SerializeToString,
                 response_deserializer=switchyard_dot_auth_dot_v1_dot_auth__pb2.RevokeKeyResponse.FromString,
                 _registered_method=True)
+        self.UpdateKey = channel.unary_unary(
+                '/switchyard.auth.v1.AuthService/UpdateKey',
+                request_serializer=switchyard_dot_auth_dot_v1_dot_auth__pb2.UpdateKeyRequest.SerializeToString,
+                response_deserializer=switchyard_dot_auth_dot_v1_dot_auth__pb2.UpdateKeyResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -93,6 +98,13 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateKey(self, request, context):
+        """Changes a key's name, rate limit or allowed models; fields left unset keep their value.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -115,6 +127,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.RevokeKey,
                     request_deserializer=switchyard_dot_auth_dot_v1_dot_auth__pb2.RevokeKeyRequest.FromString,
                     response_serializer=switchyard_dot_auth_dot_v1_dot_auth__pb2.RevokeKeyResponse.SerializeToString,
+            ),
+            'UpdateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateKey,
+                    request_deserializer=switchyard_dot_auth_dot_v1_dot_auth__pb2.UpdateKeyRequest.FromString,
+                    response_serializer=switchyard_dot_auth_dot_v1_dot_auth__pb2.UpdateKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -228,6 +245,33 @@ class AuthService:
             '/switchyard.auth.v1.AuthService/RevokeKey',
             switchyard_dot_auth_dot_v1_dot_auth__pb2.RevokeKeyRequest.SerializeToString,
             switchyard_dot_auth_dot_v1_dot_auth__pb2.RevokeKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.auth.v1.AuthService/UpdateKey',
+            switchyard_dot_auth_dot_v1_dot_auth__pb2.UpdateKeyRequest.SerializeToString,
+            switchyard_dot_auth_dot_v1_dot_auth__pb2.UpdateKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

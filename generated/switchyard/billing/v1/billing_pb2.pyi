@@ -39,7 +39,7 @@ class KeySpend(_message.Message):
     def __init__(self, key_id: _Optional[str] = ..., month: _Optional[str] = ..., spent_nano_usd: _Optional[int] = ..., spent_usd: _Optional[float] = ..., spend_cap_nano_usd: _Optional[int] = ..., spend_cap_usd: _Optional[float] = ...) -> None: ...
 
 class Wallet(_message.Message):
-    __slots__ = ("account_id", "balance_nano_usd", "balance_usd", "reserved_nano_usd", "available_nano_usd", "available_usd", "key")
+    __slots__ = ("account_id", "balance_nano_usd", "balance_usd", "reserved_nano_usd", "available_nano_usd", "available_usd", "key", "low_balance_threshold_nano_usd", "low_balance_threshold_usd", "low_balance")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     BALANCE_NANO_USD_FIELD_NUMBER: _ClassVar[int]
     BALANCE_USD_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +47,9 @@ class Wallet(_message.Message):
     AVAILABLE_NANO_USD_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_USD_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    LOW_BALANCE_THRESHOLD_NANO_USD_FIELD_NUMBER: _ClassVar[int]
+    LOW_BALANCE_THRESHOLD_USD_FIELD_NUMBER: _ClassVar[int]
+    LOW_BALANCE_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     balance_nano_usd: int
     balance_usd: float
@@ -54,7 +57,10 @@ class Wallet(_message.Message):
     available_nano_usd: int
     available_usd: float
     key: KeySpend
-    def __init__(self, account_id: _Optional[str] = ..., balance_nano_usd: _Optional[int] = ..., balance_usd: _Optional[float] = ..., reserved_nano_usd: _Optional[int] = ..., available_nano_usd: _Optional[int] = ..., available_usd: _Optional[float] = ..., key: _Optional[_Union[KeySpend, _Mapping]] = ...) -> None: ...
+    low_balance_threshold_nano_usd: int
+    low_balance_threshold_usd: float
+    low_balance: bool
+    def __init__(self, account_id: _Optional[str] = ..., balance_nano_usd: _Optional[int] = ..., balance_usd: _Optional[float] = ..., reserved_nano_usd: _Optional[int] = ..., available_nano_usd: _Optional[int] = ..., available_usd: _Optional[float] = ..., key: _Optional[_Union[KeySpend, _Mapping]] = ..., low_balance_threshold_nano_usd: _Optional[int] = ..., low_balance_threshold_usd: _Optional[float] = ..., low_balance: _Optional[bool] = ...) -> None: ...
 
 class CreateAccountRequest(_message.Message):
     __slots__ = ("name", "account_id")
@@ -227,3 +233,87 @@ class ListUsageResponse(_message.Message):
     records: _containers.RepeatedCompositeFieldContainer[UsageRecord]
     next_page_token: str
     def __init__(self, records: _Optional[_Iterable[_Union[UsageRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetUsageSummaryRequest(_message.Message):
+    __slots__ = ("account_id", "start_time", "end_time", "key_id", "model", "status")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    key_id: str
+    model: str
+    status: str
+    def __init__(self, account_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_id: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
+
+class UsageBucket(_message.Message):
+    __slots__ = ("day", "model", "requests", "errors", "input_tokens", "output_tokens", "cost_nano_usd", "cost_usd")
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_NANO_USD_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    day: str
+    model: str
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_nano_usd: int
+    cost_usd: float
+    def __init__(self, day: _Optional[str] = ..., model: _Optional[str] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_nano_usd: _Optional[int] = ..., cost_usd: _Optional[float] = ...) -> None: ...
+
+class GetUsageSummaryResponse(_message.Message):
+    __slots__ = ("buckets",)
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    buckets: _containers.RepeatedCompositeFieldContainer[UsageBucket]
+    def __init__(self, buckets: _Optional[_Iterable[_Union[UsageBucket, _Mapping]]] = ...) -> None: ...
+
+class ListAccountsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class AccountSummary(_message.Message):
+    __slots__ = ("account", "wallet")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    WALLET_FIELD_NUMBER: _ClassVar[int]
+    account: Account
+    wallet: Wallet
+    def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ..., wallet: _Optional[_Union[Wallet, _Mapping]] = ...) -> None: ...
+
+class ListAccountsResponse(_message.Message):
+    __slots__ = ("accounts", "next_page_token")
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    accounts: _containers.RepeatedCompositeFieldContainer[AccountSummary]
+    next_page_token: str
+    def __init__(self, accounts: _Optional[_Iterable[_Union[AccountSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SetLowBalanceThresholdRequest(_message.Message):
+    __slots__ = ("account_id", "threshold_usd", "threshold_nano_usd", "clear")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_USD_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_NANO_USD_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    threshold_usd: str
+    threshold_nano_usd: int
+    clear: bool
+    def __init__(self, account_id: _Optional[str] = ..., threshold_usd: _Optional[str] = ..., threshold_nano_usd: _Optional[int] = ..., clear: _Optional[bool] = ...) -> None: ...
+
+class SetLowBalanceThresholdResponse(_message.Message):
+    __slots__ = ("wallet",)
+    WALLET_FIELD_NUMBER: _ClassVar[int]
+    wallet: Wallet
+    def __init__(self, wallet: _Optional[_Union[Wallet, _Mapping]] = ...) -> None: ...

@@ -67,6 +67,21 @@ class BillingServiceStub:
                 request_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageRequest.SerializeToString,
                 response_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageResponse.FromString,
                 _registered_method=True)
+        self.GetUsageSummary = channel.unary_unary(
+                '/switchyard.billing.v1.BillingService/GetUsageSummary',
+                request_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.GetUsageSummaryRequest.SerializeToString,
+                response_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.GetUsageSummaryResponse.FromString,
+                _registered_method=True)
+        self.SetLowBalanceThreshold = channel.unary_unary(
+                '/switchyard.billing.v1.BillingService/SetLowBalanceThreshold',
+                request_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.SetLowBalanceThresholdRequest.SerializeToString,
+                response_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.SetLowBalanceThresholdResponse.FromString,
+                _registered_method=True)
+        self.ListAccounts = channel.unary_unary(
+                '/switchyard.billing.v1.BillingService/ListAccounts',
+                request_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListAccountsRequest.SerializeToString,
+                response_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListAccountsResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -117,6 +132,28 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsageSummary(self, request, context):
+        """Requests, tokens and cost per UTC day and model (default: the last 30 days), aggregated by the
+        database over the indexed usage log, for the console's charts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetLowBalanceThreshold(self, request, context):
+        """Sets (or clears) the balance below which the console warns the account: the wallet's low_balance.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccounts(self, request, context):
+        """Every account with its wallet, for the operator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -149,6 +186,21 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ListUsage,
                     request_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageRequest.FromString,
                     response_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageResponse.SerializeToString,
+            ),
+            'GetUsageSummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsageSummary,
+                    request_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.GetUsageSummaryRequest.FromString,
+                    response_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.GetUsageSummaryResponse.SerializeToString,
+            ),
+            'SetLowBalanceThreshold': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLowBalanceThreshold,
+                    request_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.SetLowBalanceThresholdRequest.FromString,
+                    response_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.SetLowBalanceThresholdResponse.SerializeToString,
+            ),
+            'ListAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccounts,
+                    request_deserializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListAccountsRequest.FromString,
+                    response_serializer=switchyard_dot_billing_dot_v1_dot_billing__pb2.ListAccountsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -316,6 +368,87 @@ class BillingService:
             '/switchyard.billing.v1.BillingService/ListUsage',
             switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageRequest.SerializeToString,
             switchyard_dot_billing_dot_v1_dot_billing__pb2.ListUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsageSummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.billing.v1.BillingService/GetUsageSummary',
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.GetUsageSummaryRequest.SerializeToString,
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.GetUsageSummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLowBalanceThreshold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.billing.v1.BillingService/SetLowBalanceThreshold',
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.SetLowBalanceThresholdRequest.SerializeToString,
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.SetLowBalanceThresholdResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.billing.v1.BillingService/ListAccounts',
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.ListAccountsRequest.SerializeToString,
+            switchyard_dot_billing_dot_v1_dot_billing__pb2.ListAccountsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&switchyard/type/v1/method_policy.proto\x12\x12switchyard.type.v1\x1a google/protobuf/descriptor.proto\"\x92\x01\n\x0cMethodPolicy\x12\r\n\x05scope\x18\x01 \x01(\t\x12\x10\n\x08\x62illable\x18\x02 \x01(\x08\x12.\n\x08\x61udience\x18\x03 \x01(\x0e\x32\x1c.switchyard.type.v1.Audience\x12\x31\n\x06target\x18\x04 \x01(\x0b\x32!.switchyard.type.v1.TargetAccount\"9\n\rTargetAccount\x12\x15\n\raccount_field\x18\x01 \x01(\t\x12\x11\n\tkey_field\x18\x02 \x01(\t*m\n\x08\x41udience\x12\x18\n\x14\x41UDIENCE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41UDIENCE_ACCOUNT\x10\x01\x12\x1a\n\x16\x41UDIENCE_ACCOUNT_ADMIN\x10\x02\x12\x15\n\x11\x41UDIENCE_OPERATOR\x10\x03:Y\n\rmethod_policy\x12\x1e.google.protobuf.MethodOptions\x18\xb5\x87\x03 \x01(\x0b\x32 .switchyard.type.v1.MethodPolicyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&switchyard/type/v1/method_policy.proto\x12\x12switchyard.type.v1\x1a google/protobuf/descriptor.proto\"\x92\x01\n\x0cMethodPolicy\x12\r\n\x05scope\x18\x01 \x01(\t\x12\x10\n\x08\x62illable\x18\x02 \x01(\x08\x12.\n\x08\x61udience\x18\x03 \x01(\x0e\x32\x1c.switchyard.type.v1.Audience\x12\x31\n\x06target\x18\x04 \x01(\x0b\x32!.switchyard.type.v1.TargetAccount\"9\n\rTargetAccount\x12\x15\n\raccount_field\x18\x01 \x01(\t\x12\x11\n\tkey_field\x18\x02 \x01(\t*\x82\x01\n\x08\x41udience\x12\x18\n\x14\x41UDIENCE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41UDIENCE_ACCOUNT\x10\x01\x12\x1a\n\x16\x41UDIENCE_ACCOUNT_ADMIN\x10\x02\x12\x15\n\x11\x41UDIENCE_OPERATOR\x10\x03\x12\x13\n\x0f\x41UDIENCE_PUBLIC\x10\x04:Y\n\rmethod_policy\x12\x1e.google.protobuf.MethodOptions\x18\xb5\x87\x03 \x01(\x0b\x32 .switchyard.type.v1.MethodPolicyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.type.v1.method_policy_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUDIENCE']._serialized_start=304
-  _globals['_AUDIENCE']._serialized_end=413
+  _globals['_AUDIENCE']._serialized_start=305
+  _globals['_AUDIENCE']._serialized_end=435
   _globals['_METHODPOLICY']._serialized_start=97
   _globals['_METHODPOLICY']._serialized_end=243
   _globals['_TARGETACCOUNT']._serialized_start=245

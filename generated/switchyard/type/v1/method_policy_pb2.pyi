@@ -13,10 +13,12 @@ class Audience(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUDIENCE_ACCOUNT: _ClassVar[Audience]
     AUDIENCE_ACCOUNT_ADMIN: _ClassVar[Audience]
     AUDIENCE_OPERATOR: _ClassVar[Audience]
+    AUDIENCE_PUBLIC: _ClassVar[Audience]
 AUDIENCE_UNSPECIFIED: Audience
 AUDIENCE_ACCOUNT: Audience
 AUDIENCE_ACCOUNT_ADMIN: Audience
 AUDIENCE_OPERATOR: Audience
+AUDIENCE_PUBLIC: Audience
 METHOD_POLICY_FIELD_NUMBER: _ClassVar[int]
 method_policy: _descriptor.FieldDescriptor
 
