@@ -183,7 +183,11 @@ class Edge:
             upstream_seconds = float(upstream) / 1000 if upstream else 0.0
         except ValueError:
             upstream_seconds = 0.0
-        response.headers[_OVERHEAD_HEADER] = f"{max(0.0, elapsed - upstream_seconds) * 1000:.3f}"
+        overhead = f"{max(0.0, elapsed - upstream_seconds) * 1000:.3f}"
+        if isinstance(response, EventStreamResponse):
+            response.headers[_OVERHEAD_HEADER] = overhead
+        else:  # appended as is: MutableHeaders' assignment scans every header for an old value first
+            response.raw_headers.append((_OVERHEAD_HEADER.encode(), overhead.encode()))
         span = request.state.span
         status = getattr(response, "status_code", 200)
         if not request.state.reached_services and self.telemetry.access_log is not None:

@@ -68,7 +68,7 @@ class AccessLog:
         if self._json:
             line = orjson.dumps({"time": stamp, "level": "info", "logger": ACCESS.name, **fields}).decode()
         else:
-            line = f"{stamp} INFO access: " + " ".join(f"{k}={v}" for k, v in fields.items() if v not in ("", None))
+            line = f"{stamp} INFO access: " + " ".join([f"{k}={v}" for k, v in fields.items() if v != ""])
         self._lines.append(line)
         if len(self._lines) >= self._batch:
             self.flush()
