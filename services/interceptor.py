@@ -93,57 +93,14 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         request_id = call_context.sane_request_id(metadata.get("x-request-id")) or call_context.new_request_id()
         record.request_id = request_id
         headers: list[tuple[str, str]] = [("x-request-id", request_id)]
-        if policy.audience is Audience.PUBLIC:
-            # No credential to check: the request carries its own proof (a password, an invite
-            # token), which the servicer checks and rate-limits. Its content is checked all the same.
-            try:
-                _check(request)
-            except ServiceError as err:
-                err.trailers = headers
-                await _abort(context, err, request_id, record)
-            if send_headers:
-                await context.send_initial_metadata(headers)
-            return call_context.CallContext(
-                principal=_ANONYMOUS, request_id=request_id, policy=policy, record=record, headers=tuple(headers),
-            )
         try:
-            principal = await self._verifier.verify(metadata.get("authorization"))
-            record.key_id, record.account_id = principal.key_id, principal.account_id
-            try:
-                if principal.rate_limit_per_minute > 0:
-                    bucket, limit = f"key:{principal.key_id}", principal.rate_limit_per_minute
-                else:
-                    bucket, limit = f"key:{principal.key_id}{limits[0]}", limits[1]
-                decision = await self._limiter.hit(bucket, limit)
-            except Exception as exc:  # noqa: BLE001 - a limiter outage must not let traffic through unlimited
-                log.error("rate limiter unavailable: %s", type(exc).__name__)
-                raise store_unavailable("The rate limiter") from exc
-            headers += rate_limit_headers(decision)
-            if not decision.allowed:
-                raise ServiceError(
-                    Reason.ERROR_REASON_RATE_LIMITED,
-                    f"Rate limit of {decision.limit} requests per minute exceeded; retry in {decision.retry_after} s.",
-                    metadata={"retryAfter": str(decision.retry_after), "limit": str(decision.limit)},
-                    trailers=headers,
-                )
-            if not policy.allows(principal.scopes):
-                raise ServiceError(
-                    Reason.ERROR_REASON_INSUFFICIENT_SCOPE,
-                    f"This API key lacks the '{policy.scope}' scope.",
-                    metadata={"requiredScope": policy.scope},
-                    trailers=headers,
-                )
-            operator = principal.account_id == self._operator_account and ADMIN_SCOPE in principal.scopes
-            if policy.audience is Audience.OPERATOR and not operator:
-                raise ServiceError(
-                    Reason.ERROR_REASON_INSUFFICIENT_SCOPE,
-                    "Only admin keys of the operator's account may do this: it affects every account.",
-                    metadata={"requiredScope": policy.scope, "audience": "operator"},
-                    trailers=headers,
-                )
+            # A public RPC has no credential to check: the request carries its own proof (a password,
+            # an invite token), which the servicer checks and rate-limits.
+            public = policy.audience is Audience.PUBLIC
+            principal, operator = (_ANONYMOUS, False) if public else await self._authorize(metadata, policy, record, limits, headers)
             # Before the target lookup: it reads the request's ids from the database.
             _check(request)
-            account_id = await self._target_account(policy, request, principal, operator)
+            account_id = "" if public else await self._target_account(policy, request, principal, operator)
         except ServiceError as err:
             if not err.trailers:
                 err.trailers = headers
@@ -161,6 +118,47 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
             principal=principal, request_id=request_id, policy=policy, account_id=account_id, operator=operator,
             record=record, headers=tuple(headers),
         )
+
+    async def _authorize(
+        self, metadata: dict, policy: Policy, record: CallRecord, limits: tuple[str, int], headers: list,
+    ) -> tuple[Principal, bool]:
+        """The caller's key, its rate-limit slot (headers gain the limit's state), scope and audience:
+        (principal, whether it is an operator admin)."""
+        principal = await self._verifier.verify(metadata.get("authorization"))
+        record.key_id, record.account_id = principal.key_id, principal.account_id
+        try:
+            if principal.rate_limit_per_minute > 0:
+                bucket, limit = f"key:{principal.key_id}", principal.rate_limit_per_minute
+            else:
+                bucket, limit = f"key:{principal.key_id}{limits[0]}", limits[1]
+            decision = await self._limiter.hit(bucket, limit)
+        except Exception as exc:  # noqa: BLE001 - a limiter outage must not let traffic through unlimited
+            log.error("rate limiter unavailable: %s", type(exc).__name__)
+            raise store_unavailable("The rate limiter") from exc
+        headers += rate_limit_headers(decision)
+        if not decision.allowed:
+            raise ServiceError(
+                Reason.ERROR_REASON_RATE_LIMITED,
+                f"Rate limit of {decision.limit} requests per minute exceeded; retry in {decision.retry_after} s.",
+                metadata={"retryAfter": str(decision.retry_after), "limit": str(decision.limit)},
+                trailers=headers,
+            )
+        if not policy.allows(principal.scopes):
+            raise ServiceError(
+                Reason.ERROR_REASON_INSUFFICIENT_SCOPE,
+                f"This API key lacks the '{policy.scope}' scope.",
+                metadata={"requiredScope": policy.scope},
+                trailers=headers,
+            )
+        operator = principal.account_id == self._operator_account and ADMIN_SCOPE in principal.scopes
+        if policy.audience is Audience.OPERATOR and not operator:
+            raise ServiceError(
+                Reason.ERROR_REASON_INSUFFICIENT_SCOPE,
+                "Only admin keys of the operator's account may do this: it affects every account.",
+                metadata={"requiredScope": policy.scope, "audience": "operator"},
+                trailers=headers,
+            )
+        return principal, operator
 
     async def _target_account(self, policy: Policy, request, principal: Principal, operator: bool) -> str:
         """The account the call acts on. Only the operator's admins reach past their own account; to
@@ -195,12 +193,10 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                 call_context.bind(ctx)
                 try:
                     response = await behavior(request, context)
-                except ServiceError as err:
-                    await _abort(context, err, ctx.request_id, record)
                 except (grpc.aio.AbortError, grpc.RpcError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - a store outage is a 503, anything else a clean 500
-                    await _abort(context, _unexpected(exc, behavior, ctx.request_id), ctx.request_id, record)
+                    await _abort(context, _as_service_error(exc, behavior, ctx.request_id), ctx.request_id, record)
                 context.set_trailing_metadata(((UPSTREAM_MS_METADATA, record.upstream_ms()),))
                 return response
             finally:
@@ -228,8 +224,7 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
                 except (grpc.aio.AbortError, grpc.RpcError):
                     raise
                 except Exception as exc:  # noqa: BLE001
-                    if not isinstance(exc, ServiceError):
-                        exc = _unexpected(exc, behavior, ctx.request_id)
+                    exc = _as_service_error(exc, behavior, ctx.request_id)
                     if first:  # no headers went out yet: the error carries them
                         exc.trailers = [*ctx.headers, *exc.trailers]
                     await _abort(context, exc, ctx.request_id, record)
@@ -270,10 +265,12 @@ def _check(request) -> None:
     check_request(request)
 
 
-def _unexpected(exc: Exception, behavior, request_id: str) -> ServiceError:
-    """What the caller hears of an exception no servicer handled: a store outage is 503 with a retry
-    hint, anything else a 500. Logged by type and stack only: messages may quote the request's
+def _as_service_error(exc: Exception, behavior, request_id: str) -> ServiceError:
+    """What the caller hears of a servicer's exception: a ServiceError as it is; a store outage is 503
+    with a retry hint, anything else a 500. Logged by type and stack only: messages may quote the request's
     content (a driver's error can hold a whole failing row)."""
+    if isinstance(exc, ServiceError):
+        return exc
     if is_store_outage(exc):
         log.warning("store unavailable in %s (request %s): %s", behavior.__qualname__, request_id, log_safe(exc))
         return store_unavailable()
