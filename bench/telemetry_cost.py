@@ -24,8 +24,8 @@ from services.telemetry.metrics import GatewayMetrics  # noqa: E402
 from services.telemetry.tracing import Tracing  # noqa: E402
 
 N = 50_000
-METADATA = (("x-request-id", "req_0123456789abcdef01234567"), (ROUTE_METADATA, "POST /v1/chat/completions"),
-            (SURFACE_METADATA, "default"), ("authorization", "Bearer tk_live_x"))
+METADATA = dict((("x-request-id", "req_0123456789abcdef01234567"), (ROUTE_METADATA, "POST /v1/chat/completions"),
+            (SURFACE_METADATA, "default"), ("authorization", "Bearer tk_live_x")))
 ROW = {"model": "bench-model", "provider": "fast", "account_id": "acct_default", "input_tokens": 12, "output_tokens": 9,
        "cost_nano": 7200, "streamed": False}
 

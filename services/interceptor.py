@@ -87,9 +87,9 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         return (f":{surface}" if surface else ""), limit
 
     async def _admit(
-        self, context: grpc.aio.ServicerContext, policy: Policy, request, record: CallRecord, limits: tuple[str, int], *, send_headers: bool = True,
+        self, context: grpc.aio.ServicerContext, metadata: dict, policy: Policy, request, record: CallRecord,
+        limits: tuple[str, int], *, send_headers: bool = True,
     ) -> call_context.CallContext:
-        metadata = dict(context.invocation_metadata() or ())
         request_id = call_context.sane_request_id(metadata.get("x-request-id")) or call_context.new_request_id()
         record.request_id = request_id
         headers: list[tuple[str, str]] = [("x-request-id", request_id)]
@@ -187,9 +187,10 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         telemetry = self._telemetry
 
         async def unary(request, context):
-            record = telemetry.begin(rpc, context.invocation_metadata())
+            metadata = dict(context.invocation_metadata() or ())
+            record = telemetry.begin(rpc, metadata)
             try:
-                ctx = await self._admit(context, policy, request, record, limits)
+                ctx = await self._admit(context, metadata, policy, request, record, limits)
                 call_context.bind(ctx)
                 try:
                     response = await behavior(request, context)
@@ -208,11 +209,12 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         telemetry = self._telemetry
 
         async def stream(request, context):
-            record = telemetry.begin(rpc, context.invocation_metadata())
+            metadata = dict(context.invocation_metadata() or ())
+            record = telemetry.begin(rpc, metadata)
             try:
                 # Headers go out with the first message, so they can say how long the upstream
                 # took to start answering (the edge's overhead figure for a stream).
-                ctx = await self._admit(context, policy, request, record, limits, send_headers=False)
+                ctx = await self._admit(context, metadata, policy, request, record, limits, send_headers=False)
                 call_context.bind(ctx)
                 first = True
                 try:

@@ -197,11 +197,15 @@ class Meter:
         self._metering.usage_log.record(row)
         self._report(row, now)
 
-    def _report(self, row: dict, now: float) -> None:
+    def _note(self, input_tokens: int, output_tokens: int, cost: int) -> None:
+        """What the call's record (metrics, span, access log) reports of this request."""
         record = self._ctx.record
         if record is not None:
-            record.model, record.provider = row["model"], row["provider"]
-            record.input_tokens, record.output_tokens, record.cost_nano = row["input_tokens"], row["output_tokens"], row["cost_nano"]
+            record.model, record.provider = self._model.id, self.provider
+            record.input_tokens, record.output_tokens, record.cost_nano = input_tokens, output_tokens, cost
+
+    def _report(self, row: dict, now: float) -> None:
+        self._note(row["input_tokens"], row["output_tokens"], row["cost_nano"])
         metrics = self._metering.telemetry.metrics
         if metrics is not None:
             metrics.billed(row, self._first_token, self._started, now)
@@ -250,11 +254,9 @@ class Meter:
                     usage.cost_nano_usd = self.cost(usage)
                     self._log("ok", usage, usage.cost_nano_usd)
             else:
-                if usage is not None and self._ctx.record is not None:
+                if usage is not None:
                     # The call's record is reported when the stream ends, before settlement is done.
-                    record = self._ctx.record
-                    record.model, record.provider = self._model.id, self.provider
-                    record.input_tokens, record.output_tokens, record.cost_nano = usage.input_tokens, usage.output_tokens, self.cost(usage)
+                    self._note(usage.input_tokens, usage.output_tokens, self.cost(usage))
                 self._metering.in_background(self._finish(usage, error))
 
     async def _finish(self, usage: usage_pb2.TokenUsage | None, error: BaseException | None) -> None:

@@ -53,8 +53,8 @@ class Telemetry:
         self.tracing = tracing
         self.access_log = access_log
 
-    def begin(self, rpc: str, metadata) -> CallRecord:
-        carrier = dict(metadata or ())
+    def begin(self, rpc: str, carrier: dict[str, str]) -> CallRecord:
+        """`carrier`: the call's metadata."""
         surface = carrier.get(SURFACE_METADATA, "grpc")
         record = CallRecord(
             rpc=rpc.rsplit(".", 1)[-1], surface=surface if surface in SURFACES else "grpc",
