@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from email.utils import parsedate_to_datetime
@@ -29,10 +30,10 @@ from urllib.parse import unquote_to_bytes
 
 import aiohttp
 import orjson
-from aiohttp.http_exceptions import HttpProcessingError
 
 from services.config import ProviderConfig
 from services.routing.adapters.base import Target, Timeouts, UpstreamError, unsupported
+from services.routing.adapters.sse import EventTooLarge, sse_events
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -70,8 +71,9 @@ _ERROR_TYPE_STATUS = {
 _DEFAULT_SCHEMA = {"type": "object", "properties": {}}
 # Upstream text copied into error messages is cut to this; a message is for people, not a dump.
 _MAX_MESSAGE = 500
-# An SSE line can hold a whole content block; aiohttp reads lines up to twice this (default: 128 KiB).
+# An SSE event can hold a whole content block: read in large pieces, and allow events of 2 MiB.
 _READ_BUFSIZE = 1 << 20
+_MAX_EVENT_BYTES = 2 * _READ_BUFSIZE
 # Block types that are already Anthropic-native and may arrive (from the Anthropic dialect) as other_json.
 _NATIVE_BLOCKS = frozenset({"text", "image", "document", "search_result", "thinking", "redacted_thinking"})
 
@@ -537,27 +539,17 @@ class AnthropicAdapter:
             ) as response:
                 if response.status != 200:
                     raise _http_error(response.status, await response.read(), response.headers, redact)
-                data: list[bytes] = []
                 try:
-                    async for line in response.content:
-                        if line.startswith(b"data:"):
-                            data.append(line[5:].strip())
-                            continue
-                        if line.strip() or not data:
-                            continue  # `event:` names and comments: the JSON's own `type` says it all
-                        chunks = translator.feed(orjson.loads(data[0] if len(data) == 1 else b"\n".join(data)))
-                        data.clear()
-                        for chunk in chunks:
-                            started = True
-                            yield chunk
+                    # `event:` names are not needed: the JSON's own `type` says it all.
+                    async with contextlib.aclosing(sse_events(response.content, _MAX_EVENT_BYTES)) as events:
+                        async for _, data in events:
+                            for chunk in translator.feed(orjson.loads(data)):
+                                started = True
+                                yield chunk
                 except aiohttp.ClientPayloadError:
                     # A connection dropped after message_stop lost nothing; before it, it is a cut stream.
                     if not translator.stopped:
                         raise
-                if data:  # a last event without its blank line
-                    for chunk in translator.feed(orjson.loads(b"\n".join(data))):
-                        started = True
-                        yield chunk
             if translator.finish is None:
                 raise UpstreamError("The Anthropic stream ended before the message was complete.", retryable=True)
             yield translator.usage_chunk()
@@ -570,8 +562,8 @@ class AnthropicAdapter:
             raise err from None
         except orjson.JSONDecodeError:
             raise UpstreamError("The Anthropic stream sent an event that is not JSON.", retryable=True, started=started) from None
-        except HttpProcessingError:
-            # In practice an SSE line over the read buffer: the same request would hit it again.
+        except EventTooLarge:
+            # The same request would hit it again.
             raise UpstreamError("The Anthropic stream sent an event too large to read.", retryable=False, started=started) from None
 
     async def count_tokens(

@@ -59,6 +59,7 @@ import orjson
 from multidict import CIMultiDict
 
 from services.routing.adapters.base import Target, Timeouts, UpstreamError, estimate_tokens, unsupported
+from services.routing.adapters.sse import EventTooLarge, sse_events
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -521,41 +522,6 @@ def _classify(
     return UpstreamError(f"upstream provider '{name}' returned HTTP {status}", retryable=False, status=status, started=started)
 
 
-# -- SSE --------------------------------------------------------------------------------------
-
-
-async def _sse_data(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """The data of each server-sent event. Split by hand rather than `async for line in content`:
-    aiohttp caps a line at twice its read buffer (128 KiB), and one Gemini event can carry an image."""
-    pending: list[bytes] = []  # the unfinished line, in pieces: joined only once it is complete
-    pending_size = 0
-    data: list[bytes] = []
-    async for piece in content.iter_any():
-        pending.append(piece)
-        pending_size += len(piece)
-        if pending_size > _MAX_EVENT_BYTES:
-            raise UpstreamError("Gemini sent an oversized stream event.", retryable=True)
-        if b"\n" not in piece:
-            continue
-        *lines, rest = b"".join(pending).split(b"\n")
-        pending = [rest] if rest else []
-        pending_size = len(rest)
-        for line in lines:
-            line = line.rstrip(b"\r")
-            if not line:
-                if data:
-                    yield b"\n".join(data)
-                    data = []
-            elif line.startswith(b"data:"):
-                data.append(line[6:] if line[5:6] == b" " else line[5:])
-    buffer = b"".join(pending)
-    line = buffer.rstrip(b"\r")
-    if line.startswith(b"data:"):
-        data.append(line[6:] if line[5:6] == b" " else line[5:])
-    if data:
-        yield b"\n".join(data)
-
-
 def _status_code(error: dict) -> int:
     try:
         return int(error.get("code") or 500)
@@ -725,8 +691,8 @@ class GeminiAdapter:
                 if response.status // 100 != 2:
                     raw = await response.read()
                     raise error_from_response(target, response.status, raw, response.headers, key=key)
-                async with contextlib.aclosing(_sse_data(response.content)) as events:
-                    async for payload in events:
+                async with contextlib.aclosing(sse_events(response.content, _MAX_EVENT_BYTES)) as events:
+                    async for _, payload in events:
                         try:
                             event = orjson.loads(payload)
                         except orjson.JSONDecodeError:
@@ -742,6 +708,8 @@ class GeminiAdapter:
         except UpstreamError as err:
             err.started = err.started or stream.started
             raise
+        except EventTooLarge:
+            raise UpstreamError("Gemini sent an oversized stream event.", retryable=True, started=stream.started) from None
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(name, exc, stream.started) from None
 

@@ -17,7 +17,8 @@ Choices not forced by the wire format:
 - A stream's usage is passed on once, as the last chunk, whatever the upstream did (OpenAI sends it
   in a chunk of its own, some compatible servers on every chunk); if the upstream sent none it is
   estimated, so billing never sees a stream without usage.
-- SSE `data:` lines are handled one at a time (every OpenAI-compatible server sends one JSON per line).
+- The stream is read by the shared SSE reader (adapters/sse.py): multi-line `data:`, CRLF and a last
+  event without its blank line are all read; an event that is not JSON, other than `[DONE]`, is malformed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from yarl import URL
 
 from services.config import ProviderConfig
 from services.routing.adapters.base import Target, Timeouts, UpstreamError, estimate_tokens, unsupported
+from services.routing.adapters.sse import SSEParser
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -50,8 +52,9 @@ _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 _MAX_ERROR_BODY = 64 * 1024
 # Upstream text copied into a message is for people, not a dump.
 _MAX_MESSAGE = 500
-# One SSE line can hold a big tool-call argument chunk; aiohttp's default line limit is 128 KiB.
+# One SSE event can hold a big tool-call argument chunk: read in large pieces, and allow events of 2 MiB.
 _READ_BUFSIZE = 1 << 20
+_MAX_EVENT_BYTES = 2 * _READ_BUFSIZE
 # Caches keyed by configuration values; bounded in case a registry churns through many models.
 _CACHE_LIMIT = 4096
 
@@ -624,27 +627,21 @@ class OpenAICompatAdapter:
             ) as response:
                 if not 200 <= response.status < 300:
                     raise await _status_error(response, key)
-                # Bulk reads split in place: reading line by line through aiohttp's StreamReader cost
-                # more CPU than decoding the events (two lines an event).
-                pending = b""
-                async for data in response.content.iter_any():
-                    pending = pending + data if pending else data
-                    if b"\n" not in data:
-                        if len(pending) > _READ_BUFSIZE * 2:
-                            raise _malformed(started)
-                        continue
-                    lines = pending.split(b"\n")
-                    pending = lines.pop()
-                    for line in lines:
-                        # Comments (":"), "event:"/"id:" fields and blank separators carry nothing we need.
-                        if not line.startswith(b"data:"):
-                            continue
-                        payload = line[5:].strip()
-                        if payload == b"[DONE]":
-                            done = True
-                            break
-                        if not payload:
-                            continue
+                # Bulk reads parsed a chunk at a time: reading line by line through aiohttp's
+                # StreamReader cost more CPU than decoding the events.
+                content = response.content
+                parser = SSEParser(_MAX_EVENT_BYTES)
+                while not done:
+                    data = await content.readany()
+                    for _, payload in parser.feed(data) if data else parser.close():
+                        if payload[:1] != b"{":
+                            # `event:` names, comments and `id:` lines never get here; a `[DONE]` may.
+                            payload = payload.strip()
+                            if payload == b"[DONE]":
+                                done = True
+                                break
+                            if not payload:
+                                continue
                         event = orjson.loads(payload)
                         if not isinstance(event, dict):
                             raise _malformed(started)
@@ -667,13 +664,13 @@ class OpenAICompatAdapter:
                             chunk.choices[0].delta.role = "assistant"
                         started = True
                         yield chunk
-                    if done:
+                    if not data:
                         break
         except UpstreamError:
             raise
         except (aiohttp.ClientError, TimeoutError, OSError, HttpProcessingError) as exc:
             raise _transport_error(exc, started) from None
-        except (KeyError, TypeError, AttributeError, ValueError):  # orjson.JSONDecodeError is a ValueError
+        except (KeyError, TypeError, AttributeError, ValueError):  # JSONDecodeError, EventTooLarge are ValueErrors
             raise _malformed(started) from None
         if not done and not finished:
             raise UpstreamError("upstream stream ended early", retryable=True, started=started)
