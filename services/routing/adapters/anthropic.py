@@ -32,7 +32,7 @@ import aiohttp
 import orjson
 
 from services.config import ProviderConfig
-from services.routing.adapters.base import Target, Timeouts, UpstreamError, unsupported
+from services.routing.adapters.base import ProbeRequest, Target, Timeouts, UpstreamError, probe_headers, unsupported
 from services.routing.adapters.sse import EventTooLarge, sse_events
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
@@ -492,6 +492,11 @@ class AnthropicAdapter:
 
     def __init__(self, *, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
         self.default_max_tokens = default_max_tokens
+
+    @staticmethod
+    def probe_request(provider: ProviderConfig, key: str) -> ProbeRequest:
+        return ProbeRequest(f"{provider.base_url}/v1/models",
+                            probe_headers(provider, {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}))
 
     def _prepare(self, target: Target, request: chat_pb2.ChatRequest, stream: bool) -> tuple[str, bytes, dict[str, str], _Redactor]:
         provider = target.provider

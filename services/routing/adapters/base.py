@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
+from multidict import CIMultiDict
 
 from services.config import ProviderConfig
 from switchyard.routing.v1 import chat_pb2, routing_pb2
@@ -37,6 +38,23 @@ class Target:
 
     provider: ProviderConfig
     upstream_model: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRequest:
+    """The health probe's call: GET url?params with headers, one that costs no tokens (a model list)."""
+
+    url: str
+    headers: CIMultiDict[str]
+    params: dict[str, str] | None = None
+
+
+def probe_headers(provider: ProviderConfig, credentials: dict[str, str]) -> CIMultiDict[str]:
+    """The provider's configured headers, then ours: case-insensitive, so a configured
+    "authorization" cannot end up sent twice next to ours, and ours win."""
+    headers: CIMultiDict[str] = CIMultiDict(provider.headers)
+    headers.update(credentials)
+    return headers
 
 
 class UpstreamError(Exception):
@@ -92,6 +110,10 @@ class ProviderAdapter(Protocol):
     async def rerank(
         self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
     ) -> routing_pb2.RerankResponse: ...
+
+    @staticmethod
+    def probe_request(provider: ProviderConfig, key: str) -> ProbeRequest:
+        """The health monitor's cheap authenticated call (not asked of kinds registered upstream=False)."""
 
 
 def unsupported(kind: str, operation: str) -> UpstreamError:

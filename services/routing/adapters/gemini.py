@@ -58,7 +58,16 @@ import aiohttp
 import orjson
 from multidict import CIMultiDict
 
-from services.routing.adapters.base import Target, Timeouts, UpstreamError, estimate_tokens, unsupported
+from services.config import ProviderConfig
+from services.routing.adapters.base import (
+    ProbeRequest,
+    Target,
+    Timeouts,
+    UpstreamError,
+    estimate_tokens,
+    probe_headers,
+    unsupported,
+)
 from services.routing.adapters.sse import EventTooLarge, sse_events
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
@@ -643,6 +652,11 @@ class GeminiAdapter:
         headers["x-goog-api-key"] = key
         headers["Content-Type"] = "application/json"
         return headers, key
+
+    @staticmethod
+    def probe_request(provider: ProviderConfig, key: str) -> ProbeRequest:
+        # A header rather than ?key=: URLs end up in access logs, proxies and tracebacks.
+        return ProbeRequest(f"{provider.base_url}/v1beta/models", probe_headers(provider, {"x-goog-api-key": key}))
 
     @staticmethod
     def _url(target: Target, method: str) -> str:

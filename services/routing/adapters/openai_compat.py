@@ -39,7 +39,15 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from services.config import ProviderConfig
-from services.routing.adapters.base import Target, Timeouts, UpstreamError, estimate_tokens, unsupported
+from services.routing.adapters.base import (
+    ProbeRequest,
+    Target,
+    Timeouts,
+    UpstreamError,
+    estimate_tokens,
+    probe_headers,
+    unsupported,
+)
 from services.routing.adapters.sse import SSEParser
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
@@ -557,6 +565,13 @@ class OpenAICompatAdapter:
             else:
                 headers["Authorization"] = f"Bearer {key}"
         return headers
+
+    @staticmethod
+    def probe_request(provider: ProviderConfig, key: str) -> ProbeRequest:
+        if provider.kind == "azure":
+            return ProbeRequest(f"{provider.base_url}/openai/models", probe_headers(provider, {"api-key": key}),
+                                {"api-version": provider.api_version or DEFAULT_AZURE_API_VERSION})
+        return ProbeRequest(f"{provider.base_url}/models", probe_headers(provider, {"Authorization": f"Bearer {key}"}))
 
     async def _post_raw(
         self, session: aiohttp.ClientSession, provider: ProviderConfig, url: URL, body: bytes | aiohttp.FormData,
