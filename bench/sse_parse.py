@@ -32,10 +32,9 @@ EVENTS = [_unchunk(c) for c in _STREAM_BODY] + [_unchunk(_USAGE), b"data: [DONE]
 
 
 def old(chunks: list[bytes]) -> int:
-    """The OpenAI adapter's loop before the shared reader, minus the protobuf work both share."""
+    """The OpenAI adapter's loop before the shared reader, minus the protobuf work both do."""
     decoded = 0
     pending = b""
-    done = False
     for data in chunks:
         pending = pending + data if pending else data
         if b"\n" not in data:
@@ -47,36 +46,30 @@ def old(chunks: list[bytes]) -> int:
                 continue
             payload = line[5:].strip()
             if payload == b"[DONE]":
-                done = True
-                break
-            if not payload:
-                continue
-            orjson.loads(payload)
-            decoded += 1
-        if done:
-            break
+                return decoded
+            if payload:
+                orjson.loads(payload)
+                decoded += 1
     return decoded
 
 
 def new(chunks: list[bytes]) -> int:
-    """The same over SSEParser, as OpenAICompatAdapter.stream_chat reads it."""
+    """The same over SSEParser, as OpenAICompatAdapter.stream_chat reads it: feed, and close at the end."""
     decoded = 0
     parser = SSEParser()
-    done = False
-    for data in [*chunks, b""]:
+    body = iter(chunks)
+    while True:
+        data = next(body, b"")  # the adapter: `await content.readany()`, b"" at the end
         for _, payload in parser.feed(data) if data else parser.close():
             if payload[:1] != b"{":
-                payload = payload.strip()
-                if payload == b"[DONE]":
-                    done = True
-                    break
-                if not payload:
+                if payload.strip() == b"[DONE]":
+                    return decoded
+                if not payload.strip():
                     continue
             orjson.loads(payload)
             decoded += 1
-        if done or not data:
-            break
-    return decoded
+        if not data:
+            return decoded
 
 
 def measure(fns, chunks: list[bytes], rounds: int, repeats: int = 200) -> list[float]:

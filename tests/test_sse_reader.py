@@ -44,8 +44,8 @@ CASES: dict[str, tuple[bytes, list[tuple[str, bytes]]]] = {
 }
 
 
-def read_all(chunks: list[bytes]) -> list[tuple[str, bytes]]:
-    parser = SSEParser()
+def read_all(chunks: list[bytes], max_event_bytes: int = 1 << 20) -> list[tuple[str, bytes]]:
+    parser = SSEParser(max_event_bytes)
     events = []
     for chunk in chunks:
         events += parser.feed(chunk)
@@ -90,11 +90,18 @@ def test_an_event_of_many_lines_over_the_limit_is_refused():
             parser.feed(b"data: " + b"x" * 50 + b"\n")
 
 
-def test_an_event_at_the_limit_is_read():
-    big = b"y" * 1000
-    parser = SSEParser(max_event_bytes=1000)
-    assert parser.feed(b"data: " + big[:500]) == []
-    assert parser.feed(big[500:] + b"\n\n") == [("message", big)]
+def test_a_line_over_the_limit_in_one_chunk_is_refused():
+    with pytest.raises(EventTooLarge):
+        SSEParser(max_event_bytes=1000).feed(b"data: " + b"x" * 1000 + b"\n\n")
+    with pytest.raises(EventTooLarge):
+        SSEParser(max_event_bytes=1000).feed(b"data: a\n\ndata: " + b"x" * 1000 + b"\n\ndata: b\n\n")
+
+
+def test_a_line_at_the_limit_is_read():
+    line = b"data: " + b"y" * 994
+    for chunks in ([line[:500], line[500:] + b"\n\n"], [line + b"\n\n"], [line + b"\n\ndata: z\n\n"]):
+        events = read_all(chunks, max_event_bytes=1000)
+        assert events[0] == ("message", line[6:])
 
 
 def test_reads_a_real_response_as_it_arrives():

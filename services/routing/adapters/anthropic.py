@@ -24,7 +24,6 @@ import base64
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -32,7 +31,8 @@ import aiohttp
 import orjson
 
 from services.config import ProviderConfig
-from services.routing.adapters.base import ProbeRequest, Target, Timeouts, UpstreamError, probe_headers, unsupported
+from services.routing.adapters.base import ProbeRequest, Target, Timeouts, UpstreamError, copy_sampling, parse_retry_after
+from services.routing.adapters.base import probe_headers, unsupported
 from services.routing.adapters.sse import EventTooLarge, sse_events
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
@@ -51,6 +51,8 @@ FINISH_REASONS = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
+# Canonical sampling fields Anthropic has (max_tokens is set with its default in build_body).
+_SAMPLING = {"temperature": "temperature", "top_p": "top_p", "stop": "stop_sequences"}
 TOOL_CHOICES = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
 
 _CLIENT_ERROR_STATUSES = frozenset({400, 404, 413, 422})
@@ -271,12 +273,7 @@ def build_body(request: chat_pb2.ChatRequest, model: str, *, stream: bool, defau
             body["tool_choice"] = choice
     elif request.tool_choice.WhichOneof("choice") == "function_name" or request.tool_choice.mode == "required":
         raise _client_error("tool_choice asks for a tool call, but the request defines no tools.")
-    if request.HasField("temperature"):
-        body["temperature"] = request.temperature
-    if request.HasField("top_p"):
-        body["top_p"] = request.top_p
-    if request.stop:
-        body["stop_sequences"] = list(request.stop)
+    copy_sampling(request, body, _SAMPLING)
     for key in PASSTHROUGH_KEYS:
         if key in extra:
             body[key] = extra[key]
@@ -430,19 +427,6 @@ class _Redactor:
         return text[:_MAX_MESSAGE]
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
 def _classify(
     status: int, error_type: str, message: str, redact: _Redactor, retry_after: float | None = None, *, event: bool = False
 ) -> UpstreamError:
@@ -471,7 +455,7 @@ def _http_error(status: int, raw: bytes, headers: Any, redact: _Redactor) -> Ups
         error_type, message = str(error.get("type") or ""), str(error.get("message") or "")
     except (orjson.JSONDecodeError, AttributeError):
         pass
-    return _classify(status, error_type, message, redact, _retry_after(headers.get("retry-after")))
+    return _classify(status, error_type, message, redact, parse_retry_after(headers))
 
 
 def _transport_error(exc: BaseException) -> UpstreamError:

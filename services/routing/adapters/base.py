@@ -9,11 +9,14 @@ format and back. The router (retries, fallback, cool-down) sits above the adapte
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
 
 import aiohttp
+import orjson
 from multidict import CIMultiDict
 
 from services.config import ProviderConfig
@@ -123,3 +126,67 @@ def unsupported(kind: str, operation: str) -> UpstreamError:
 def estimate_tokens(text: str) -> int:
     """The documented estimate where a count is needed but no upstream reported one: ~4 characters a token."""
     return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds from `retry-after-ms` (OpenAI, more precise) or `Retry-After` (seconds or an HTTP-date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            value = float(ms) / 1000.0
+            if value >= 0 and math.isfinite(value):
+                return value
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+        return value if value >= 0 and math.isfinite(value) else None
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def json_object(raw: bytes | str) -> dict[str, Any]:
+    """Client JSON that should hold an object (extra_json, a tool result): the object, else {}
+    (absent, not JSON, or not an object: what the adapters then leave out)."""
+    if not raw:
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def copy_sampling(request: chat_pb2.ChatRequest, body: dict[str, Any], names: Mapping[str, str]) -> None:
+    """The request's sampling fields that are set (max_tokens, temperature, top_p, stop, n, seed,
+    presence_penalty, frequency_penalty), into `body` under the provider's name for each in `names`."""
+    for field, key in names.items():
+        if field == "stop":
+            if request.stop:
+                body[key] = list(request.stop)
+        elif request.HasField(field):
+            body[key] = getattr(request, field)
+
+
+class CountsTokensLocally:
+    """count_tokens for providers without a counting endpoint: a local tokenizer for the upstream
+    model when one is available (and `tokenizer` is set), else the documented estimate."""
+
+    tokenizer = True
+
+    async def count_tokens(
+        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+    ) -> routing_pb2.CountTokensResponse:
+        from services.routing.tokens import count_locally  # tokens imports this module
+
+        return count_locally(request, target.upstream_model, tokenizer=self.tokenizer)

@@ -28,8 +28,6 @@ import math
 import struct
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -39,15 +37,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from services.config import ProviderConfig
-from services.routing.adapters.base import (
-    ProbeRequest,
-    Target,
-    Timeouts,
-    UpstreamError,
-    estimate_tokens,
-    probe_headers,
-    unsupported,
-)
+from services.routing.adapters.base import CountsTokensLocally, ProbeRequest, Target, Timeouts, UpstreamError
+from services.routing.adapters.base import copy_sampling, estimate_tokens, json_object, parse_retry_after, probe_headers
+from services.routing.adapters.base import unsupported
 from services.routing.adapters.sse import SSEParser
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
@@ -66,6 +58,10 @@ _MAX_EVENT_BYTES = 2 * _READ_BUFSIZE
 # Caches keyed by configuration values; bounded in case a registry churns through many models.
 _CACHE_LIMIT = 4096
 
+# Canonical sampling fields -> body keys; OpenAI's newer models reject max_tokens (see the docstring).
+_SAMPLING = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p", "stop": "stop", "n": "n",
+             "seed": "seed", "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty"}
+_OPENAI_SAMPLING = {**_SAMPLING, "max_tokens": "max_completion_tokens"}
 _CHAT_RESERVED = frozenset({"model", "messages", "stream", "stream_options"})
 _CHAT_RESERVED_WITH_MAX = _CHAT_RESERVED | {"max_tokens", "max_completion_tokens"}
 _EMBED_RESERVED = frozenset({"model", "input", "encoding_format"})
@@ -88,33 +84,6 @@ def _scrub(message: str, key: str | None) -> str:
     if key and key in message:
         message = message.replace(key, "[redacted]")
     return message
-
-
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds from `retry-after-ms` (OpenAI, more precise) or `Retry-After` (seconds or an HTTP-date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            value = float(ms) / 1000.0
-            if value >= 0 and math.isfinite(value):
-                return value
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-        return value if value >= 0 and math.isfinite(value) else None
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def _error_message(body: bytes) -> str | None:
@@ -209,14 +178,9 @@ def _encode_message(message: chat_pb2.ChatMessage, foreign: bool = False) -> dic
     if message.tool_call_id:
         out["tool_call_id"] = message.tool_call_id
     if message.extra_json and not foreign:
-        try:
-            extra = orjson.loads(message.extra_json)
-        except orjson.JSONDecodeError:
-            extra = None
-        if isinstance(extra, dict):
-            for k, v in extra.items():
-                if k not in out:
-                    out[k] = v
+        for k, v in json_object(message.extra_json).items():
+            if k not in out:
+                out[k] = v
     if "content" not in out:
         # OpenAI accepts null content only next to tool_calls.
         out["content"] = None if "tool_calls" in out else ""
@@ -236,11 +200,8 @@ def _encode_tool(tool: chat_pb2.Tool) -> dict[str, Any]:
 
 
 def _merge_extra(body: dict[str, Any], extra: bytes, reserved: frozenset[str], stream: bool = False) -> bytes:
-    try:
-        parsed = orjson.loads(extra)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict) or not parsed:
+    parsed = json_object(extra)
+    if not parsed:
         return orjson.dumps(body)
     for k in parsed:
         if k in body or k in reserved:
@@ -266,24 +227,9 @@ def encode_chat(kind: str, upstream_model: str, request: chat_pb2.ChatRequest, s
     foreign = request.dialect not in ("", "openai")
     body["messages"] = [_encode_message(m, foreign) for m in request.messages]
     has_max = request.HasField("max_tokens")
-    if has_max:
-        body["max_completion_tokens" if kind == "openai" else "max_tokens"] = request.max_tokens
-    if request.HasField("temperature"):
-        body["temperature"] = request.temperature
-    if request.HasField("top_p"):
-        body["top_p"] = request.top_p
-    if request.stop:
-        body["stop"] = list(request.stop)
-    if request.HasField("n"):
-        body["n"] = request.n
-    if request.HasField("seed"):
-        body["seed"] = request.seed
+    copy_sampling(request, body, _OPENAI_SAMPLING if kind == "openai" else _SAMPLING)
     if request.user:
         body["user"] = request.user
-    if request.HasField("presence_penalty"):
-        body["presence_penalty"] = request.presence_penalty
-    if request.HasField("frequency_penalty"):
-        body["frequency_penalty"] = request.frequency_penalty
     if request.tools:
         body["tools"] = [_encode_tool(t) for t in request.tools]
     choice = request.tool_choice.WhichOneof("choice")
@@ -472,12 +418,7 @@ def encode_form(fields: dict[str, Any], extra: bytes, files: list[tuple[str, rou
     """OpenAI's multipart body: text fields (a list is one field per item, as the SDK sends
     `timestamp_granularities[]`), the request's unmodelled fields, then the files."""
     if extra:
-        try:
-            extra_fields = orjson.loads(extra)
-        except orjson.JSONDecodeError:
-            extra_fields = {}
-        if isinstance(extra_fields, dict):
-            fields = {**{k: v for k, v in extra_fields.items() if k not in fields}, **fields}
+        fields = {**{k: v for k, v in json_object(extra).items() if k not in fields}, **fields}
     form = aiohttp.FormData(quote_fields=False)
     for name, value in fields.items():
         for item in value if isinstance(value, list) else [value]:
@@ -525,8 +466,9 @@ def decode_transcription(data: dict[str, Any], response: routing_pb2.CreateTrans
 # -- the adapter ------------------------------------------------------------------------------
 
 
-class OpenAICompatAdapter:
-    """One instance serves every OpenAI-dialect provider; it holds only caches of derived values."""
+class OpenAICompatAdapter(CountsTokensLocally):
+    """One instance serves every OpenAI-dialect provider; it holds only caches of derived values.
+    OpenAI's API has no counting endpoint: count_tokens uses a local tokenizer when one is available."""
 
     def __init__(self) -> None:
         self._urls: dict[tuple, URL] = {}
@@ -808,14 +750,6 @@ class OpenAICompatAdapter:
         response.audio.content_type = content_type
         response.audio.data = audio
         return response
-
-    async def count_tokens(
-        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
-    ) -> routing_pb2.CountTokensResponse:
-        """OpenAI's API has no counting endpoint: a local tokenizer when one is available, else the estimate."""
-        from services.routing.tokens import count_locally
-
-        return count_locally(request, target.upstream_model)
 
     async def rerank(
         self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts

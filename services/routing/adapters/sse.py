@@ -30,14 +30,15 @@ _BLANK = [b""]
 
 
 class EventTooLarge(ValueError):
-    """A line or an event's data grew past the parser's limit: a broken or hostile upstream."""
+    """A line, or an event's data lines together, grew past the parser's `max_event_bytes`: a broken
+    or hostile upstream."""
 
 
 class SSEParser:
     """Incremental: `feed` each chunk of the body as it arrives, then `close` at its end."""
 
-    __slots__ = ("max_event_bytes", "last_event_id", "retry_ms", "_pending", "_pending_size", "_data", "_data_size",
-                 "_type", "_after_cr", "_at_start")
+    __slots__ = ("max_event_bytes", "last_event_id", "retry_ms", "_pending", "_pending_size", "_value", "_more",
+                 "_data_size", "_type", "_after_cr", "_at_start")
 
     def __init__(self, max_event_bytes: int = 16 << 20) -> None:
         self.max_event_bytes = max_event_bytes
@@ -45,8 +46,9 @@ class SSEParser:
         self.retry_ms: int | None = None
         self._pending: list[bytes] = []  # an unfinished line, in pieces: joined once, when it ends
         self._pending_size = 0
-        self._data: list[bytes] = []  # the current event's data lines
-        self._data_size = 0
+        self._value: bytes | None = None  # the current event's first data line
+        self._more: list[bytes] = []  # and its other data lines
+        self._data_size = 0  # of them all, counted from the second line on
         self._type = _MESSAGE
         self._after_cr = False  # the last chunk ended in CR: an LF starting the next one is its pair
         self._at_start = True  # a BOM may still come (it may itself be split across chunks)
@@ -67,33 +69,47 @@ class SSEParser:
             self._pending.append(chunk)
             chunk = b"".join(self._pending)
             self._pending, self._pending_size = [], 0
+        size = len(chunk)
+        if self._value is None and chunk.find(10) == size - 2 and chunk[-1] == 10 and chunk[:6] == b"data: " \
+                and size <= self.max_event_bytes:
+            # One whole event of one data line: a network chunk per event is common, taken as is.
+            kind, self._type = self._type, _MESSAGE
+            return [(kind, chunk[6:-2])]
         lines = chunk.split(b"\n")
         rest = lines.pop()
         if rest:
             self._hold(rest)
-        # The state in locals for the loop, stored back after it (_field and _grow use it too).
+        if size > self.max_event_bytes and max(map(len, lines)) > self.max_event_bytes:
+            raise EventTooLarge("an event stream line is over the size limit")
+        # The state in locals for the loop, stored back after it (and around _field, which uses it).
+        # An event's first data line is kept alone (nearly every event has just one), later ones in _more.
         events: list[SSEEvent] = []
-        data = self._data
+        append = events.append
+        value = self._value
+        more = self._more
         kind = self._type
+        message = _MESSAGE
         for line in lines:
             if not line:
-                if data:
-                    if len(data) == 1:
-                        events.append((kind, data[0]))
-                    else:
-                        events.append((kind, b"\n".join(data)))
+                if value is not None:
+                    if more:
+                        append((kind, b"\n".join([value, *more])))
+                        more.clear()
                         self._data_size = 0
-                    data = self._data = []
-                kind = _MESSAGE
+                    else:
+                        append((kind, value))
+                    value = None
+                kind = message
             elif line[:6] == b"data: ":  # nearly every line: tested first, without the general split
-                if data:
-                    self._grow(len(line) - 6)
-                data.append(line[6:])
+                if value is None:
+                    value = line[6:]
+                else:
+                    self._more_data(value, line[6:])
             elif line[:1] != b":":
-                self._type = kind
+                self._type, self._value = kind, value
                 self._field(line)
-                kind = self._type
-        self._type = kind
+                kind, value = self._type, self._value
+        self._type, self._value = kind, value
         return events
 
     def close(self) -> list[SSEEvent]:
@@ -125,13 +141,14 @@ class SSEParser:
         if self._pending_size > self.max_event_bytes:
             raise EventTooLarge("an event stream line is over the size limit")
 
-    def _grow(self, size: int) -> None:
-        """Count another data line of the event: one line is bounded by `_hold`, many lines here."""
-        if not self._data_size and self._data:
-            self._data_size = len(self._data[0])
-        self._data_size += size
+    def _more_data(self, first: bytes, line: bytes) -> None:
+        """Another data line of the event: one line is bounded by `_hold`, the lines together here."""
+        if not self._data_size:
+            self._data_size = len(first)
+        self._data_size += len(line)
         if self._data_size > self.max_event_bytes:
             raise EventTooLarge("an event's data is over the size limit")
+        self._more.append(line)
 
     def _field(self, line: bytes) -> None:
         name, _, value = line.partition(b":")
@@ -140,9 +157,10 @@ class SSEParser:
         if name == b"event":
             self._type = value.decode("utf-8", "replace") or _MESSAGE
         elif name == b"data":  # `data:` without the space, or `data` without a colon (an empty line)
-            if self._data:
-                self._grow(len(value))
-            self._data.append(value)
+            if self._value is None:
+                self._value = value
+            else:
+                self._more_data(self._value, value)
         elif name == b"id":
             if b"\0" not in value:
                 self.last_event_id = value.decode("utf-8", "replace")
