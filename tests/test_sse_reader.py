@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 from aiohttp import web
 
+from services.config import ProviderConfig
+from services.routing.adapters.base import Target, Timeouts
+from services.routing.adapters.kinds import adapter_class
 from services.routing.adapters.sse import EventTooLarge, SSEParser, sse_events
+from switchyard.routing.v1 import chat_pb2
 
 BOM = b"\xef\xbb\xbf"
 
@@ -104,33 +109,93 @@ def test_a_line_at_the_limit_is_read():
         assert events[0] == ("message", line[6:])
 
 
-def test_reads_a_real_response_as_it_arrives():
-    """Over real HTTP: the body written in small pieces (CRLF, a comment, a multi-line event, and a
-    last event without its blank line), read by sse_events from aiohttp's response."""
-    body = b": hello\r\nevent: delta\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\nid: 2\r\ndata: last"
+class DribblingUpstream:
+    """A real HTTP server on 127.0.0.1 that writes a fixed event-stream body a few bytes at a time."""
 
-    async def handler(request: web.Request) -> web.StreamResponse:
+    def __init__(self, body: bytes, piece: int = 5) -> None:
+        self.body, self.piece = body, piece
+
+    async def _handler(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for i in range(0, len(body), 5):
-            await response.write(body[i:i + 5])
-            await asyncio.sleep(0.001)
+        for i in range(0, len(self.body), self.piece):
+            await response.write(self.body[i:i + self.piece])
+            await asyncio.sleep(0)
         return response
 
-    async def go() -> list[tuple[str, bytes]]:
-        import aiohttp
-
+    async def __aenter__(self) -> str:
         app = web.Application()
-        app.router.add_get("/events", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        app.router.add_route("*", "/{path:.*}", self._handler)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        try:
-            async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/events") as response:
-                return [event async for event in sse_events(response.content)]
-        finally:
-            await runner.cleanup()
+        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc) -> None:
+        await self._runner.cleanup()
+
+
+def test_reads_a_real_response_as_it_arrives():
+    """Over real HTTP: CRLF, a comment, a multi-line event, and a last event without its blank line."""
+    body = b": hello\r\nevent: delta\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\nid: 2\r\ndata: last"
+
+    async def go() -> list[tuple[str, bytes]]:
+        async with DribblingUpstream(body) as url, aiohttp.ClientSession() as session, \
+                session.get(f"{url}/events") as response:
+            return [event async for event in sse_events(response.content)]
 
     assert asyncio.run(go()) == [("delta", b'{"a":\n1}'), ("message", b"last")]
+
+
+# Each adapter's stream, written the way the spec allows but the adapters' old parsers did not all
+# read: JSON split over two data: lines, comments, CR or CRLF line ends, a BOM, no final blank line.
+ADAPTER_STREAMS = {
+    "openai": (
+        b": keep-alive\r\n"
+        b'data: {"id":"c1","created":1,"choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}]}\r\n\r\n'
+        b'data: {"id":"c1","created":1,\r\ndata: "choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}'
+        b"\r\n\r\n"
+        b'data: {"id":"c1","created":1,"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}'
+        b"\r\n\r\ndata: [DONE]"
+    ),
+    "anthropic": (
+        b'event: message_start\rdata: {"type":"message_start","message":{"id":"m1","usage":{"input_tokens":3}}}\r\r'
+        b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+        b'"content_block":{"type":"text","text":""}}\n\n'
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,\n'
+        b'data: "delta":{"type":"text_delta","text":"Hello"}}\n\n'
+        b": ping\n"
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+        b'"usage":{"output_tokens":2}}\n\n'
+        b'event: message_stop\ndata: {"type":"message_stop"}'
+    ),
+    "gemini": (
+        BOM + b'data: {"candidates":[{"content":{"parts":[{"text":"Hel"}],"role":"model"},"index":0}],"responseId":"r1"}'
+        b"\r\n\r\n"
+        b'data: {"candidates":[{"content":{"parts":[{"text":"lo"}],"role":"model"},"finishReason":"STOP","index":0}],\r\n'
+        b'data: "usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":2},"responseId":"r1"}'
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ADAPTER_STREAMS))
+@pytest.mark.parametrize("piece", [1, 7, 4096])
+def test_every_adapter_reads_its_stream_through_the_reader(kind, piece, monkeypatch):
+    monkeypatch.setenv("SWITCHYARD_TEST_SSE_KEY", "sk-sse-test")
+    request = chat_pb2.ChatRequest(model="m", messages=[chat_pb2.ChatMessage(role="user", text="hi")])
+
+    async def go() -> list[chat_pb2.ChatCompletionChunk]:
+        async with DribblingUpstream(ADAPTER_STREAMS[kind], piece) as url, aiohttp.ClientSession() as session:
+            provider = ProviderConfig(name=kind, kind=kind, base_url=url + ("/v1" if kind == "openai" else ""),
+                                      api_key_env="SWITCHYARD_TEST_SSE_KEY")
+            adapter = adapter_class(kind)()
+            stream = adapter.stream_chat(session, Target(provider, "m"), request, Timeouts(total=10))
+            return [chunk async for chunk in stream]
+
+    chunks = asyncio.run(go())
+    text = "".join(c.choices[0].delta.content for c in chunks if c.choices)
+    assert text == "Hello"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    usage = chunks[-1].usage
+    assert not chunks[-1].choices and (usage.input_tokens, usage.output_tokens) == (3, 2)
