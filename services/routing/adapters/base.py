@@ -4,6 +4,9 @@ N dialects + M providers, not N x M translations: dialect codecs (edge/dialects)
 the canonical messages of switchyard.routing.v1; adapters here turn those into each provider's wire
 format and back. The router (retries, fallback, cool-down) sits above the adapters and only sees
 `UpstreamError`s.
+
+What more than one adapter needs lives here (Retry-After, sampling fields, extra_json, local token
+counts, probe headers); the Server-Sent Events reader is sse.py, the registry of kinds kinds.py.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The provider kinds the gateway speaks: one line each, naming the adapter and the default endpoint.
 
 A provider in the config names its `kind`; config validates it against PROVIDER_KINDS, fills in the
-default base URL from here, the router calls the kind's adapter and the health monitor probes with
-the adapter's `probe_request`. A new kind is its adapter (a module in this package) plus one line
+default base URL from here, the router calls the kind's adapter, the health monitor probes with the
+adapter's `probe_request` and upstream spans name the kind's gen_ai.system. A new kind is its adapter (a module in this package) plus one line
 below. Adapters are named as "module:Class" and imported only when first asked for: services.config
 imports this module, and every adapter imports services.config.
 """
@@ -27,19 +27,21 @@ class KindSpec:
     base_url_hint: str = ""
     # False: the adapter answers in-process (mock): no base URL, no key, nothing to probe.
     upstream: bool = True
+    # gen_ai.system / gen_ai.provider.name of the OpenTelemetry GenAI conventions on its spans; "": the kind.
+    gen_ai_system: str = ""
 
 
 _OPENAI = "openai_compat:OpenAICompatAdapter"
 
 PROVIDER_KINDS: dict[str, KindSpec] = {
     "openai": KindSpec(_OPENAI, "https://api.openai.com/v1"),
-    "azure": KindSpec(_OPENAI, base_url_hint="https://<resource>.openai.azure.com"),
+    "azure": KindSpec(_OPENAI, base_url_hint="https://<resource>.openai.azure.com", gen_ai_system="az.ai.openai"),
     "anthropic": KindSpec("anthropic:AnthropicAdapter", "https://api.anthropic.com"),
-    "gemini": KindSpec("gemini:GeminiAdapter", "https://generativelanguage.googleapis.com"),
+    "gemini": KindSpec("gemini:GeminiAdapter", "https://generativelanguage.googleapis.com", gen_ai_system="gcp.gemini"),
     "deepseek": KindSpec(_OPENAI, "https://api.deepseek.com"),
     "xai": KindSpec(_OPENAI, "https://api.x.ai/v1"),
     "perplexity": KindSpec(_OPENAI, "https://api.perplexity.ai"),
-    "mock": KindSpec("mock:MockAdapter", upstream=False),
+    "mock": KindSpec("mock:MockAdapter", upstream=False, gen_ai_system="switchyard.mock"),
 }
 
 # Kinds that speak the OpenAI REST dialect at {base_url}/... with a Bearer key (Azure has its own
