@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import orjson
 
-from services.config import CONFIG_PATH_ENV, ConfigError, Settings, env_name, load_settings, setting_field
+from services.config import CONFIG_PATH_ENV, ConfigError, Settings, env_name, load_settings, put_setting, setting_field
 from services.telemetry.access_log import configure as configure_logging
 
 
@@ -47,12 +47,8 @@ def _settings(args) -> Settings:
     """The settings for this command: its flags over the environment over the config file."""
     overrides: dict = {}
     for flag, path in SETTING_FLAGS.items():
-        if (value := getattr(args, _flag_dest(flag), None)) is None:
-            continue
-        node = overrides
-        for section in path[:-1]:
-            node = node.setdefault(section, {})
-        node[path[-1]] = value
+        if (value := getattr(args, _flag_dest(flag), None)) is not None:
+            put_setting(overrides, path, value)
     names = {".".join(path): flag for flag, path in SETTING_FLAGS.items()}
     return load_settings(args.config, flag_names=names, **overrides)
 

@@ -328,6 +328,14 @@ def env_name(path: tuple[str, ...]) -> str:
     return ENV_PREFIX + ENV_DELIMITER.join(path).upper()
 
 
+def put_setting(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Write value at a setting's path into nested mappings, e.g. ("metrics", "port") -> {"metrics": {"port": value}}."""
+    *sections, leaf = path
+    for section in sections:
+        data = data.setdefault(section, {})
+    data[leaf] = value
+
+
 def setting_field(path: tuple[str, ...]) -> FieldInfo:
     """The model's field for a setting path through nested sections, e.g. ("metrics", "port")."""
     model: Any = Settings
@@ -417,11 +425,7 @@ class _FlatEnvironment(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         for name, value in self.values.items():
-            *sections, leaf = FLAT_ENV_NAMES[name]
-            node = data
-            for section in sections:
-                node = node.setdefault(section, {})
-            node[leaf] = value
+            put_setting(data, FLAT_ENV_NAMES[name], value)
         return data
 
     def origin(self, loc: tuple) -> tuple[int, str]:
