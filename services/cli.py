@@ -4,36 +4,57 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import sys
 from datetime import timedelta
 
 import orjson
 
-from services.config import ConfigError, Settings, load_settings
+from services.config import CONFIG_PATH_ENV, ConfigError, Settings, env_name, load_settings, put_setting, setting_field
 from services.telemetry.access_log import configure as configure_logging
 
 
+# Flags that set a setting: flag -> the setting's path. They beat the environment and the file
+# (docs/configuration.md lists them beside every setting).
+GLOBAL_SETTING_FLAGS: dict[str, tuple[str, ...]] = {
+    "--database-url": ("database_url",),
+    "--redis-url": ("redis_url",),
+}
+SERVE_SETTING_FLAGS: dict[str, tuple[str, ...]] = {
+    "--host": ("host",),
+    "--port": ("port",),
+    "--grpc-port": ("grpc_port",),
+    "--grpc-target": ("grpc_target",),
+    "--metrics-port": ("metrics", "port"),
+}
+SETTING_FLAGS = {**GLOBAL_SETTING_FLAGS, **SERVE_SETTING_FLAGS}
+
+
+def _flag_dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, flags: dict[str, tuple[str, ...]]) -> None:
+    for flag, path in flags.items():
+        field = setting_field(path)
+        default = "unset" if field.default is None else field.default
+        # argparse %-formats help texts.
+        text = f"{field.description} Default: {default}; env {env_name(path)}.".replace("%", "%%")
+        parser.add_argument(flag, dest=_flag_dest(flag), metavar=path[-1].upper(), help=text)
+
+
 def _settings(args) -> Settings:
-    return load_settings(
-        args.config,
-        host=getattr(args, "host", None),
-        port=getattr(args, "port", None),
-        grpc_port=getattr(args, "grpc_port", None),
-        grpc_target=getattr(args, "grpc_target", None),
-        database_url=getattr(args, "database_url", None),
-        redis_url=getattr(args, "redis_url", None),
-    )
+    """The settings for this command: its flags over the environment over the config file."""
+    overrides: dict = {}
+    for flag, path in SETTING_FLAGS.items():
+        if (value := getattr(args, _flag_dest(flag), None)) is not None:
+            put_setting(overrides, path, value)
+    names = {".".join(path): flag for flag, path in SETTING_FLAGS.items()}
+    return load_settings(args.config, flag_names=names, **overrides)
 
 
-def _serve(args) -> int:
+def _serve(args, settings: Settings) -> int:
     from services.process import run_forever
-
-    settings = _settings(args)
-    if args.metrics_port is not None:
-        settings.metrics.port = args.metrics_port
-    configure_logging(settings.logging.format, settings.logging.level)
 
     def ready(process) -> None:
         lines = []
@@ -64,10 +85,10 @@ def _redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-async def _with_store(args, work):
+async def _with_store(settings: Settings, work):
     from services.runtime import ServiceRuntime
 
-    runtime = ServiceRuntime(_settings(args))
+    runtime = ServiceRuntime(settings)
     await runtime.open_storage()
     try:
         return await work(runtime.store, runtime.settings)
@@ -102,7 +123,7 @@ def _usd_arg(text: str | None, flag: str) -> int | None:
     return amount
 
 
-def _keys_create(args) -> int:
+def _keys_create(args, settings: Settings) -> int:
     from services.auth.servicer import validate_new_key
     from services.auth.store import DEFAULT_ACCOUNT_ID
     from services.errors import ServiceError
@@ -128,7 +149,7 @@ def _keys_create(args) -> int:
     from services.errors import Reason
 
     try:
-        record, secret = asyncio.run(_with_store(args, work))
+        record, secret = asyncio.run(_with_store(settings, work))
     except ServiceError as err:
         print(f"error: {err.message}", file=sys.stderr)
         return 1 if err.info.name == "NOT_FOUND" else 2
@@ -144,12 +165,12 @@ def _keys_create(args) -> int:
     return 0
 
 
-def _keys_list(args) -> int:
+def _keys_list(args, settings: Settings) -> int:
     async def work(store, settings):
         records, _ = await store.list_keys(args.account, page_size=100)
         return records
 
-    records = asyncio.run(_with_store(args, work))
+    records = asyncio.run(_with_store(settings, work))
     if args.json:
         print(orjson.dumps([_key_json(r) for r in records]).decode())
         return 0
@@ -164,14 +185,14 @@ def _keys_list(args) -> int:
     return 0
 
 
-def _keys_revoke(args) -> int:
+def _keys_revoke(args, settings: Settings) -> int:
     from services.auth.store import KeyNotFound
 
     async def work(store, settings):
         return await store.revoke_key(None, args.key_id)
 
     try:
-        record = asyncio.run(_with_store(args, work))
+        record = asyncio.run(_with_store(settings, work))
     except KeyNotFound:
         print(f"error: no key with id {args.key_id!r}", file=sys.stderr)
         return 1
@@ -179,7 +200,7 @@ def _keys_revoke(args) -> int:
     return 0
 
 
-def _accounts_create(args) -> int:
+def _accounts_create(args, settings: Settings) -> int:
     import re
 
     from services.billing.servicer import _ACCOUNT_ID
@@ -198,14 +219,14 @@ def _accounts_create(args) -> int:
         await store.ensure_account(account_id, args.name.strip())
         return True
 
-    if not asyncio.run(_with_store(args, work)):
+    if not asyncio.run(_with_store(settings, work)):
         print(f"error: account {account_id} already exists", file=sys.stderr)
         return 1
     print(orjson.dumps({"id": account_id, "name": args.name.strip()}).decode() if args.json else f"Created account {account_id} ({args.name.strip()})")
     return 0
 
 
-def _wallet_topup(args) -> int:
+def _wallet_topup(args, settings: Settings) -> int:
     from services.billing.ledger import Ledger, usd_text
     from services.errors import ServiceError
     from services.storage.database import is_sqlite
@@ -222,7 +243,7 @@ def _wallet_topup(args) -> int:
         return await ledger.top_up(args.account, amount, args.note or "top-up (CLI)", field="--usd")
 
     try:
-        wallet = asyncio.run(_with_store(args, work))
+        wallet = asyncio.run(_with_store(settings, work))
     except ServiceError as exc:  # e.g. the balance would pass its maximum: nothing was written
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
@@ -233,7 +254,7 @@ def _wallet_topup(args) -> int:
     return 0
 
 
-def _users_create(args) -> int:
+def _users_create(args, settings: Settings) -> int:
     from services.auth.passwords import check_new_password
     from services.auth.store import DEFAULT_ACCOUNT_ID
     from services.auth.users import UserExists, UserStore, normalize_email, valid_email
@@ -262,7 +283,7 @@ def _users_create(args) -> int:
         except LookupError:
             return None
 
-    user = asyncio.run(_with_store(args, work))
+    user = asyncio.run(_with_store(settings, work))
     if user is None:
         print(f"error: no account {account_id!r}", file=sys.stderr)
         return 1
@@ -274,30 +295,25 @@ def _users_create(args) -> int:
     return 0
 
 
-def _migrate(args) -> int:
+def _migrate(args, settings: Settings) -> int:
     from services.storage.database import migrate
 
-    migrate(_settings(args).database_url)
+    migrate(settings.database_url)
     print("database schema is up to date")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchyard", description="Switchyard LLM API gateway")
-    parser.add_argument("--config", help="YAML config file (default: $SWITCHYARD_CONFIG, else built-in defaults)")
-    parser.add_argument("--database-url", help="overrides SWITCHYARD_DATABASE_URL (default sqlite:///./switchyard.db)")
-    parser.add_argument("--redis-url", help="overrides SWITCHYARD_REDIS_URL (default: none, in-process limits)")
+    parser.add_argument("--config", help=f"YAML config file (default: ${CONFIG_PATH_ENV}, else built-in defaults); "
+                                         "flags beat the environment, which beats the file")
+    _add_setting_flags(parser, GLOBAL_SETTING_FLAGS)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("mode", nargs="?", default="embedded", choices=["embedded", "services", "edge"],
                        help="embedded (default): gRPC services and REST edge in one process; or one of them")
-    serve.add_argument("--host", help="HTTP listen address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free one)")
-    serve.add_argument("--grpc-port", type=int, help="gRPC port (default 50051; 0 picks a free one)")
-    serve.add_argument("--grpc-target", help="edge mode: where the gRPC services listen (host:port)")
-    serve.add_argument("--metrics-port", type=int,
-                       help="also serve /metrics without a key on this port (metrics.host, default 127.0.0.1)")
+    _add_setting_flags(serve, SERVE_SETTING_FLAGS)
     serve.set_defaults(func=_serve)
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
@@ -350,14 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Before the config is read (its errors are logged too); the config's own choice comes from the
-    # same environment variables.
-    configure_logging(os.environ.get("SWITCHYARD_LOG_FORMAT", "text"), os.environ.get("SWITCHYARD_LOG_LEVEL", "INFO"))
     try:
-        return args.func(args)
+        settings = _settings(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    configure_logging(settings.logging.format, settings.logging.level)
+    return args.func(args, settings)
 
 
 if __name__ == "__main__":

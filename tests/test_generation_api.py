@@ -86,7 +86,7 @@ def upstream(monkeypatch):
 
 
 class Receiver:
-    """A webhook receiver on 127.0.0.1 that verifies signatures the way the README tells users to."""
+    """A webhook receiver on 127.0.0.1 that verifies signatures the way docs/templated-api.md tells users to."""
 
     def __init__(self, fail_first: int = 0) -> None:
         self.fail_first = fail_first

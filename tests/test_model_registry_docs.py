@@ -1,4 +1,4 @@
-"""The admin models API and prices as the README documents them: its own PUT example, unit-priced
+"""The admin models API and prices as docs/api.md and docs/billing.md document them: its own PUT example, unit-priced
 modes, camelCase like every other admin endpoint, and the built-in, dated price catalogue."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def listed(gw) -> dict:
 
 def test_the_readme_put_example_is_accepted_with_default_limits(make_gateway):
     gw = make_gateway(**config())
-    # Verbatim from the README's table.
+    # Verbatim from the table in docs/api.md.
     r = put(gw, "gpt-4o-mini", {"mode": "chat", "pricing": {"input_usd_per_million_tokens": "0.15", "output_usd_per_million_tokens": "0.60"},
                                 "deployments": [{"provider": "openai", "upstream_model": "gpt-4o-mini"}]})
     assert r.status_code == 200, r.text

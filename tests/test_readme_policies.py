@@ -1,4 +1,5 @@
-"""The README's endpoint tables say who may call what exactly as the contract declares it, for every binding."""
+"""The endpoint tables of the README and docs/ say who may call what exactly as the contract declares it, for
+every binding."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ def _shape(path: str) -> str:
     return re.sub(r"\{[^}]*\}", "{}", path.split("?", 1)[0])
 
 
+def documentation_pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def declared_bindings() -> dict[tuple[str, str], tuple[str, str]]:
     """(METHOD, path shape) -> (scope, who) for every HttpRule binding of every RPC."""
     policies = method_policies()
@@ -36,10 +41,11 @@ def declared_bindings() -> dict[tuple[str, str], tuple[str, str]]:
 
 
 def documented_bindings() -> dict[tuple[str, str], tuple[str, str]]:
-    """The same, read from every README table that has Scope and Who columns."""
+    """The same, read from every table of the README and docs/*.md that has Scope and Who columns."""
     out = {}
     columns = None
-    for line in (ROOT / "README.md").read_text().splitlines():
+    lines = [line for page in documentation_pages() for line in [*page.read_text().splitlines(), ""]]
+    for line in lines:
         if not line.startswith("|"):
             columns = None
             continue
@@ -62,10 +68,10 @@ def documented_bindings() -> dict[tuple[str, str], tuple[str, str]]:
     return out
 
 
-def test_every_binding_is_in_the_readme_with_its_declared_scope_and_audience():
+def test_every_binding_is_in_the_docs_with_its_declared_scope_and_audience():
     declared, documented = declared_bindings(), documented_bindings()
     missing = sorted(set(declared) - set(documented))
-    assert not missing, f"bindings the README's tables do not list: {missing}"
+    assert not missing, f"bindings the docs' tables do not list: {missing}"
     wrong = {b: (documented[b], declared[b]) for b in declared if documented[b] != declared[b]}
-    assert not wrong, f"README (scope, who) differs from the contract's: {wrong}"
-    assert not set(documented) - set(declared), "the README lists endpoints the contract does not have"
+    assert not wrong, f"docs (scope, who) differs from the contract's: {wrong}"
+    assert not set(documented) - set(declared), "the docs list endpoints the contract does not have"

@@ -81,7 +81,7 @@ CREATOR_TONES = ("playful", "flirty", "bold", "sassy", "cheeky", "confident", "s
 @pytest.mark.parametrize("code", ["bio-twitter", "bio-instagram", "bio-tiktok", "caption-instagram", "post-caption",
                                   "caption-tiktok", "post-twitter", "promo-text", "ppv-message", "sexting-script"])
 def test_creator_templates_take_the_tones_creators_ask_for(code):
-    # The README's quick-start asks bio-instagram for a flirty tone; creators ask the same of every social template.
+    # docs/templated-api.md's example asks bio-instagram for a flirty tone; creators ask the same of every social template.
     template = CATALOGUE.get(code)
     assert template is not None, code
     tones = template.option("tone").values
