@@ -26,7 +26,6 @@ SSEEvent = tuple[str, bytes]
 
 _BOM = b"\xef\xbb\xbf"
 _MESSAGE = "message"
-_BLANK = [b""]
 
 
 class EventTooLarge(ValueError):
