@@ -23,22 +23,11 @@ from pydantic_settings import (
 )
 
 from services.billing.ledger import MAX_AMOUNT_USD
+from services.routing.adapters.kinds import OPENAI_COMPATIBLE_KINDS, PROVIDER_KINDS, base_url_for  # noqa: F401
 
-ProviderKind = Literal["openai", "azure", "anthropic", "gemini", "deepseek", "xai", "perplexity", "mock"]
-
-# The public endpoints of each kind; `base_url` in the config overrides them (tests point
-# them at fake upstreams on 127.0.0.1).
-DEFAULT_BASE_URLS: dict[str, str] = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-    "gemini": "https://generativelanguage.googleapis.com",
-    "deepseek": "https://api.deepseek.com",
-    "xai": "https://api.x.ai/v1",
-    "perplexity": "https://api.perplexity.ai",
-}
-
-# Kinds that speak the OpenAI REST dialect (probe: GET {base_url}/models with a Bearer key).
-OPENAI_COMPATIBLE_KINDS = frozenset({"openai", "deepseek", "xai", "perplexity"})
+# The kinds, their default endpoints and adapters are registered in services/routing/adapters/kinds.py
+# (OPENAI_COMPATIBLE_KINDS is re-exported from there). A Literal, so an unknown kind is refused naming them all.
+ProviderKind = Literal[tuple(PROVIDER_KINDS)]  # type: ignore[valid-type]
 
 
 class ProviderConfig(BaseModel):
@@ -53,12 +42,7 @@ class ProviderConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "ProviderConfig":
-        if self.kind == "azure" and not self.base_url:
-            raise ValueError("an azure provider needs base_url (https://<resource>.openai.azure.com)")
-        if self.kind != "mock" and self.base_url is None:
-            self.base_url = DEFAULT_BASE_URLS[self.kind]
-        if self.base_url:
-            self.base_url = self.base_url.rstrip("/")
+        self.base_url = base_url_for(self.kind, self.base_url)
         return self
 
     def api_key(self) -> str | None:

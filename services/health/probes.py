@@ -13,12 +13,9 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
-from multidict import CIMultiDict
 
-from services.config import OPENAI_COMPATIBLE_KINDS, ProviderConfig
-
-DEFAULT_AZURE_API_VERSION = "2024-10-21"
-ANTHROPIC_VERSION = "2023-06-01"
+from services.config import ProviderConfig
+from services.routing.adapters.kinds import PROVIDER_KINDS, adapter_class
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,34 +27,6 @@ class ProviderStatus:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
-
-
-def _request_for(provider: ProviderConfig, key: str) -> tuple[str, dict[str, str], CIMultiDict[str]]:
-    """(url, query params, headers) of the model-list call for this provider kind."""
-    base = provider.base_url or ""
-    # Case-insensitive, so a config header spelled "authorization" cannot end up sent twice
-    # next to ours; the credential headers are set last and win.
-    headers: CIMultiDict[str] = CIMultiDict(provider.headers)
-    params: dict[str, str] = {}
-    kind = provider.kind
-    if kind in OPENAI_COMPATIBLE_KINDS:
-        url = f"{base}/models"
-        headers["Authorization"] = f"Bearer {key}"
-    elif kind == "azure":
-        url = f"{base}/openai/models"
-        params["api-version"] = provider.api_version or DEFAULT_AZURE_API_VERSION
-        headers["api-key"] = key
-    elif kind == "anthropic":
-        url = f"{base}/v1/models"
-        headers["x-api-key"] = key
-        headers["anthropic-version"] = ANTHROPIC_VERSION
-    elif kind == "gemini":
-        url = f"{base}/v1beta/models"
-        # A header rather than ?key=: URLs end up in access logs, proxies and tracebacks.
-        headers["x-goog-api-key"] = key
-    else:
-        raise ValueError(f"unsupported provider kind {kind!r}")
-    return url, params, headers
 
 
 def _http_status_ok(status: int) -> bool:
@@ -81,7 +50,7 @@ def _connection_detail(exc: aiohttp.ClientConnectorError) -> str:
 
 async def probe(session: aiohttp.ClientSession, provider: ProviderConfig, timeout: float) -> ProviderStatus:
     """List the provider's models once, within `timeout` seconds, and report ok or error."""
-    if provider.kind == "mock":
+    if not PROVIDER_KINDS[provider.kind].upstream:
         return ProviderStatus("ok", None, 0)
     key = provider.api_key()
     if not key:
@@ -94,11 +63,12 @@ async def probe(session: aiohttp.ClientSession, provider: ProviderConfig, timeou
         return int((time.perf_counter() - started) * 1000)
 
     try:
-        url, params, headers = _request_for(provider, key)
+        # Each kind's adapter knows its model-list call and credential headers.
+        request = adapter_class(provider.kind).probe_request(provider, key)
         async with session.get(
-            url,
-            params=params,
-            headers=headers,
+            request.url,
+            params=request.params,
+            headers=request.headers,
             timeout=aiohttp.ClientTimeout(total=timeout),
             # A redirect would carry api-key / x-api-key (aiohttp only strips Authorization)
             # to wherever the Location points; a model list never legitimately redirects.

@@ -17,9 +17,10 @@ from typing import TypeVar
 
 import aiohttp
 
-from services.config import OPENAI_COMPATIBLE_KINDS, ProviderConfig, RoutingConfig
+from services.config import ProviderConfig, RoutingConfig
 from services.errors import Reason, ServiceError
 from services.routing.adapters.base import ProviderAdapter, Target, Timeouts, UpstreamError, unsupported
+from services.routing.adapters.kinds import default_adapters
 from services.routing.cooldown import CooldownTracker
 from services.telemetry.calls import Telemetry
 from services.telemetry.calls import disabled as disabled_telemetry
@@ -30,18 +31,6 @@ T = TypeVar("T")
 _OVERLOADED = frozenset({429, 503, 529})
 # Retry-After of an upstream failure when the upstream named none: long enough not to hammer it.
 _DEFAULT_RETRY_AFTER_SECONDS = "2"
-
-
-def default_adapters() -> dict[str, ProviderAdapter]:
-    from services.routing.adapters.anthropic import AnthropicAdapter
-    from services.routing.adapters.gemini import GeminiAdapter
-    from services.routing.adapters.mock import MockAdapter
-    from services.routing.adapters.openai_compat import OpenAICompatAdapter
-
-    openai = OpenAICompatAdapter()
-    adapters: dict[str, ProviderAdapter] = {kind: openai for kind in OPENAI_COMPATIBLE_KINDS}
-    adapters.update(azure=openai, anthropic=AnthropicAdapter(), gemini=GeminiAdapter(), mock=MockAdapter())
-    return adapters
 
 
 def deployment_key(deployment: routing_pb2.Deployment) -> str:

@@ -6,14 +6,10 @@ from __future__ import annotations
 import time
 
 from services import call_context
+from services.routing.adapters.kinds import PROVIDER_KINDS
 from services.telemetry.calls import CallRecord, Telemetry
 from services.telemetry.tracing import fail
 
-# gen_ai.system / gen_ai.provider.name values of the OpenTelemetry GenAI semantic conventions.
-_GEN_AI_SYSTEM = {
-    "openai": "openai", "azure": "az.ai.openai", "anthropic": "anthropic", "gemini": "gcp.gemini",
-    "deepseek": "deepseek", "xai": "xai", "perplexity": "perplexity", "mock": "switchyard.mock",
-}
 # Adapter operations -> gen_ai.operation.name.
 _OPERATION = {
     "chat": "chat", "embed": "embeddings", "rerank": "rerank", "image": "generate_content", "image_edit": "generate_content",
@@ -36,7 +32,7 @@ class UpstreamAttempt:
         self.span = telemetry.child(
             self._record, f"{_OPERATION.get(operation, operation)} {upstream_model}", "CLIENT",
             {
-                "gen_ai.system": _GEN_AI_SYSTEM.get(provider.kind, provider.kind),
+                "gen_ai.system": PROVIDER_KINDS[provider.kind].gen_ai_system or provider.kind,
                 "gen_ai.operation.name": _OPERATION.get(operation, operation),
                 "gen_ai.request.model": upstream_model,
                 "switchyard.attempt": kind,

@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 from collections.abc import AsyncIterator
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import aiohttp
 import orjson
-from aiohttp.http_exceptions import HttpProcessingError
 
 from services.config import ProviderConfig
-from services.routing.adapters.base import Target, Timeouts, UpstreamError, unsupported
+from services.routing.adapters.base import ProbeRequest, Target, Timeouts, UpstreamError, copy_sampling, parse_retry_after
+from services.routing.adapters.base import probe_headers, unsupported
+from services.routing.adapters.sse import EventTooLarge, sse_events
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -50,6 +51,8 @@ FINISH_REASONS = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
+# Canonical sampling fields Anthropic has (max_tokens is set with its default in build_body).
+_SAMPLING = {"temperature": "temperature", "top_p": "top_p", "stop": "stop_sequences"}
 TOOL_CHOICES = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
 
 _CLIENT_ERROR_STATUSES = frozenset({400, 404, 413, 422})
@@ -70,8 +73,9 @@ _ERROR_TYPE_STATUS = {
 _DEFAULT_SCHEMA = {"type": "object", "properties": {}}
 # Upstream text copied into error messages is cut to this; a message is for people, not a dump.
 _MAX_MESSAGE = 500
-# An SSE line can hold a whole content block; aiohttp reads lines up to twice this (default: 128 KiB).
+# An SSE event can hold a whole content block: read in large pieces, and allow events of 2 MiB.
 _READ_BUFSIZE = 1 << 20
+_MAX_EVENT_BYTES = 2 * _READ_BUFSIZE
 # Block types that are already Anthropic-native and may arrive (from the Anthropic dialect) as other_json.
 _NATIVE_BLOCKS = frozenset({"text", "image", "document", "search_result", "thinking", "redacted_thinking"})
 
@@ -269,12 +273,7 @@ def build_body(request: chat_pb2.ChatRequest, model: str, *, stream: bool, defau
             body["tool_choice"] = choice
     elif request.tool_choice.WhichOneof("choice") == "function_name" or request.tool_choice.mode == "required":
         raise _client_error("tool_choice asks for a tool call, but the request defines no tools.")
-    if request.HasField("temperature"):
-        body["temperature"] = request.temperature
-    if request.HasField("top_p"):
-        body["top_p"] = request.top_p
-    if request.stop:
-        body["stop_sequences"] = list(request.stop)
+    copy_sampling(request, body, _SAMPLING)
     for key in PASSTHROUGH_KEYS:
         if key in extra:
             body[key] = extra[key]
@@ -428,19 +427,6 @@ class _Redactor:
         return text[:_MAX_MESSAGE]
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
 def _classify(
     status: int, error_type: str, message: str, redact: _Redactor, retry_after: float | None = None, *, event: bool = False
 ) -> UpstreamError:
@@ -469,7 +455,7 @@ def _http_error(status: int, raw: bytes, headers: Any, redact: _Redactor) -> Ups
         error_type, message = str(error.get("type") or ""), str(error.get("message") or "")
     except (orjson.JSONDecodeError, AttributeError):
         pass
-    return _classify(status, error_type, message, redact, _retry_after(headers.get("retry-after")))
+    return _classify(status, error_type, message, redact, parse_retry_after(headers))
 
 
 def _transport_error(exc: BaseException) -> UpstreamError:
@@ -490,6 +476,11 @@ class AnthropicAdapter:
 
     def __init__(self, *, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
         self.default_max_tokens = default_max_tokens
+
+    @staticmethod
+    def probe_request(provider: ProviderConfig, key: str) -> ProbeRequest:
+        return ProbeRequest(f"{provider.base_url}/v1/models",
+                            probe_headers(provider, {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}))
 
     def _prepare(self, target: Target, request: chat_pb2.ChatRequest, stream: bool) -> tuple[str, bytes, dict[str, str], _Redactor]:
         provider = target.provider
@@ -537,27 +528,17 @@ class AnthropicAdapter:
             ) as response:
                 if response.status != 200:
                     raise _http_error(response.status, await response.read(), response.headers, redact)
-                data: list[bytes] = []
                 try:
-                    async for line in response.content:
-                        if line.startswith(b"data:"):
-                            data.append(line[5:].strip())
-                            continue
-                        if line.strip() or not data:
-                            continue  # `event:` names and comments: the JSON's own `type` says it all
-                        chunks = translator.feed(orjson.loads(data[0] if len(data) == 1 else b"\n".join(data)))
-                        data.clear()
-                        for chunk in chunks:
-                            started = True
-                            yield chunk
+                    # `event:` names are not needed: the JSON's own `type` says it all.
+                    async with contextlib.aclosing(sse_events(response.content, _MAX_EVENT_BYTES)) as events:
+                        async for _, data in events:
+                            for chunk in translator.feed(orjson.loads(data)):
+                                started = True
+                                yield chunk
                 except aiohttp.ClientPayloadError:
                     # A connection dropped after message_stop lost nothing; before it, it is a cut stream.
                     if not translator.stopped:
                         raise
-                if data:  # a last event without its blank line
-                    for chunk in translator.feed(orjson.loads(b"\n".join(data))):
-                        started = True
-                        yield chunk
             if translator.finish is None:
                 raise UpstreamError("The Anthropic stream ended before the message was complete.", retryable=True)
             yield translator.usage_chunk()
@@ -570,8 +551,8 @@ class AnthropicAdapter:
             raise err from None
         except orjson.JSONDecodeError:
             raise UpstreamError("The Anthropic stream sent an event that is not JSON.", retryable=True, started=started) from None
-        except HttpProcessingError:
-            # In practice an SSE line over the read buffer: the same request would hit it again.
+        except EventTooLarge:
+            # The same request would hit it again.
             raise UpstreamError("The Anthropic stream sent an event too large to read.", retryable=False, started=started) from None
 
     async def count_tokens(

@@ -4,16 +4,23 @@ N dialects + M providers, not N x M translations: dialect codecs (edge/dialects)
 the canonical messages of switchyard.routing.v1; adapters here turn those into each provider's wire
 format and back. The router (retries, fallback, cool-down) sits above the adapters and only sees
 `UpstreamError`s.
+
+What more than one adapter needs lives here (Retry-After, sampling fields, extra_json, local token
+counts, probe headers); the Server-Sent Events reader is sse.py, the registry of kinds kinds.py.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
 
 import aiohttp
+import orjson
+from multidict import CIMultiDict
 
 from services.config import ProviderConfig
 from switchyard.routing.v1 import chat_pb2, routing_pb2
@@ -37,6 +44,23 @@ class Target:
 
     provider: ProviderConfig
     upstream_model: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRequest:
+    """The health probe's call: GET url?params with headers, one that costs no tokens (a model list)."""
+
+    url: str
+    headers: CIMultiDict[str]
+    params: dict[str, str] | None = None
+
+
+def probe_headers(provider: ProviderConfig, credentials: dict[str, str]) -> CIMultiDict[str]:
+    """The provider's configured headers, then ours: case-insensitive, so a configured
+    "authorization" cannot end up sent twice next to ours, and ours win."""
+    headers: CIMultiDict[str] = CIMultiDict(provider.headers)
+    headers.update(credentials)
+    return headers
 
 
 class UpstreamError(Exception):
@@ -93,6 +117,10 @@ class ProviderAdapter(Protocol):
         self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
     ) -> routing_pb2.RerankResponse: ...
 
+    @staticmethod
+    def probe_request(provider: ProviderConfig, key: str) -> ProbeRequest:
+        """The health monitor's cheap authenticated call (not asked of kinds registered upstream=False)."""
+
 
 def unsupported(kind: str, operation: str) -> UpstreamError:
     return UpstreamError(f"Provider kind '{kind}' does not support {operation}.", retryable=False, client_error=True)
@@ -101,3 +129,67 @@ def unsupported(kind: str, operation: str) -> UpstreamError:
 def estimate_tokens(text: str) -> int:
     """The documented estimate where a count is needed but no upstream reported one: ~4 characters a token."""
     return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds from `retry-after-ms` (OpenAI, more precise) or `Retry-After` (seconds or an HTTP-date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            value = float(ms) / 1000.0
+            if value >= 0 and math.isfinite(value):
+                return value
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+        return value if value >= 0 and math.isfinite(value) else None
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def json_object(raw: bytes | str) -> dict[str, Any]:
+    """Client JSON that should hold an object (extra_json, a tool result): the object, else {}
+    (absent, not JSON, or not an object: what the adapters then leave out)."""
+    if not raw:
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def copy_sampling(request: chat_pb2.ChatRequest, body: dict[str, Any], names: Mapping[str, str]) -> None:
+    """The request's sampling fields that are set (max_tokens, temperature, top_p, stop, n, seed,
+    presence_penalty, frequency_penalty), into `body` under the provider's name for each in `names`."""
+    for field, key in names.items():
+        if field == "stop":
+            if request.stop:
+                body[key] = list(request.stop)
+        elif request.HasField(field):
+            body[key] = getattr(request, field)
+
+
+class CountsTokensLocally:
+    """count_tokens for providers without a counting endpoint: a local tokenizer for the upstream
+    model when one is available (and `tokenizer` is set), else the documented estimate."""
+
+    tokenizer = True
+
+    async def count_tokens(
+        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+    ) -> routing_pb2.CountTokensResponse:
+        from services.routing.tokens import count_locally  # tokens imports this module
+
+        return count_locally(request, target.upstream_model, tokenizer=self.tokenizer)

@@ -47,7 +47,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import email.utils
 import re
 import time
 import uuid
@@ -58,7 +57,10 @@ import aiohttp
 import orjson
 from multidict import CIMultiDict
 
-from services.routing.adapters.base import Target, Timeouts, UpstreamError, estimate_tokens, unsupported
+from services.config import ProviderConfig
+from services.routing.adapters.base import ProbeRequest, Target, Timeouts, UpstreamError, copy_sampling
+from services.routing.adapters.base import estimate_tokens, json_object, parse_retry_after, probe_headers, unsupported
+from services.routing.adapters.sse import EventTooLarge, sse_events
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -79,6 +81,10 @@ _FINISH_REASONS = {
     "IMAGE_PROHIBITED_CONTENT": "content_filter",
 }
 
+# Canonical sampling fields -> generationConfig keys.
+_SAMPLING = {"temperature": "temperature", "top_p": "topP", "max_tokens": "maxOutputTokens", "stop": "stopSequences",
+             "n": "candidateCount", "seed": "seed", "presence_penalty": "presencePenalty",
+             "frequency_penalty": "frequencyPenalty"}
 _TOOL_CHOICE_MODES = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
 
 _TOP_LEVEL_EXTRAS = {
@@ -288,22 +294,7 @@ def encode_chat_request(request: chat_pb2.ChatRequest) -> dict:
         body["systemInstruction"] = {"parts": system_parts}
 
     config: dict = {}
-    if request.HasField("temperature"):
-        config["temperature"] = request.temperature
-    if request.HasField("top_p"):
-        config["topP"] = request.top_p
-    if request.HasField("max_tokens"):
-        config["maxOutputTokens"] = request.max_tokens
-    if request.stop:
-        config["stopSequences"] = list(request.stop)
-    if request.HasField("n"):
-        config["candidateCount"] = request.n
-    if request.HasField("seed"):
-        config["seed"] = request.seed
-    if request.HasField("presence_penalty"):
-        config["presencePenalty"] = request.presence_penalty
-    if request.HasField("frequency_penalty"):
-        config["frequencyPenalty"] = request.frequency_penalty
+    copy_sampling(request, config, _SAMPLING)
 
     fmt = request.response_format.type
     if fmt == "json_object":
@@ -342,22 +333,17 @@ def encode_chat_request(request: chat_pb2.ChatRequest) -> dict:
             "functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [request.tool_choice.function_name]}
         }
 
-    if request.extra_json:
-        try:
-            extra = orjson.loads(request.extra_json)
-        except orjson.JSONDecodeError:
-            extra = None
-        if isinstance(extra, dict):
-            for key, value in extra.items():
-                if key in _TOP_LEVEL_EXTRAS:
-                    body[_TOP_LEVEL_EXTRAS[key]] = value
-                elif key in _GENERATION_EXTRAS:
-                    config[_GENERATION_EXTRAS[key]] = value
-            nested = extra.get("generationConfig")
-            if isinstance(nested, dict):
-                for key, value in nested.items():
-                    if key in _GENERATION_EXTRAS:
-                        config[_GENERATION_EXTRAS[key]] = value
+    extra = json_object(request.extra_json)
+    for key, value in extra.items():
+        if key in _TOP_LEVEL_EXTRAS:
+            body[_TOP_LEVEL_EXTRAS[key]] = value
+        elif key in _GENERATION_EXTRAS:
+            config[_GENERATION_EXTRAS[key]] = value
+    nested = extra.get("generationConfig")
+    if isinstance(nested, dict):
+        for key, value in nested.items():
+            if key in _GENERATION_EXTRAS:
+                config[_GENERATION_EXTRAS[key]] = value
 
     if config:
         body["generationConfig"] = config
@@ -433,22 +419,6 @@ def _new_id() -> str:
 # -- HTTP errors ------------------------------------------------------------------------------
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _google_error(raw: bytes) -> dict:
     try:
         data = orjson.loads(raw)
@@ -491,11 +461,11 @@ def error_from_response(
 ) -> UpstreamError:
     """Classify a non-2xx Gemini answer (or an error object inside a stream) for the router."""
     error = _google_error(raw)
-    return _classify(target, status, error, headers.get("retry-after") if headers is not None else None, key, started)
+    return _classify(target, status, error, parse_retry_after(headers) if headers is not None else None, key, started)
 
 
 def _classify(
-    target: Target, status: int, error: dict, retry_after_header: str | None, key: str | None, started: bool
+    target: Target, status: int, error: dict, retry_after: float | None, key: str | None, started: bool
 ) -> UpstreamError:
     name = target.provider.name or KIND
     google_status = error.get("status")
@@ -505,7 +475,6 @@ def _classify(
             retryable=False, status=status, started=started,
         )
     if status == 408 or status == 429 or status >= 500:
-        retry_after = _parse_retry_after(retry_after_header)
         if retry_after is None:
             retry_after = _retry_info_delay(error)
         suffix = f" ({google_status})" if isinstance(google_status, str) and google_status.isupper() else ""
@@ -519,41 +488,6 @@ def _classify(
             message = f"upstream provider '{name}' refused the request (HTTP {status})"
         return UpstreamError(_scrub(message, key), retryable=False, client_error=True, status=status, started=started)
     return UpstreamError(f"upstream provider '{name}' returned HTTP {status}", retryable=False, status=status, started=started)
-
-
-# -- SSE --------------------------------------------------------------------------------------
-
-
-async def _sse_data(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """The data of each server-sent event. Split by hand rather than `async for line in content`:
-    aiohttp caps a line at twice its read buffer (128 KiB), and one Gemini event can carry an image."""
-    pending: list[bytes] = []  # the unfinished line, in pieces: joined only once it is complete
-    pending_size = 0
-    data: list[bytes] = []
-    async for piece in content.iter_any():
-        pending.append(piece)
-        pending_size += len(piece)
-        if pending_size > _MAX_EVENT_BYTES:
-            raise UpstreamError("Gemini sent an oversized stream event.", retryable=True)
-        if b"\n" not in piece:
-            continue
-        *lines, rest = b"".join(pending).split(b"\n")
-        pending = [rest] if rest else []
-        pending_size = len(rest)
-        for line in lines:
-            line = line.rstrip(b"\r")
-            if not line:
-                if data:
-                    yield b"\n".join(data)
-                    data = []
-            elif line.startswith(b"data:"):
-                data.append(line[6:] if line[5:6] == b" " else line[5:])
-    buffer = b"".join(pending)
-    line = buffer.rstrip(b"\r")
-    if line.startswith(b"data:"):
-        data.append(line[6:] if line[5:6] == b" " else line[5:])
-    if data:
-        yield b"\n".join(data)
 
 
 def _status_code(error: dict) -> int:
@@ -679,6 +613,11 @@ class GeminiAdapter:
         return headers, key
 
     @staticmethod
+    def probe_request(provider: ProviderConfig, key: str) -> ProbeRequest:
+        # A header rather than ?key=: URLs end up in access logs, proxies and tracebacks.
+        return ProbeRequest(f"{provider.base_url}/v1beta/models", probe_headers(provider, {"x-goog-api-key": key}))
+
+    @staticmethod
     def _url(target: Target, method: str) -> str:
         return f"{target.provider.base_url}/v1beta/models/{_model_path(target.upstream_model)}:{method}"
 
@@ -725,8 +664,8 @@ class GeminiAdapter:
                 if response.status // 100 != 2:
                     raw = await response.read()
                     raise error_from_response(target, response.status, raw, response.headers, key=key)
-                async with contextlib.aclosing(_sse_data(response.content)) as events:
-                    async for payload in events:
+                async with contextlib.aclosing(sse_events(response.content, _MAX_EVENT_BYTES)) as events:
+                    async for _, payload in events:
                         try:
                             event = orjson.loads(payload)
                         except orjson.JSONDecodeError:
@@ -742,6 +681,8 @@ class GeminiAdapter:
         except UpstreamError as err:
             err.started = err.started or stream.started
             raise
+        except EventTooLarge:
+            raise UpstreamError("Gemini sent an oversized stream event.", retryable=True, started=stream.started) from None
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(name, exc, stream.started) from None
 
@@ -763,13 +704,7 @@ class GeminiAdapter:
         options: dict = {}
         if request.HasField("dimensions"):
             options["outputDimensionality"] = request.dimensions
-        if request.extra_json:
-            try:
-                extra = orjson.loads(request.extra_json)
-            except orjson.JSONDecodeError:
-                extra = None
-            if isinstance(extra, dict):
-                options.update({_EMBED_EXTRAS[k]: v for k, v in extra.items() if k in _EMBED_EXTRAS})
+        options.update({_EMBED_EXTRAS[k]: v for k, v in json_object(request.extra_json).items() if k in _EMBED_EXTRAS})
         body = {"requests": [{"model": model, "content": {"parts": [{"text": text}]}, **options} for text in request.input]}
         data = await self._post(session, target, "batchEmbedContents", body, timeouts)
         embeddings = data.get("embeddings")

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from services.routing.adapters.base import Target, Timeouts, UpstreamError, estimate_tokens
+from services.routing.adapters.base import CountsTokensLocally, Target, Timeouts, UpstreamError, estimate_tokens
 from services.routing.audio import estimated_seconds, wav_seconds
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
@@ -126,7 +126,9 @@ class _Answer:
         return f"call_mock_{self.id[-12:]}_{index}"
 
 
-class MockAdapter:
+class MockAdapter(CountsTokensLocally):
+    tokenizer = False  # its counts are documented as the estimate
+
     async def chat(
         self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> chat_pb2.ChatCompletion:
@@ -190,13 +192,6 @@ class MockAdapter:
         response.usage.input_tokens = tokens
         response.usage.total_tokens = tokens
         return response
-
-    async def count_tokens(
-        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
-    ) -> routing_pb2.CountTokensResponse:
-        from services.routing.tokens import count_locally
-
-        return count_locally(request, target.upstream_model, tokenizer=False)
 
     async def rerank(
         self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts

@@ -17,7 +17,8 @@ Choices not forced by the wire format:
 - A stream's usage is passed on once, as the last chunk, whatever the upstream did (OpenAI sends it
   in a chunk of its own, some compatible servers on every chunk); if the upstream sent none it is
   estimated, so billing never sees a stream without usage.
-- SSE `data:` lines are handled one at a time (every OpenAI-compatible server sends one JSON per line).
+- The stream is read by the shared SSE reader (adapters/sse.py): multi-line `data:`, CRLF and a last
+  event without its blank line are all read; an event that is not JSON, other than `[DONE]`, is malformed.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ import math
 import struct
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -38,7 +37,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from services.config import ProviderConfig
-from services.routing.adapters.base import Target, Timeouts, UpstreamError, estimate_tokens, unsupported
+from services.routing.adapters.base import CountsTokensLocally, ProbeRequest, Target, Timeouts, UpstreamError
+from services.routing.adapters.base import copy_sampling, estimate_tokens, json_object, parse_retry_after, probe_headers
+from services.routing.adapters.base import unsupported
+from services.routing.adapters.sse import SSEParser
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -50,11 +52,16 @@ _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 _MAX_ERROR_BODY = 64 * 1024
 # Upstream text copied into a message is for people, not a dump.
 _MAX_MESSAGE = 500
-# One SSE line can hold a big tool-call argument chunk; aiohttp's default line limit is 128 KiB.
+# One SSE event can hold a big tool-call argument chunk: read in large pieces, and allow events of 2 MiB.
 _READ_BUFSIZE = 1 << 20
+_MAX_EVENT_BYTES = 2 * _READ_BUFSIZE
 # Caches keyed by configuration values; bounded in case a registry churns through many models.
 _CACHE_LIMIT = 4096
 
+# Canonical sampling fields -> body keys; OpenAI's newer models reject max_tokens (see the docstring).
+_SAMPLING = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p", "stop": "stop", "n": "n",
+             "seed": "seed", "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty"}
+_OPENAI_SAMPLING = {**_SAMPLING, "max_tokens": "max_completion_tokens"}
 _CHAT_RESERVED = frozenset({"model", "messages", "stream", "stream_options"})
 _CHAT_RESERVED_WITH_MAX = _CHAT_RESERVED | {"max_tokens", "max_completion_tokens"}
 _EMBED_RESERVED = frozenset({"model", "input", "encoding_format"})
@@ -77,33 +84,6 @@ def _scrub(message: str, key: str | None) -> str:
     if key and key in message:
         message = message.replace(key, "[redacted]")
     return message
-
-
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds from `retry-after-ms` (OpenAI, more precise) or `Retry-After` (seconds or an HTTP-date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            value = float(ms) / 1000.0
-            if value >= 0 and math.isfinite(value):
-                return value
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-        return value if value >= 0 and math.isfinite(value) else None
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def _error_message(body: bytes) -> str | None:
@@ -198,14 +178,9 @@ def _encode_message(message: chat_pb2.ChatMessage, foreign: bool = False) -> dic
     if message.tool_call_id:
         out["tool_call_id"] = message.tool_call_id
     if message.extra_json and not foreign:
-        try:
-            extra = orjson.loads(message.extra_json)
-        except orjson.JSONDecodeError:
-            extra = None
-        if isinstance(extra, dict):
-            for k, v in extra.items():
-                if k not in out:
-                    out[k] = v
+        for k, v in json_object(message.extra_json).items():
+            if k not in out:
+                out[k] = v
     if "content" not in out:
         # OpenAI accepts null content only next to tool_calls.
         out["content"] = None if "tool_calls" in out else ""
@@ -225,11 +200,8 @@ def _encode_tool(tool: chat_pb2.Tool) -> dict[str, Any]:
 
 
 def _merge_extra(body: dict[str, Any], extra: bytes, reserved: frozenset[str], stream: bool = False) -> bytes:
-    try:
-        parsed = orjson.loads(extra)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict) or not parsed:
+    parsed = json_object(extra)
+    if not parsed:
         return orjson.dumps(body)
     for k in parsed:
         if k in body or k in reserved:
@@ -255,24 +227,9 @@ def encode_chat(kind: str, upstream_model: str, request: chat_pb2.ChatRequest, s
     foreign = request.dialect not in ("", "openai")
     body["messages"] = [_encode_message(m, foreign) for m in request.messages]
     has_max = request.HasField("max_tokens")
-    if has_max:
-        body["max_completion_tokens" if kind == "openai" else "max_tokens"] = request.max_tokens
-    if request.HasField("temperature"):
-        body["temperature"] = request.temperature
-    if request.HasField("top_p"):
-        body["top_p"] = request.top_p
-    if request.stop:
-        body["stop"] = list(request.stop)
-    if request.HasField("n"):
-        body["n"] = request.n
-    if request.HasField("seed"):
-        body["seed"] = request.seed
+    copy_sampling(request, body, _OPENAI_SAMPLING if kind == "openai" else _SAMPLING)
     if request.user:
         body["user"] = request.user
-    if request.HasField("presence_penalty"):
-        body["presence_penalty"] = request.presence_penalty
-    if request.HasField("frequency_penalty"):
-        body["frequency_penalty"] = request.frequency_penalty
     if request.tools:
         body["tools"] = [_encode_tool(t) for t in request.tools]
     choice = request.tool_choice.WhichOneof("choice")
@@ -461,12 +418,7 @@ def encode_form(fields: dict[str, Any], extra: bytes, files: list[tuple[str, rou
     """OpenAI's multipart body: text fields (a list is one field per item, as the SDK sends
     `timestamp_granularities[]`), the request's unmodelled fields, then the files."""
     if extra:
-        try:
-            extra_fields = orjson.loads(extra)
-        except orjson.JSONDecodeError:
-            extra_fields = {}
-        if isinstance(extra_fields, dict):
-            fields = {**{k: v for k, v in extra_fields.items() if k not in fields}, **fields}
+        fields = {**{k: v for k, v in json_object(extra).items() if k not in fields}, **fields}
     form = aiohttp.FormData(quote_fields=False)
     for name, value in fields.items():
         for item in value if isinstance(value, list) else [value]:
@@ -514,8 +466,9 @@ def decode_transcription(data: dict[str, Any], response: routing_pb2.CreateTrans
 # -- the adapter ------------------------------------------------------------------------------
 
 
-class OpenAICompatAdapter:
-    """One instance serves every OpenAI-dialect provider; it holds only caches of derived values."""
+class OpenAICompatAdapter(CountsTokensLocally):
+    """One instance serves every OpenAI-dialect provider; it holds only caches of derived values.
+    OpenAI's API has no counting endpoint: count_tokens uses a local tokenizer when one is available."""
 
     def __init__(self) -> None:
         self._urls: dict[tuple, URL] = {}
@@ -554,6 +507,13 @@ class OpenAICompatAdapter:
             else:
                 headers["Authorization"] = f"Bearer {key}"
         return headers
+
+    @staticmethod
+    def probe_request(provider: ProviderConfig, key: str) -> ProbeRequest:
+        if provider.kind == "azure":
+            return ProbeRequest(f"{provider.base_url}/openai/models", probe_headers(provider, {"api-key": key}),
+                                {"api-version": provider.api_version or DEFAULT_AZURE_API_VERSION})
+        return ProbeRequest(f"{provider.base_url}/models", probe_headers(provider, {"Authorization": f"Bearer {key}"}))
 
     async def _post_raw(
         self, session: aiohttp.ClientSession, provider: ProviderConfig, url: URL, body: bytes | aiohttp.FormData,
@@ -624,27 +584,21 @@ class OpenAICompatAdapter:
             ) as response:
                 if not 200 <= response.status < 300:
                     raise await _status_error(response, key)
-                # Bulk reads split in place: reading line by line through aiohttp's StreamReader cost
-                # more CPU than decoding the events (two lines an event).
-                pending = b""
-                async for data in response.content.iter_any():
-                    pending = pending + data if pending else data
-                    if b"\n" not in data:
-                        if len(pending) > _READ_BUFSIZE * 2:
-                            raise _malformed(started)
-                        continue
-                    lines = pending.split(b"\n")
-                    pending = lines.pop()
-                    for line in lines:
-                        # Comments (":"), "event:"/"id:" fields and blank separators carry nothing we need.
-                        if not line.startswith(b"data:"):
-                            continue
-                        payload = line[5:].strip()
-                        if payload == b"[DONE]":
-                            done = True
-                            break
-                        if not payload:
-                            continue
+                # Bulk reads parsed a chunk at a time: reading line by line through aiohttp's
+                # StreamReader cost more CPU than decoding the events.
+                content = response.content
+                parser = SSEParser(_MAX_EVENT_BYTES)
+                while not done:
+                    data = await content.readany()
+                    for _, payload in parser.feed(data) if data else parser.close():
+                        if payload[:1] != b"{":
+                            # `event:` names, comments and `id:` lines never get here; a `[DONE]` may.
+                            payload = payload.strip()
+                            if payload == b"[DONE]":
+                                done = True
+                                break
+                            if not payload:
+                                continue
                         event = orjson.loads(payload)
                         if not isinstance(event, dict):
                             raise _malformed(started)
@@ -667,13 +621,13 @@ class OpenAICompatAdapter:
                             chunk.choices[0].delta.role = "assistant"
                         started = True
                         yield chunk
-                    if done:
+                    if not data:
                         break
         except UpstreamError:
             raise
         except (aiohttp.ClientError, TimeoutError, OSError, HttpProcessingError) as exc:
             raise _transport_error(exc, started) from None
-        except (KeyError, TypeError, AttributeError, ValueError):  # orjson.JSONDecodeError is a ValueError
+        except (KeyError, TypeError, AttributeError, ValueError):  # JSONDecodeError, EventTooLarge are ValueErrors
             raise _malformed(started) from None
         if not done and not finished:
             raise UpstreamError("upstream stream ended early", retryable=True, started=started)
@@ -796,14 +750,6 @@ class OpenAICompatAdapter:
         response.audio.content_type = content_type
         response.audio.data = audio
         return response
-
-    async def count_tokens(
-        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
-    ) -> routing_pb2.CountTokensResponse:
-        """OpenAI's API has no counting endpoint: a local tokenizer when one is available, else the estimate."""
-        from services.routing.tokens import count_locally
-
-        return count_locally(request, target.upstream_model)
 
     async def rerank(
         self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
