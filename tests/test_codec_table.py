@@ -38,10 +38,11 @@ def test_every_vendor_shaped_binding_has_a_codec():
     assert len(vendor_shaped) >= 25
     missing = [str(b.key) for b in vendor_shaped if b.codec is None]
     assert not missing, missing
-    # Every chat dialect is a binding of the one streaming RPC, and each can stream.
-    chat = [b for b in vendor_shaped if b.rpc_path == CHAT.rpc]
-    assert {b.template for b in chat} >= {"/v1/chat/completions", "/v1/messages", "/v1/responses",
-                                           "/v1beta/models/{chat.model}:streamGenerateContent"}
+    # Every chat dialect is a binding of the one streaming RPC; those that stream have stream encoders.
+    streaming = {b.template: b.codec for b in vendor_shaped if b.rpc_path == CHAT.rpc and b.codec.wants_stream}
+    assert set(streaming) == {"/v1/chat/completions", "/v1/messages", "/v1/responses",
+                              "/v1beta/models/{chat.model}:streamGenerateContent"}
+    assert all(codec.encode_events and codec.stream_end and codec.encode_stream_error for codec in streaming.values())
 
 
 def test_a_codec_for_a_renamed_binding_stops_start_up():
