@@ -21,16 +21,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge import console
-from edge.codecs import OPENAI_CODECS, Codec
+from edge.codecs import route_table
 from edge.dialects.openai import DialectError
-from edge.errors import PublicError, error_body, from_rpc_error, http_status, public_error, surface_of
-from edge.httprule import MethodNotAllowed
+from edge.errors import DEFAULT, GEMINI, TEMPLATED, PublicError, error_body, from_rpc_error, http_status, public_error
+from edge.httprule import Match, MethodNotAllowed
 from edge.multipart import RawBody
-from edge.routes import Binding, build_matcher
+from edge.routes import Binding, RouteTable
 from edge.transcode import JsonStyle, TranscodeError, body_relative, build_request, render_response
 from services.call_context import new_request_id, sane_request_id
 from services.errors import Reason
-from services.policy import service_descriptors
 from services.telemetry.calls import ROUTE_METADATA, SURFACE_METADATA, UPSTREAM_MS_METADATA, Telemetry
 from services.telemetry.calls import disabled as disabled_telemetry
 
@@ -42,7 +41,7 @@ _OVERHEAD_HEADER = "x-switchyard-overhead-ms"
 _UNARY_TIMEOUT_SECONDS = 120.0
 _DEFAULT_STYLE = JsonStyle(proto_names=False)
 # The templated API documents snake_case field names.
-_STYLES = {"templated": JsonStyle(proto_names=True)}
+_STYLES = {TEMPLATED: JsonStyle(proto_names=True)}
 
 
 class BodyTooLarge(Exception):
@@ -114,15 +113,17 @@ def json_response(payload, status: int, headers: dict[str, str]) -> Response:
 
 
 class Edge:
-    def __init__(self, grpc_target: str, max_body_bytes: int, channel=None, telemetry: Telemetry | None = None) -> None:
+    def __init__(self, grpc_target: str, max_body_bytes: int, channel=None, telemetry: Telemetry | None = None,
+                 routes: RouteTable | None = None) -> None:
         self.telemetry = telemetry or disabled_telemetry()
         self.grpc_target = grpc_target
         self._given_channel = channel
         self.max_body_bytes = max_body_bytes
-        self.matcher = build_matcher(service_descriptors())
+        # Every binding with its codec and surface, resolved here: a request's match carries both.
+        self.routes = routes or route_table()
+        self.matcher = self.routes.matcher
         self.channel: grpc.aio.Channel | None = None
         self._callables: dict[str, object] = {}
-        self.codecs: dict[str, Codec] = dict(OPENAI_CODECS)
         self.console = console.Console(self)
 
     async def open(self) -> None:
@@ -159,7 +160,10 @@ class Edge:
     async def dispatch(self, request: Request) -> Response:
         started = time.perf_counter()
         request_id = sane_request_id(request.headers.get("x-request-id")) or new_request_id()
-        surface = surface_of(request.url.path)
+        raw_path = request.scope.get("raw_path")
+        found = self.matcher.match(request.method, raw_path.decode("latin-1") if raw_path else request.url.path)
+        # A matched binding carries its surface; any other path takes the one of the API it lies in.
+        surface = found.value.surface if type(found) is Match else self.routes.surface_of(request.url.path)
         tracing = self.telemetry.tracing
         span = None
         if tracing.enabled:
@@ -169,7 +173,7 @@ class Edge:
         request.state.span = span
         request.state.reached_services = False
         try:
-            response = await self._dispatch(request, request_id, surface)
+            response = await self._dispatch(request, request_id, found, surface)
         except Exception:  # noqa: BLE001 - whatever broke, the client gets its surface's 500 shape
             log.exception("edge failure on %s %s (request %s)", request.method, request.url.path, request_id)
             response = self.error(surface, public_error(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), request_id, {})
@@ -200,11 +204,9 @@ class Edge:
                 span.end()
         return response
 
-    async def _dispatch(self, request: Request, request_id: str, surface: str) -> Response:
+    async def _dispatch(self, request: Request, request_id: str, found: Match | MethodNotAllowed | None,
+                        surface: str) -> Response:
         path = request.url.path
-        raw_path = request.scope.get("raw_path")
-        raw_path = raw_path.decode("latin-1") if raw_path else path
-        found = self.matcher.match(request.method, raw_path)
         if found is None:
             return self.error(
                 surface,
@@ -221,7 +223,7 @@ class Edge:
                 {"allow": allowed},
             )
         binding: Binding = found.value
-        codec = self.codecs.get(found.template.template)
+        codec = binding.codec
         codec_context = None
         try:
             body = None
@@ -359,7 +361,7 @@ class Edge:
             response = await self.healthz(request)
         else:
             message = f"{request.method} is not allowed on /healthz; use GET, HEAD."
-            response = self.error("default", public_error(Reason.ERROR_REASON_METHOD_NOT_ALLOWED, message),
+            response = self.error(DEFAULT, public_error(Reason.ERROR_REASON_METHOD_NOT_ALLOWED, message),
                                   new_request_id(), {"allow": "GET, HEAD"})
         await response(scope, receive, send)
 
@@ -391,7 +393,7 @@ def _credentials(request: Request, surface: str) -> str | None:
     if authorization:
         return authorization
     key = request.headers.get("x-api-key") or request.headers.get("x-goog-api-key")
-    if not key and surface == "gemini":
+    if not key and surface == GEMINI:
         key = request.query_params.get("key")
     return f"Bearer {key}" if key else None
 
@@ -424,10 +426,12 @@ def _reason_of(response) -> str:
     return str(error.get("code") or error.get("type") or "") if isinstance(error, dict) else ""
 
 
-def create_app(grpc_target: str, max_body_bytes: int, channel=None, telemetry: Telemetry | None = None) -> Starlette:
+def create_app(grpc_target: str, max_body_bytes: int, channel=None, telemetry: Telemetry | None = None,
+               routes: RouteTable | None = None) -> Starlette:
     """The edge app. `channel`: an in-process channel to the services (embedded mode), else a gRPC
-    channel to `grpc_target` is opened at start-up."""
-    edge = Edge(grpc_target, max_body_bytes, channel, telemetry)
+    channel to `grpc_target` is opened at start-up. `routes`: the route table (edge.codecs.route_table()
+    when not given); building it raises RouteTableError when a codec names no annotated binding."""
+    edge = Edge(grpc_target, max_body_bytes, channel, telemetry, routes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

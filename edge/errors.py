@@ -12,6 +12,14 @@ import grpc
 
 from services.errors import Reason, ReasonInfo, error_info_from, known_reason, reason_info
 
+# The surfaces: each answers errors in the shape its clients parse. Which surface a binding answers
+# in is declared next to its codec (edge/codecs.py) and resolved once at start-up (edge/routes.py).
+DEFAULT = "default"        # Talkory's shape plus OpenAI's `type` and `param`
+ANTHROPIC = "anthropic"
+GEMINI = "gemini"
+TEMPLATED = "templated"    # the templated API, /api/v1
+SURFACES = frozenset({DEFAULT, ANTHROPIC, GEMINI, TEMPLATED})
+
 # When a call fails without an ErrorInfo (the service is down, a deadline passed), its gRPC code decides.
 _BY_GRPC_CODE = {
     grpc.StatusCode.UNAVAILABLE: Reason.ERROR_REASON_SERVICE_UNAVAILABLE,
@@ -86,31 +94,21 @@ def from_rpc_error(code: grpc.StatusCode, details: str | None, trailing_metadata
     return PublicError(reason, message or details or "Request failed.", param)
 
 
-def surface_of(path: str) -> str:
-    if path.startswith("/api/v1/"):
-        return "templated"
-    if path.startswith("/v1beta/"):
-        return "gemini"
-    if path == "/v1/messages" or path.startswith("/v1/messages/"):
-        return "anthropic"
-    return "default"
-
-
 def http_status(surface: str, error: PublicError) -> int:
-    if surface == "templated":
+    if surface == TEMPLATED:
         return _TEMPLATED_STATUS.get(error.reason.name, error.http_status)
     return error.http_status
 
 
 def error_body(surface: str, error: PublicError, request_id: str) -> dict:
     status = http_status(surface, error)
-    if surface == "anthropic":
+    if surface == ANTHROPIC:
         return {
             "type": "error",
             "error": {"type": _ANTHROPIC_TYPE.get(status, "api_error"), "message": error.message},
             "request_id": request_id,
         }
-    if surface == "gemini":
+    if surface == GEMINI:
         # Google APIs carry the request id as a google.rpc.RequestInfo detail.
         return {
             "error": {
@@ -120,7 +118,7 @@ def error_body(surface: str, error: PublicError, request_id: str) -> dict:
                 "details": [{"@type": "type.googleapis.com/google.rpc.RequestInfo", "requestId": request_id}],
             }
         }
-    if surface == "templated":
+    if surface == TEMPLATED:
         code = _TEMPLATED_CODE.get(error.reason.name, error.reason.name)
         body = {"code": code, "message": error.message, "request_id": request_id}
         if error.param:

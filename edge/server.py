@@ -9,11 +9,14 @@ the surface's shape with an X-Request-Id, before the app is involved; then it cl
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from edge.errors import error_body, public_error, surface_of
+from edge.codecs import route_table
+from edge.errors import DEFAULT, error_body, public_error
 from services.call_context import new_request_id
 from services.errors import Reason
 
@@ -27,6 +30,8 @@ class _HeadTooLarge(Exception):
 class EdgeHttpProtocol(HttpToolsProtocol):
     max_head_bytes = 64 * 1024
     max_headers = 100
+    # The surface of a request path (RouteTable.surface_of): refusals come before routing.
+    surface_of: Callable[[str], str] = staticmethod(lambda path: DEFAULT)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -90,7 +95,7 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         request_id = new_request_id()
         target = self.url or (self._head_start.split(b"\r\n", 1)[0].split(b" ") + [b"", b""])[1]
         path = target.split(b"?", 1)[0].decode("latin-1")
-        body = orjson.dumps(error_body(surface_of(path), public_error(reason, message), request_id))
+        body = orjson.dumps(error_body(self.surface_of(path), public_error(reason, message), request_id))
         head = [
             b"HTTP/1.1 %d %s" % (status, _REASON_PHRASES[status]),
             b"content-type: application/json",
@@ -110,6 +115,12 @@ class EdgeHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def edge_http_protocol(max_head_bytes: int, max_headers: int) -> type[EdgeHttpProtocol]:
-    """The protocol class for uvicorn.Config(http=…), with these limits."""
-    return type("EdgeHttpProtocol", (EdgeHttpProtocol,), {"max_head_bytes": max_head_bytes, "max_headers": max_headers})
+def edge_http_protocol(max_head_bytes: int, max_headers: int,
+                       surface_of: Callable[[str], str] | None = None) -> type[EdgeHttpProtocol]:
+    """The protocol class for uvicorn.Config(http=…), with these limits; `surface_of` says which
+    surface's shape a refusal takes (default: the edge's route table, edge.codecs.route_table())."""
+    if surface_of is None:
+        surface_of = route_table().surface_of
+    return type("EdgeHttpProtocol", (EdgeHttpProtocol,), {
+        "max_head_bytes": max_head_bytes, "max_headers": max_headers, "surface_of": staticmethod(surface_of),
+    })

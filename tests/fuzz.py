@@ -23,13 +23,16 @@ from urllib.parse import quote
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from edge.errors import surface_of
+from edge.codecs import route_table
 from edge.httprule import parse_template
-from edge.routes import Binding, http_rules
+from edge.routes import Binding
 from services.policy import service_descriptors
 
 SEED = 20261201
 FUZZ_EXAMPLES = int(os.environ.get("SWITCHYARD_FUZZ_EXAMPLES", "250"))
+# The edge's own table: each binding with its codec and surface, and the surface of any other path.
+ROUTE_TABLE = route_table()
+surface_of = ROUTE_TABLE.surface_of
 
 # ----------------------------------------------------------------------------------------------
 # Values. Raw: a JSON token written verbatim (numbers no parser can hold, invalid escapes, raw bytes).
@@ -120,7 +123,7 @@ class Route:
 
     @property
     def surface(self) -> str:
-        return surface_of(self.template)
+        return self.binding.surface
 
     @property
     def id(self) -> str:
@@ -132,7 +135,7 @@ class Route:
 
 
 def routes() -> list[Route]:
-    return [Route(m, t, b) for m, t, b in http_rules(service_descriptors())]
+    return [Route(b.http_method, b.template, b) for b in ROUTE_TABLE.bindings]
 
 
 # Path variables get ids that exist, so mutations of other fields reach the servicer; the fuzz
