@@ -82,9 +82,12 @@ class GatewayProcess:
                 self.http_port = sock.getsockname()[1]
                 from edge.server import edge_http_protocol
 
+                app = create_app(target, settings.limits.max_body_bytes, channel=local, telemetry=telemetry)
                 config = uvicorn.Config(
-                    create_app(target, settings.limits.max_body_bytes, channel=local, telemetry=telemetry),
-                    http=edge_http_protocol(settings.limits.max_header_bytes, settings.limits.max_headers),
+                    app,
+                    # The refusals before routing take their shape from the app's own route table.
+                    http=edge_http_protocol(settings.limits.max_header_bytes, settings.limits.max_headers,
+                                            surface_of=app.state.edge.routes.surface_of),
                     ws="none",  # no WebSocket endpoints: an Upgrade header is an ordinary HTTP request
                     lifespan="on",
                     # Off: access lines would carry query strings, where some clients put keys.
