@@ -5,7 +5,7 @@ One `VendorJson` per dialect, built at import from the dialect's `Wording`; its 
 request, so they do no work beyond the checks on the happy path (the wording templates are only
 formatted when a client is about to get an error). Every reader takes `param`, the path of the field
 as the client should see it in the error ("messages[2].role", "messages.2.role"): the dialect
-spells paths its vendor's way and the reader never builds one.
+spells paths its vendor's way, and a reader adds to one only the `.type` of `type_of`.
 """
 
 from __future__ import annotations
