@@ -20,7 +20,7 @@ Request mapping choices that are not forced by the wire format:
   `tool_choice.disable_parallel_tool_use: true` becomes OpenAI's `parallel_tool_calls: false`.
 - include_usage is always set: Anthropic streams always carry usage.
 
-Every client mistake is a `DialectError` (the OpenAI dialect's class) whose `param` is the dotted
+Every client mistake is the shared `DialectError` (edge.dialects.vendor_json) whose `param` is the dotted
 path Anthropic's own errors use ("messages.0.content.1.type"), with Anthropic's wording.
 """
 
@@ -30,7 +30,7 @@ import uuid
 
 import orjson
 
-from edge.dialects.openai import DialectError
+from edge.dialects.vendor_json import DialectError, VendorJson, Wording, request_body
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 
 __all__ = [
@@ -56,102 +56,33 @@ _REQUEST_KEYS = frozenset(
     }
 )
 _MESSAGE_KEYS = frozenset({"role", "content"})
+# Anthropic's sampling ranges (temperature is 0..1 where OpenAI's is 0..2).
+_SAMPLING = (("temperature", "temperature", 0, 1), ("top_p", "top_p", 0, 1))
 _METADATA_KEYS = frozenset({"user_id"})
 
 
-# ---------------------------------------------------------------------------------------------------
-# Validation helpers, worded like Anthropic's own (pydantic-style) errors: "<path>: <problem>".
-
-
-def _error(param: str, detail: str) -> DialectError:
-    return DialectError(f"{param}: {detail}", param)
-
-
-def _missing(param: str) -> DialectError:
-    return _error(param, "Field required")
-
-
-def _wrong_type(param: str, expected: str) -> DialectError:
-    return _error(param, f"Input should be {expected}")
-
-
-def _object(value: object, param: str) -> dict:
-    if not isinstance(value, dict):
-        raise _wrong_type(param, "a valid dictionary")
-    return value
-
-
-def _list(value: object, param: str) -> list:
-    if not isinstance(value, list):
-        raise _wrong_type(param, "a valid list")
-    return value
-
-
-def _str(container: dict, key: str, param: str, *, non_empty: bool = False) -> str:
-    value = container.get(key)
-    if value is None:
-        raise _missing(param)
-    if not isinstance(value, str):
-        raise _wrong_type(param, "a valid string")
-    if non_empty and not value:
-        raise _error(param, "String should have at least 1 character")
-    return value
-
-
-def _optional_str(value: object, param: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _wrong_type(param, "a valid string")
-    return value
-
-
-def _bool(value: object, param: str) -> bool:
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise _wrong_type(param, "a valid boolean")
-    return value
-
-
-def _int(value: object, param: str, minimum: int, maximum: int) -> int:
-    # type() rather than isinstance(): True is an int in Python but not an integer in JSON.
-    if type(value) is not int:
-        raise _wrong_type(param, "a valid integer")
-    if value < minimum:
-        raise _error(param, f"Input should be greater than or equal to {minimum}")
-    if value > maximum:
-        raise _error(param, f"Input should be less than or equal to {maximum}")
-    return value
-
-
-def _number(value: object, param: str, minimum: float, maximum: float) -> float:
-    if type(value) is not float and type(value) is not int:
-        raise _wrong_type(param, "a valid number")
-    # Written so that NaN (possible from Python callers, never from JSON) fails too.
-    if not value >= minimum:
-        raise _error(param, f"Input should be greater than or equal to {minimum}")
-    if not value <= maximum:
-        raise _error(param, f"Input should be less than or equal to {maximum}")
-    return float(value)
-
-
-def _one_of(value: object, param: str, allowed) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        quoted = [f"'{a}'" for a in allowed]
-        listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
-        raise _error(param, f"Input should be {listed}")
-    return value
-
-
-def _block_type(block: object, param: str) -> str:
-    _object(block, param)
-    kind = block.get("type")
-    if kind is None:
-        raise _missing(f"{param}.type")
-    if not isinstance(kind, str):
-        raise _wrong_type(f"{param}.type", "a valid string")
-    return kind
+# Anthropic's wording (pydantic-style, "<path>: <problem>"), for the shared readers.
+read = VendorJson(
+    Wording(
+        missing="{param}: Field required",
+        wrong_type="{param}: Input should be {expected}",
+        invalid="{param}: {detail}",
+        got_decimal="a number",
+        string="a valid string",
+        object="a valid dictionary",
+        array="a valid list",
+        integer="a valid integer",
+        number="a valid number",
+        boolean="a valid boolean",
+        empty_string="String should have at least 1 character",
+        empty_array="List should have at least 1 item after validation, not 0",
+        below="Input should be greater than or equal to {minimum}",
+        above="Input should be less than or equal to {maximum}",
+        unsupported="Input should be {choices}",
+        choices_last_separator=" or ",
+        choices_are_strings=False,
+    )
+)
 
 
 def _json(value: object, param: str | None) -> bytes:
@@ -175,20 +106,13 @@ def _plain(block: dict, modelled: int) -> bool:
 
 def decode_messages_request(body: object) -> chat_pb2.ChatRequest:
     """An Anthropic Messages API request body (parsed JSON) -> the canonical ChatRequest."""
-    if not isinstance(body, dict):
-        raise DialectError("The request body must be a JSON object.", None)
-    model = _str(body, "model", "model", non_empty=True)
-    max_tokens = body.get("max_tokens")
-    if max_tokens is None:
-        raise _missing("max_tokens")
-    max_tokens = _int(max_tokens, "max_tokens", 1, _INT32_MAX)
+    request_body(body)
+    model = read.required_str(body, "model", "model")
+    max_tokens = read.integer(read.required(body, "max_tokens", "max_tokens"), "max_tokens", 1, _INT32_MAX)
 
-    raw_messages = body.get("messages")
-    if raw_messages is None:
-        raise _missing("messages")
-    _list(raw_messages, "messages")
+    raw_messages = read.array(read.required(body, "messages", "messages"), "messages")
     if not raw_messages:
-        raise _error("messages", "at least one message is required")
+        raise read.invalid("messages", "at least one message is required")
 
     messages: list[chat_pb2.ChatMessage] = []
     system = body.get("system")
@@ -203,17 +127,14 @@ def decode_messages_request(body: object) -> chat_pb2.ChatRequest:
         "model": model,
         "messages": messages,
         "max_tokens": max_tokens,
-        "stream": _bool(body.get("stream"), "stream"),
+        "stream": read.boolean(body.get("stream"), "stream"),
         # The gateway reports usage on every Anthropic stream (message_delta carries it), so the
         # canonical stream must always end with its usage chunk.
         "include_usage": True,
     }
     # Anthropic's sampling range is 0..1 (OpenAI's is 0..2): refusing here gives Anthropic's answer
     # whichever provider serves the model.
-    if (v := body.get("temperature")) is not None:
-        fields["temperature"] = _number(v, "temperature", 0, 1)
-    if (v := body.get("top_p")) is not None:
-        fields["top_p"] = _number(v, "top_p", 0, 1)
+    read.optional_numbers(body, fields, _SAMPLING)
     if (v := body.get("stop_sequences")) is not None:
         fields["stop"] = _decode_stop_sequences(v)
     if (v := body.get("metadata")) is not None:
@@ -223,7 +144,7 @@ def decode_messages_request(body: object) -> chat_pb2.ChatRequest:
 
     extra = {k: v for k, v in body.items() if k not in _REQUEST_KEYS}
     if (v := extra.get("top_k")) is not None:
-        _int(v, "top_k", 0, _INT32_MAX)
+        read.integer(v, "top_k", 0, _INT32_MAX)
     if (v := body.get("tool_choice")) is not None:
         choice, parallel = _decode_tool_choice(v)
         if choice is not None:
@@ -241,14 +162,14 @@ def _decode_system(system: object) -> chat_pb2.ChatMessage | None:
     if isinstance(system, str):
         return chat_pb2.ChatMessage(role="system", text=system) if system else None
     if not isinstance(system, list):
-        raise _wrong_type("system", "a valid string or a list of text blocks")
+        raise read.wrong_type("system", "a valid string or a list of text blocks", system)
     texts = []
     for j, block in enumerate(system):
         param = f"system.{j}"
-        _one_of(_block_type(block, param), f"{param}.type", ("text",))
+        read.one_of(read.type_of(block, param), f"{param}.type", ("text",))
         # cache_control and citations on system blocks are dropped: the adapter sends system text
         # as plain strings, so there is nowhere downstream to honour them.
-        texts.append(_str(block, "text", f"{param}.text"))
+        texts.append(read.required_text(block, "text", f"{param}.text"))
     if not texts:
         return None
     if len(texts) == 1:
@@ -258,40 +179,34 @@ def _decode_system(system: object) -> chat_pb2.ChatMessage | None:
 
 def _decode_message(message: object, i: int, out: list[chat_pb2.ChatMessage]) -> None:
     param = f"messages.{i}"
-    _object(message, param)
-    role = message.get("role")
-    if role is None:
-        raise _missing(f"{param}.role")
-    _one_of(role, f"{param}.role", ("user", "assistant"))
+    role = read.required_one_of(read.object(message, param), "role", f"{param}.role", ("user", "assistant"))
     for key in message:
         if key not in _MESSAGE_KEYS:
             # Anthropic refuses these too; failing here names the field instead of a vague upstream 400.
-            raise _error(f"{param}.{key}", "Extra inputs are not permitted")
-    content = message.get("content")
-    if content is None:
-        raise _missing(f"{param}.content")
+            raise read.invalid(f"{param}.{key}", "Extra inputs are not permitted")
+    content = read.required(message, "content", f"{param}.content")
     if isinstance(content, str):
         out.append(chat_pb2.ChatMessage(role=role, text=content))
         return
     if not isinstance(content, list):
-        raise _wrong_type(f"{param}.content", "a valid string or a list of content blocks")
+        raise read.wrong_type(f"{param}.content", "a valid string or a list of content blocks", content)
     if not content and role == "user":
-        raise _error(f"{param}.content", "all messages must have non-empty content except for the optional final assistant message")
+        raise read.invalid(f"{param}.content", "all messages must have non-empty content except for the optional final assistant message")
 
     parts: list[chat_pb2.ContentPart] = []
     tool_calls: list[chat_pb2.ToolCall] = []
     for j, block in enumerate(content):
         block_param = f"{param}.content.{j}"
-        kind = _block_type(block, block_param)
+        kind = read.type_of(block, block_param)
         if kind == "tool_result":
             if role != "user":
-                raise _error(f"{block_param}.type", "tool_result blocks are only allowed in user messages")
+                raise read.invalid(f"{block_param}.type", "tool_result blocks are only allowed in user messages")
             # The canonical form answers a call with a role "tool" message; it goes before the rest of
             # the turn, which is where Anthropic requires tool_result blocks to be anyway.
             out.append(_decode_tool_result(block, block_param))
         elif kind == "tool_use":
             if role != "assistant":
-                raise _error(f"{block_param}.type", "tool_use blocks are only allowed in assistant messages")
+                raise read.invalid(f"{block_param}.type", "tool_use blocks are only allowed in assistant messages")
             tool_calls.append(_decode_tool_use(block, block_param))
         else:
             parts.append(_decode_block(block, kind, block_param))
@@ -313,7 +228,7 @@ def _decode_message(message: object, i: int, out: list[chat_pb2.ChatMessage]) ->
 
 def _decode_block(block: dict, kind: str, param: str) -> chat_pb2.ContentPart:
     if kind == "text":
-        text = _str(block, "text", f"{param}.text")
+        text = read.required_text(block, "text", f"{param}.text")
         if _plain(block, 2):
             return chat_pb2.ContentPart(text=text)
     elif kind == "image":
@@ -329,24 +244,15 @@ def _decode_block(block: dict, kind: str, param: str) -> chat_pb2.ContentPart:
 
 def _decode_image(block: dict, param: str) -> chat_pb2.ImageUrl | None:
     """The canonical image for an image block, or None when it must travel whole."""
-    source = block.get("source")
-    if source is None:
-        raise _missing(f"{param}.source")
-    _object(source, f"{param}.source")
-    kind = source.get("type")
-    if kind is None:
-        raise _missing(f"{param}.source.type")
-    if not isinstance(kind, str):
-        raise _wrong_type(f"{param}.source.type", "a valid string")
+    source = read.required_object(block, "source", f"{param}.source")
+    kind = read.required_text(source, "type", f"{param}.source.type")
     if kind == "base64":
-        if source.get("media_type") is None:
-            raise _missing(f"{param}.source.media_type")
-        media_type = _one_of(source.get("media_type"), f"{param}.source.media_type", _IMAGE_MEDIA_TYPES)
-        data = _str(source, "data", f"{param}.source.data", non_empty=True)
+        media_type = read.required_one_of(source, "media_type", f"{param}.source.media_type", _IMAGE_MEDIA_TYPES)
+        data = read.required_str(source, "data", f"{param}.source.data")
         url = f"data:{media_type};base64,{data}"
         exact = len(source) == 3
     elif kind == "url":
-        url = _str(source, "url", f"{param}.source.url", non_empty=True)
+        url = read.required_str(source, "url", f"{param}.source.url")
         exact = len(source) == 2
     else:
         return None  # file ids and source types added later
@@ -354,19 +260,16 @@ def _decode_image(block: dict, param: str) -> chat_pb2.ImageUrl | None:
 
 
 def _decode_tool_use(block: dict, param: str) -> chat_pb2.ToolCall:
-    call_id = _str(block, "id", f"{param}.id", non_empty=True)
-    name = _str(block, "name", f"{param}.name", non_empty=True)
-    arguments = block.get("input")
-    if arguments is None:
-        raise _missing(f"{param}.input")
-    _object(arguments, f"{param}.input")
+    call_id = read.required_str(block, "id", f"{param}.id")
+    name = read.required_str(block, "name", f"{param}.name")
+    arguments = read.required_object(block, "input", f"{param}.input")
     return chat_pb2.ToolCall(
         id=call_id, type="function", function=chat_pb2.FunctionCall(name=name, arguments=_json(arguments, f"{param}.input").decode())
     )
 
 
 def _decode_tool_result(block: dict, param: str) -> chat_pb2.ChatMessage:
-    fields: dict = {"role": "tool", "tool_call_id": _str(block, "tool_use_id", f"{param}.tool_use_id", non_empty=True)}
+    fields: dict = {"role": "tool", "tool_call_id": read.required_str(block, "tool_use_id", f"{param}.tool_use_id")}
     content = block.get("content")
     if content is None:
         fields["text"] = ""
@@ -376,9 +279,9 @@ def _decode_tool_result(block: dict, param: str) -> chat_pb2.ChatMessage:
         parts = []
         for k, inner in enumerate(content):
             inner_param = f"{param}.content.{k}"
-            kind = _block_type(inner, inner_param)
+            kind = read.type_of(inner, inner_param)
             if kind in ("tool_result", "tool_use"):
-                raise _error(f"{inner_param}.type", f"{kind} blocks are not allowed inside a tool_result")
+                raise read.invalid(f"{inner_param}.type", f"{kind} blocks are not allowed inside a tool_result")
             parts.append(_decode_block(inner, kind, inner_param))
         if all(p.WhichOneof("part") == "text" for p in parts):
             # Tool messages are text almost everywhere (many OpenAI-compatible servers accept nothing
@@ -387,66 +290,55 @@ def _decode_tool_result(block: dict, param: str) -> chat_pb2.ChatMessage:
         else:
             fields["parts"] = parts
     else:
-        raise _wrong_type(f"{param}.content", "a valid string or a list of content blocks")
-    if _bool(block.get("is_error"), f"{param}.is_error"):
+        raise read.wrong_type(f"{param}.content", "a valid string or a list of content blocks", content)
+    if read.boolean(block.get("is_error"), f"{param}.is_error"):
         # Only the non-default value: adapters that merge message extras must not receive noise.
         fields["extra_json"] = b'{"is_error":true}'
     return chat_pb2.ChatMessage(**fields)
 
 
 def _decode_stop_sequences(value: object) -> list[str]:
-    _list(value, "stop_sequences")
-    for j, s in enumerate(value):
-        if not isinstance(s, str):
-            raise _wrong_type(f"stop_sequences.{j}", "a valid string")
+    for j, s in enumerate(read.array(value, "stop_sequences")):
+        read.string(s, f"stop_sequences.{j}")
     return value
 
 
 def _decode_metadata(value: object) -> str:
-    _object(value, "metadata")
+    read.object(value, "metadata")
     for key in value:
         if key not in _METADATA_KEYS:
-            raise _error(f"metadata.{key}", "Extra inputs are not permitted")
-    return _optional_str(value.get("user_id"), "metadata.user_id")
+            raise read.invalid(f"metadata.{key}", "Extra inputs are not permitted")
+    return read.optional_str(value.get("user_id"), "metadata.user_id")
 
 
 def _decode_tools(value: object) -> list[chat_pb2.Tool]:
-    _list(value, "tools")
     tools = []
-    for j, tool in enumerate(value):
+    for j, tool in enumerate(read.array(value, "tools")):
         param = f"tools.{j}"
-        _object(tool, param)
-        kind = tool.get("type")
+        kind = read.object(tool, param).get("type")
         if kind is not None and kind != "custom":
-            if not isinstance(kind, str):
-                raise _wrong_type(f"{param}.type", "a valid string")
-            raise _error(
+            read.string(kind, f"{param}.type")
+            raise read.invalid(
                 f"{param}.type",
                 f"server tools ('{kind}') are not supported by this gateway; only custom tools with an input_schema are",
             )
-        definition: dict = {"name": _str(tool, "name", f"{param}.name", non_empty=True)}
+        definition: dict = {"name": read.required_str(tool, "name", f"{param}.name")}
         if (description := tool.get("description")) is not None:
-            definition["description"] = _optional_str(description, f"{param}.description")
-        schema = tool.get("input_schema")
-        if schema is None:
-            raise _missing(f"{param}.input_schema")
-        definition["parameters_json"] = _json(_object(schema, f"{param}.input_schema"), f"{param}.input_schema")
+            definition["description"] = read.optional_str(description, f"{param}.description")
+        schema = read.required_object(tool, "input_schema", f"{param}.input_schema")
+        definition["parameters_json"] = _json(schema, f"{param}.input_schema")
         if (strict := tool.get("strict")) is not None:
-            definition["strict"] = _bool(strict, f"{param}.strict")
+            definition["strict"] = read.boolean(strict, f"{param}.strict")
         tools.append(chat_pb2.Tool(type="function", function=chat_pb2.FunctionDefinition(**definition)))
     return tools
 
 
 def _decode_tool_choice(value: object) -> tuple[chat_pb2.ToolChoice | None, bool]:
     """(the canonical choice, whether parallel tool calls stay allowed)."""
-    _object(value, "tool_choice")
-    kind = value.get("type")
-    if kind is None:
-        raise _missing("tool_choice.type")
-    _one_of(kind, "tool_choice.type", ("auto", "any", "tool", "none"))
-    parallel = not _bool(value.get("disable_parallel_tool_use"), "tool_choice.disable_parallel_tool_use")
+    kind = read.required_one_of(read.object(value, "tool_choice"), "type", "tool_choice.type", ("auto", "any", "tool", "none"))
+    parallel = not read.boolean(value.get("disable_parallel_tool_use"), "tool_choice.disable_parallel_tool_use")
     if kind == "tool":
-        return chat_pb2.ToolChoice(function_name=_str(value, "name", "tool_choice.name", non_empty=True)), parallel
+        return chat_pb2.ToolChoice(function_name=read.required_str(value, "name", "tool_choice.name")), parallel
     # "none" forbids calls altogether, so disabling parallel ones says nothing more.
     return chat_pb2.ToolChoice(mode=_TOOL_CHOICE_MODES[kind]), parallel or kind == "none"
 
@@ -659,8 +551,7 @@ class MessagesStreamEncoder:
 
 def decode_count_tokens_request(body: object) -> chat_pb2.ChatRequest:
     """messages/count_tokens: a Messages body without max_tokens (it counts input only)."""
-    if not isinstance(body, dict):
-        raise DialectError("The request body must be a JSON object.", None)
+    request_body(body)
     if "stream" in body or "max_tokens" in body:
         raise DialectError(f"{'stream' if 'stream' in body else 'max_tokens'}: Extra inputs are not permitted",
                            "stream" if "stream" in body else "max_tokens")

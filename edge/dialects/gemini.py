@@ -33,7 +33,7 @@ import re
 
 import orjson
 
-from edge.dialects.openai import DialectError
+from edge.dialects.vendor_json import DialectError, VendorJson, Wording, request_body
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 
 __all__ = [
@@ -55,86 +55,26 @@ _SSE_END = b"\r\n\r\n"
 _ARRAY_SEPARATOR = b",\r\n"
 
 
-# ---------------------------------------------------------------------------------------------------
-# Validation helpers.
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _missing(param: str) -> DialectError:
-    return DialectError(f"Missing required field '{param}'.", param)
-
-
-def _wrong_type(param: str, expected: str, value: object) -> DialectError:
-    return DialectError(f"Invalid value at '{param}': expected {expected}, but got {_kind(value)}.", param)
-
-
-def _invalid(param: str, detail: str) -> DialectError:
-    return DialectError(f"Invalid value at '{param}': {detail}", param)
-
-
-def _object(value: object, param: str) -> dict:
-    if not isinstance(value, dict):
-        raise _wrong_type(param, "an object", value)
-    return value
-
-
-def _string(value: object, param: str) -> str:
-    if not isinstance(value, str):
-        raise _wrong_type(param, "a string", value)
-    return value
-
-
-def _non_empty_string(value: object, param: str) -> str:
-    if not _string(value, param):
-        raise _invalid(param, "must not be empty.")
-    return value
-
-
-def _int(value: object, param: str, minimum: int, maximum: int) -> int:
-    # type() rather than isinstance(): True is an int in Python but not an integer in JSON.
-    if type(value) is not int:
-        raise _wrong_type(param, "an integer", value)
-    if not minimum <= value <= maximum:
-        raise _invalid(param, f"must be between {minimum} and {maximum}, but got {value}.")
-    return value
-
-
-def _number(value: object, param: str, minimum: float, maximum: float) -> float:
-    if type(value) is not float and type(value) is not int:
-        raise _wrong_type(param, "a number", value)
-    # Written so that NaN (possible from Python callers, never from JSON) fails too.
-    if not minimum <= value <= maximum:
-        raise _invalid(param, f"must be between {minimum} and {maximum}, but got {value}.")
-    return float(value)
-
-
-def _list(value: object, param: str) -> list:
-    if not isinstance(value, list):
-        raise _wrong_type(param, "an array", value)
-    return value
-
-
-def _non_empty_list(value: object, param: str) -> list:
-    if not _list(value, param):
-        raise _invalid(param, "must not be empty.")
-    return value
+# Google's wording (its errors say "Invalid value at '<path>'"), for the shared readers.
+read = VendorJson(
+    Wording(
+        missing="Missing required field '{param}'.",
+        wrong_type="Invalid value at '{param}': expected {expected}, but got {got}.",
+        invalid="Invalid value at '{param}': {detail}",
+        got_decimal="a number",
+        string="a string",
+        object="an object",
+        array="an array",
+        integer="an integer",
+        number="a number",
+        boolean="a boolean",
+        empty_string="must not be empty.",
+        empty_array="must not be empty.",
+        below="must be between {minimum} and {maximum}, but got {value}.",
+        above="must be between {minimum} and {maximum}, but got {value}.",
+        unsupported="unsupported value '{value}'. Supported values are: {choices}.",
+    )
+)
 
 
 def _snake(camel: str) -> str:
@@ -159,6 +99,14 @@ def _pick(container: dict, camel: str) -> tuple[str, object]:
         return camel, value
     snake = _SNAKE.get(camel, camel)
     return snake, container.get(snake)
+
+
+def _required_str(container: dict, camel: str, param: str) -> str:
+    """A required non-empty string field of either spelling; `param` is the path of its container."""
+    key, value = _pick(container, camel)
+    if value is None:
+        raise read.missing(f"{param}.{key}")
+    return read.non_empty_string(value, f"{param}.{key}")
 
 
 def _keys(*camels: str) -> frozenset[str]:
@@ -205,9 +153,8 @@ def decode_generate_request(body: object, model: str) -> chat_pb2.ChatRequest:
 
     `stream` is left False: streaming is chosen by the URL verb, so the caller sets it."""
     if not isinstance(model, str) or not model.removeprefix("models/"):
-        raise _missing("model")
-    if not isinstance(body, dict):
-        raise DialectError("The request body must be a JSON object.", None)
+        raise read.missing("model")
+    request_body(body)
     # dialect: extra_json holds Gemini's terms, which only the Gemini adapter may pass upstream.
     fields: dict = {"model": model.removeprefix("models/"), "include_usage": True, "dialect": "gemini"}
     extra: dict = {}
@@ -216,21 +163,18 @@ def decode_generate_request(body: object, model: str) -> chat_pb2.ChatRequest:
     system_key, system = _pick(body, "systemInstruction")
     if system is not None:
         messages.append(_decode_system(system, system_key))
-    contents = body.get("contents")
-    if contents is None:
-        raise _missing("contents")
-    messages.extend(_decode_contents(_non_empty_list(contents, "contents")))
+    messages.extend(_decode_contents(read.required_array(body, "contents", "contents")))
     fields["messages"] = messages
 
     config_key, config = _pick(body, "generationConfig")
-    config_extra = _decode_generation_config(_object(config, config_key), config_key, fields) if config is not None else {}
+    config_extra = _decode_generation_config(read.object(config, config_key), config_key, fields) if config is not None else {}
 
     tools = body.get("tools")
     tools_extra = _decode_tools(tools, fields) if tools is not None else []
 
     tool_config_key, tool_config = _pick(body, "toolConfig")
     tool_config_extra = (
-        _decode_tool_config(_object(tool_config, tool_config_key), tool_config_key, fields) if tool_config is not None else {}
+        _decode_tool_config(read.object(tool_config, tool_config_key), tool_config_key, fields) if tool_config is not None else {}
     )
 
     # Built in the body's key order so the same body always gives the same bytes.
@@ -250,18 +194,15 @@ def decode_generate_request(body: object, model: str) -> chat_pb2.ChatRequest:
 
 
 def _decode_system(system: object, key: str) -> chat_pb2.ChatMessage:
-    _object(system, key)
-    parts = system.get("parts")
-    if parts is None:
-        raise _missing(f"{key}.parts")
+    parts = read.required_array(read.object(system, key), "parts", f"{key}.parts")
     texts = []
-    for j, part in enumerate(_non_empty_list(parts, f"{key}.parts")):
+    for j, part in enumerate(parts):
         param = f"{key}.parts[{j}]"
-        _object(part, param)
+        read.object(part, param)
         text = part.get("text")
         if text is None:
-            raise _invalid(param, "a system instruction can only contain text parts.")
-        texts.append(_string(text, f"{param}.text"))
+            raise read.invalid(param, "a system instruction can only contain text parts.")
+        texts.append(read.string(text, f"{param}.text"))
     if len(texts) == 1:
         return chat_pb2.ChatMessage(role="system", text=texts[0])
     return chat_pb2.ChatMessage(role="system", parts=[chat_pb2.ContentPart(text=t) for t in texts])
@@ -274,18 +215,13 @@ def _decode_contents(contents: list) -> list[chat_pb2.ChatMessage]:
     call_names: dict[str, str] = {}  # every call id made so far -> its function name
     for i, content in enumerate(contents):
         param = f"contents[{i}]"
-        _object(content, param)
+        read.object(content, param)
         role = content.get("role")
         if role is None or role == "":
             role = "user"
-        elif not isinstance(role, str):
-            raise _wrong_type(f"{param}.role", "a string", role)
-        elif role != "model" and role not in _USER_ROLES:
-            raise _invalid(f"{param}.role", f"unsupported role '{role}'. Supported roles are: 'user', 'model'.")
-        parts = content.get("parts")
-        if parts is None:
-            raise _missing(f"{param}.parts")
-        _non_empty_list(parts, f"{param}.parts")
+        elif read.string(role, f"{param}.role") != "model" and role not in _USER_ROLES:
+            raise read.invalid(f"{param}.role", f"unsupported role '{role}'. Supported roles are: 'user', 'model'.")
+        parts = read.required_array(content, "parts", f"{param}.parts")
         if role == "model":
             # A result can only answer the calls of the model turn right before it.
             pending = {}
@@ -300,14 +236,14 @@ def _decode_contents(contents: list) -> list[chat_pb2.ChatMessage]:
 def _part_kind(part: object, param: str) -> str | None:
     """Which data field the part carries (its camelCase name), or None for a kind the canonical
     form does not model (executableCode, codeExecutionResult, ...)."""
-    _object(part, param)
+    read.object(part, param)
     found = [camel for camel in _PART_DATA if _pick(part, camel)[1] is not None]
     if len(found) > 1:
-        raise _invalid(param, f"a part carries one kind of data, but this one has {' and '.join(found)}.")
+        raise read.invalid(param, f"a part carries one kind of data, but this one has {' and '.join(found)}.")
     if found:
         return found[0]
     if not any(key not in _PART_ANNOTATIONS and value is not None for key, value in part.items()):
-        raise _invalid(param, "a part must carry data (text, inlineData, fileData, functionCall or functionResponse).")
+        raise read.invalid(param, "a part must carry data (text, inlineData, fileData, functionCall or functionResponse).")
     return None
 
 
@@ -321,7 +257,7 @@ def _decode_model_turn(
         param = f"contents[{i}].parts[{j}]"
         kind = _part_kind(part, param)
         if kind == "text":
-            text = _string(part["text"], f"{param}.text")
+            text = read.string(part["text"], f"{param}.text")
             # Thought summaries are the model's reasoning, not its answer: no upstream takes them back.
             if part.get("thought") is True:
                 continue
@@ -331,7 +267,7 @@ def _decode_model_turn(
             key, call = _pick(part, "functionCall")
             calls.append(_decode_function_call(call, f"{param}.{key}", f"call_{i}_{len(calls)}", pending, call_names))
         elif kind == "functionResponse":
-            raise _invalid(param, "functionResponse parts belong in 'user' turns, not 'model' turns.")
+            raise read.invalid(param, "functionResponse parts belong in 'user' turns, not 'model' turns.")
         else:
             ordered.append(chat_pb2.ContentPart(other_json=orjson.dumps(part)))
     if not calls and not ordered:
@@ -348,20 +284,16 @@ def _decode_model_turn(
 def _decode_function_call(
     call: object, param: str, default_id: str, pending: dict[str, list[str]], call_names: dict[str, str]
 ) -> chat_pb2.ToolCall:
-    _object(call, param)
-    name = call.get("name")
-    if name is None:
-        raise _missing(f"{param}.name")
-    _non_empty_string(name, f"{param}.name")
+    name = read.required_str(read.object(call, param), "name", f"{param}.name")
     args = call.get("args")
     if args is None:
         args = {}
-    _object(args, f"{param}.args")
+    read.object(args, f"{param}.args")
     call_id = call.get("id")
     if call_id is None or call_id == "":
         call_id = default_id
     else:
-        _string(call_id, f"{param}.id")
+        read.string(call_id, f"{param}.id")
     pending.setdefault(name, []).append(call_id)
     call_names[call_id] = name
     return chat_pb2.ToolCall(
@@ -378,12 +310,12 @@ def _decode_user_turn(
         param = f"contents[{i}].parts[{j}]"
         kind = _part_kind(part, param)
         if kind == "text":
-            content.append(chat_pb2.ContentPart(text=_string(part["text"], f"{param}.text")))
+            content.append(chat_pb2.ContentPart(text=read.string(part["text"], f"{param}.text")))
         elif kind == "functionResponse":
             key, response = _pick(part, "functionResponse")
             results.append(_decode_function_response(response, f"{param}.{key}", pending, call_names))
         elif kind == "functionCall":
-            raise _invalid(param, "functionCall parts belong in 'model' turns, not 'user' turns.")
+            raise read.invalid(param, "functionCall parts belong in 'model' turns, not 'user' turns.")
         elif kind == "inlineData":
             key, data = _pick(part, "inlineData")
             content.append(_decode_inline_data(part, data, f"{param}.{key}"))
@@ -403,18 +335,11 @@ def _decode_user_turn(
 def _decode_function_response(
     response: object, param: str, pending: dict[str, list[str]], call_names: dict[str, str]
 ) -> chat_pb2.ChatMessage:
-    _object(response, param)
-    name = response.get("name")
-    if name is None:
-        raise _missing(f"{param}.name")
-    _non_empty_string(name, f"{param}.name")
-    result = response.get("response")
-    if result is None:
-        raise _missing(f"{param}.response")
-    _object(result, f"{param}.response")
+    name = read.required_str(read.object(response, param), "name", f"{param}.name")
+    result = read.required_object(response, "response", f"{param}.response")
     call_id = response.get("id")
     if call_id is not None:
-        _string(call_id, f"{param}.id")
+        read.string(call_id, f"{param}.id")
     waiting = pending.get(name)
     if call_id and call_names.get(call_id) == name:
         if waiting and call_id in waiting:
@@ -422,7 +347,7 @@ def _decode_function_response(
     else:
         # No id, or one the history never gave a call (ids are optional in Gemini): match by name.
         if not waiting:
-            raise _invalid(
+            raise read.invalid(
                 f"{param}.name",
                 f"'{name}' answers no functionCall of the model turn before it (each functionResponse must "
                 "answer one functionCall of that name, in order).",
@@ -433,29 +358,18 @@ def _decode_function_response(
 
 
 def _decode_inline_data(part: dict, data: object, param: str) -> chat_pb2.ContentPart:
-    _object(data, param)
-    mime_key, mime = _pick(data, "mimeType")
-    if mime is None:
-        raise _missing(f"{param}.{mime_key}")
-    _non_empty_string(mime, f"{param}.{mime_key}")
-    payload = data.get("data")
-    if payload is None:
-        raise _missing(f"{param}.data")
-    _string(payload, f"{param}.data")
+    mime = _required_str(read.object(data, param), "mimeType", param)
+    payload = read.required_text(data, "data", f"{param}.data")
     if mime.startswith("image/") and _only_data(part):
         return chat_pb2.ContentPart(image_url=chat_pb2.ImageUrl(url=f"data:{mime};base64,{payload}"))
     return chat_pb2.ContentPart(other_json=orjson.dumps(part))
 
 
 def _decode_file_data(part: dict, data: object, param: str) -> chat_pb2.ContentPart:
-    _object(data, param)
-    uri_key, uri = _pick(data, "fileUri")
-    if uri is None:
-        raise _missing(f"{param}.{uri_key}")
-    _non_empty_string(uri, f"{param}.{uri_key}")
+    uri = _required_str(read.object(data, param), "fileUri", param)
     mime_key, mime = _pick(data, "mimeType")
     if mime is not None:
-        _string(mime, f"{param}.{mime_key}")
+        read.string(mime, f"{param}.{mime_key}")
     if isinstance(mime, str) and mime.startswith("image/") and _only_data(part) and _guessed_mime(uri) == mime:
         return chat_pb2.ContentPart(image_url=chat_pb2.ImageUrl(url=uri))
     return chat_pb2.ContentPart(other_json=orjson.dumps(part))
@@ -480,43 +394,43 @@ def _guessed_mime(uri: str) -> str | None:
 def _decode_generation_config(config: dict, key: str, fields: dict) -> dict:
     """Fills the canonical fields; returns the keys they cannot hold (topK, thinkingConfig, ...)."""
     if (v := config.get("temperature")) is not None:
-        fields["temperature"] = _number(v, f"{key}.temperature", 0, 2)
+        fields["temperature"] = read.number(v, f"{key}.temperature", 0, 2)
     name, v = _pick(config, "topP")
     if v is not None:
-        fields["top_p"] = _number(v, f"{key}.{name}", 0, 1)
+        fields["top_p"] = read.number(v, f"{key}.{name}", 0, 1)
     name, v = _pick(config, "maxOutputTokens")
     if v is not None:
-        fields["max_tokens"] = _int(v, f"{key}.{name}", 1, _INT32_MAX)
+        fields["max_tokens"] = read.integer(v, f"{key}.{name}", 1, _INT32_MAX)
     name, v = _pick(config, "stopSequences")
     if v is not None:
-        _list(v, f"{key}.{name}")
+        read.array(v, f"{key}.{name}")
         if len(v) > _MAX_STOP_SEQUENCES:
-            raise _invalid(f"{key}.{name}", f"at most {_MAX_STOP_SEQUENCES} stop sequences are allowed, but got {len(v)}.")
-        fields["stop"] = [_string(s, f"{key}.{name}[{j}]") for j, s in enumerate(v)]
+            raise read.invalid(f"{key}.{name}", f"at most {_MAX_STOP_SEQUENCES} stop sequences are allowed, but got {len(v)}.")
+        fields["stop"] = [read.string(s, f"{key}.{name}[{j}]") for j, s in enumerate(v)]
     name, v = _pick(config, "candidateCount")
     if v is not None:
-        fields["n"] = _int(v, f"{key}.{name}", 1, 128)
+        fields["n"] = read.integer(v, f"{key}.{name}", 1, 128)
     if (v := config.get("seed")) is not None:
-        fields["seed"] = _int(v, f"{key}.seed", _INT32_MIN, _INT32_MAX)
+        fields["seed"] = read.integer(v, f"{key}.seed", _INT32_MIN, _INT32_MAX)
     name, v = _pick(config, "presencePenalty")
     if v is not None:
-        fields["presence_penalty"] = _number(v, f"{key}.{name}", -2, 2)
+        fields["presence_penalty"] = read.number(v, f"{key}.{name}", -2, 2)
     name, v = _pick(config, "frequencyPenalty")
     if v is not None:
-        fields["frequency_penalty"] = _number(v, f"{key}.{name}", -2, 2)
+        fields["frequency_penalty"] = read.number(v, f"{key}.{name}", -2, 2)
 
     unmodelled = {k: v for k, v in config.items() if k not in _GENERATION_KEYS}
     mime_key, mime = _pick(config, "responseMimeType")
     if mime is not None:
-        _string(mime, f"{key}.{mime_key}")
+        read.string(mime, f"{key}.{mime_key}")
     schema_key, schema = _pick(config, "responseSchema")
     json_schema_key, json_schema = _pick(config, "responseJsonSchema")
     if schema is not None:
-        _object(schema, f"{key}.{schema_key}")
+        read.object(schema, f"{key}.{schema_key}")
     if json_schema is not None:
-        _object(json_schema, f"{key}.{json_schema_key}")
+        read.object(json_schema, f"{key}.{json_schema_key}")
         if schema is not None:
-            raise _invalid(f"{key}.{json_schema_key}", f"set either '{schema_key}' or '{json_schema_key}', not both.")
+            raise read.invalid(f"{key}.{json_schema_key}", f"set either '{schema_key}' or '{json_schema_key}', not both.")
     if mime in (None, "", "text/plain", "application/json"):
         if schema is not None or json_schema is not None:
             # A schema without a mime type is a Gemini 400; the intent (structured JSON) is clear.
@@ -560,15 +474,15 @@ def _openapi_to_json_schema(schema: object) -> object:
 def _decode_tools(value: object, fields: dict) -> list:
     """Fills fields["tools"] from the function declarations; returns the other tools (googleSearch,
     codeExecution, ...) as they came, minus their functionDeclarations."""
-    _list(value, "tools")
+    read.array(value, "tools")
     declared: list[chat_pb2.Tool] = []
     others: list = []
     for j, tool in enumerate(value):
         param = f"tools[{j}]"
-        _object(tool, param)
+        read.object(tool, param)
         key, declarations = _pick(tool, "functionDeclarations")
         if declarations is not None:
-            for k, declaration in enumerate(_list(declarations, f"{param}.{key}")):
+            for k, declaration in enumerate(read.array(declarations, f"{param}.{key}")):
                 declared.append(_decode_declaration(declaration, f"{param}.{key}[{k}]"))
         rest = {k: v for k, v in tool.items() if k not in ("functionDeclarations", "function_declarations")}
         if rest:
@@ -579,28 +493,25 @@ def _decode_tools(value: object, fields: dict) -> list:
 
 
 def _decode_declaration(declaration: object, param: str) -> chat_pb2.Tool:
-    _object(declaration, param)
-    name = declaration.get("name")
-    if name is None:
-        raise _missing(f"{param}.name")
-    if not _FUNCTION_NAME.fullmatch(_string(name, f"{param}.name")):
-        raise _invalid(
+    name = read.required_text(read.object(declaration, param), "name", f"{param}.name")
+    if not _FUNCTION_NAME.fullmatch(name):
+        raise read.invalid(
             f"{param}.name",
             "a function name must start with a letter or an underscore and contain only a-z, A-Z, 0-9, "
             "underscores, dots, colons and dashes, at most 64 characters.",
         )
     definition: dict = {"name": name}
     if (description := declaration.get("description")) is not None:
-        definition["description"] = _string(description, f"{param}.description")
+        definition["description"] = read.string(description, f"{param}.description")
     parameters = declaration.get("parameters")
     json_key, json_parameters = _pick(declaration, "parametersJsonSchema")
     if parameters is not None:
-        _object(parameters, f"{param}.parameters")
+        read.object(parameters, f"{param}.parameters")
         if json_parameters is not None:
-            raise _invalid(f"{param}.{json_key}", f"set either 'parameters' or '{json_key}', not both.")
+            raise read.invalid(f"{param}.{json_key}", f"set either 'parameters' or '{json_key}', not both.")
         definition["parameters_json"] = orjson.dumps(_openapi_to_json_schema(parameters))
     elif json_parameters is not None:
-        definition["parameters_json"] = orjson.dumps(_object(json_parameters, f"{param}.{json_key}"))
+        definition["parameters_json"] = orjson.dumps(read.object(json_parameters, f"{param}.{json_key}"))
     return chat_pb2.Tool(type="function", function=chat_pb2.FunctionDefinition(**definition))
 
 
@@ -612,17 +523,17 @@ def _decode_tool_config(config: dict, key: str, fields: dict) -> dict:
     if fcc is None:
         return rest
     param = f"{key}.{fcc_key}"
-    _object(fcc, param)
+    read.object(fcc, param)
     names_key, names = _pick(fcc, "allowedFunctionNames")
     if names is not None:
-        for j, name in enumerate(_list(names, f"{param}.{names_key}")):
-            _non_empty_string(name, f"{param}.{names_key}[{j}]")
+        for j, name in enumerate(read.array(names, f"{param}.{names_key}")):
+            read.non_empty_string(name, f"{param}.{names_key}[{j}]")
     mode = fcc.get("mode")
     if mode is None or mode == "":
         mode = "MODE_UNSPECIFIED"
-    upper = _string(mode, f"{param}.mode").upper()
+    upper = read.string(mode, f"{param}.mode").upper()
     if upper not in ("MODE_UNSPECIFIED", "AUTO", "ANY", "NONE", "VALIDATED"):
-        raise _invalid(
+        raise read.invalid(
             f"{param}.mode", f"unsupported mode '{mode}'. Supported modes are: 'AUTO', 'ANY', 'NONE', 'VALIDATED'."
         )
     represented = True
@@ -878,11 +789,10 @@ _EMBED_KEYS = frozenset({"model", "content", "taskType", "task_type", "title", "
 def decode_count_tokens_request(body: object, model: str) -> chat_pb2.ChatRequest:
     """models.countTokens: `contents`, or a whole `generateContentRequest` (which counts its system
     instruction and tools too) -> the ChatRequest whose input is counted."""
-    if not isinstance(body, dict):
-        raise DialectError("The request body must be a JSON object.", None)
+    request_body(body)
     key, generate = _pick(body, "generateContentRequest")
     if generate is not None:
-        generate = dict(_object(generate, key))
+        generate = dict(read.object(generate, key))
         generate.pop("model", None)  # the URL names the model
         return decode_generate_request(generate, model)
     return decode_generate_request(body, model)
@@ -894,28 +804,28 @@ def encode_count_tokens(resp: routing_pb2.CountTokensResponse) -> dict:
 
 
 def _embed_text(content: object, param: str) -> str:
-    parts = _non_empty_list(_object(content, param).get("parts"), f"{param}.parts")
+    parts = read.non_empty_array(read.object(content, param).get("parts"), f"{param}.parts")
     texts = []
     for j, part in enumerate(parts):
-        text = _object(part, f"{param}.parts[{j}]").get("text")
+        text = read.object(part, f"{param}.parts[{j}]").get("text")
         if text is None:
-            raise _invalid(f"{param}.parts[{j}]", "only text parts can be embedded.")
-        texts.append(_string(text, f"{param}.parts[{j}].text"))
+            raise read.invalid(f"{param}.parts[{j}]", "only text parts can be embedded.")
+        texts.append(read.string(text, f"{param}.parts[{j}].text"))
     return "\n".join(texts)
 
 
 def _embed_options(request: dict, param: str) -> tuple[int | None, dict]:
     for key in request:
         if key not in _EMBED_KEYS:
-            raise _invalid(f"{param}{key}", "unknown field.")
+            raise read.invalid(f"{param}{key}", "unknown field.")
     dims_key, dims = _pick(request, "outputDimensionality")
-    dimensions = _int(dims, f"{param}{dims_key}", 1, 100_000) if dims is not None else None
+    dimensions = read.integer(dims, f"{param}{dims_key}", 1, 100_000) if dims is not None else None
     extra = {}
     task_key, task = _pick(request, "taskType")
     if task is not None:
-        extra["taskType"] = _string(task, f"{param}{task_key}")
+        extra["taskType"] = read.string(task, f"{param}{task_key}")
     if (title := request.get("title")) is not None:
-        extra["title"] = _string(title, f"{param}title")
+        extra["title"] = read.string(title, f"{param}title")
     return dimensions, extra
 
 
@@ -930,37 +840,33 @@ def _embeddings_request(model: str, texts: list[str], dimensions: int | None, ex
 
 def decode_embed_request(body: object, model: str) -> routing_pb2.CreateEmbeddingsRequest:
     """models.embedContent: one `content` -> one embeddings input."""
-    if not isinstance(body, dict):
-        raise DialectError("The request body must be a JSON object.", None)
-    if body.get("content") is None:
-        raise _missing("content")
+    request_body(body)
+    content = read.required(body, "content", "content")
     dimensions, extra = _embed_options(body, "")
-    return _embeddings_request(model, [_embed_text(body["content"], "content")], dimensions, extra)
+    return _embeddings_request(model, [_embed_text(content, "content")], dimensions, extra)
 
 
 def decode_batch_embed_request(body: object, model: str) -> routing_pb2.CreateEmbeddingsRequest:
     """models.batchEmbedContents (what google-genai's embed_content sends): every request must name the
     URL's model (or none) and use the same options, as one embeddings call."""
-    if not isinstance(body, dict):
-        raise DialectError("The request body must be a JSON object.", None)
+    request_body(body)
     for key in body:
         if key != "requests":
-            raise _invalid(key, "unknown field.")
-    requests = _non_empty_list(body.get("requests"), "requests")
+            raise read.invalid(key, "unknown field.")
+    requests = read.non_empty_array(body.get("requests"), "requests")
     texts, options = [], None
     for i, item in enumerate(requests):
         param = f"requests[{i}]"
-        item = _object(item, param)
+        item = read.object(item, param)
         named = item.get("model")
-        if named is not None and _string(named, f"{param}.model").removeprefix("models/") != model.removeprefix("models/"):
-            raise _invalid(f"{param}.model", "every request must use the model named in the URL.")
-        if item.get("content") is None:
-            raise _missing(f"{param}.content")
+        if named is not None and read.string(named, f"{param}.model").removeprefix("models/") != model.removeprefix("models/"):
+            raise read.invalid(f"{param}.model", "every request must use the model named in the URL.")
+        content = read.required(item, "content", f"{param}.content")
         these = _embed_options(item, f"{param}.")
         if options is not None and these != options:
-            raise _invalid(param, "every request in a batch must use the same options.")
+            raise read.invalid(param, "every request in a batch must use the same options.")
         options = these
-        texts.append(_embed_text(item["content"], f"{param}.content"))
+        texts.append(_embed_text(content, f"{param}.content"))
     return _embeddings_request(model, texts, *options)
 
 

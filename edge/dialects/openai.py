@@ -19,6 +19,7 @@ from decimal import Context, Decimal, InvalidOperation
 
 import orjson
 
+from edge.dialects.vendor_json import DialectError, VendorJson, Wording, request_body
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -46,122 +47,25 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
 
-class DialectError(ValueError):
-    """The client sent something the dialect cannot accept; `param` is OpenAI's name for the field."""
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-
-
-# ---------------------------------------------------------------------------------------------------
-# Validation helpers. Messages follow OpenAI's wording so clients see familiar errors.
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _missing(param: str) -> DialectError:
-    return DialectError(f"Missing required parameter: '{param}'.", param)
-
-
-def _wrong_type(param: str, expected: str, value: object) -> DialectError:
-    return DialectError(f"Invalid type for '{param}': expected {expected}, but got {_kind(value)} instead.", param)
-
-
-def _invalid(param: str, detail: str) -> DialectError:
-    return DialectError(f"Invalid '{param}': {detail}", param)
-
-
-def _object(value: object, param: str) -> dict:
-    if not isinstance(value, dict):
-        raise _wrong_type(param, "an object", value)
-    return value
-
-
-def _required_str(container: dict, key: str, param: str) -> str:
-    value = container.get(key)
-    if value is None:
-        raise _missing(param)
-    if not isinstance(value, str):
-        raise _wrong_type(param, "a string", value)
-    if not value:
-        raise _invalid(param, "empty string. Expected a non-empty string.")
-    return value
-
-
-def _optional_str(value: object, param: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _wrong_type(param, "a string", value)
-    return value
-
-
-def _bool(value: object, param: str) -> bool:
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise _wrong_type(param, "a boolean", value)
-    return value
-
-
-def _int(value: object, param: str, minimum: int, maximum: int) -> int:
-    # type() rather than isinstance(): True is an int in Python but not an integer in JSON.
-    if type(value) is not int:
-        raise _wrong_type(param, "an integer", value)
-    if value < minimum:
-        raise _invalid(param, f"integer below minimum value. Expected a value >= {minimum}, but got {value} instead.")
-    if value > maximum:
-        raise _invalid(param, f"integer above maximum value. Expected a value <= {maximum}, but got {value} instead.")
-    return value
-
-
-def _number(value: object, param: str, minimum: float, maximum: float) -> float:
-    if type(value) is not float and type(value) is not int:
-        raise _wrong_type(param, "a decimal", value)
-    # Written so that NaN (possible from Python callers, never from JSON) fails too.
-    if not value >= minimum:
-        raise _invalid(param, f"decimal below minimum value. Expected a value >= {minimum}, but got {value} instead.")
-    if not value <= maximum:
-        raise _invalid(param, f"decimal above maximum value. Expected a value <= {maximum}, but got {value} instead.")
-    return float(value)
-
-
-def _non_empty_list(container: dict, key: str, param: str) -> list:
-    value = container.get(key)
-    if value is None:
-        raise _missing(param)
-    if not isinstance(value, list):
-        raise _wrong_type(param, "an array", value)
-    if not value:
-        raise _invalid(param, "empty array. Expected an array with minimum length 1, but got an empty array instead.")
-    return value
-
-
-def _one_of(value: object, param: str, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str):
-        raise _wrong_type(param, "a string", value)
-    if value not in allowed:
-        supported = ", ".join(f"'{a}'" for a in allowed)
-        raise _invalid(param, f"unsupported value '{value}'. Supported values are: {supported}.")
-    return value
+# OpenAI's wording, so clients see the errors they know (and the other OpenAI surfaces share it).
+WORDING = Wording(
+    missing="Missing required parameter: '{param}'.",
+    wrong_type="Invalid type for '{param}': expected {expected}, but got {got} instead.",
+    invalid="Invalid '{param}': {detail}",
+    got_decimal="a decimal number",
+    string="a string",
+    object="an object",
+    array="an array",
+    integer="an integer",
+    number="a decimal",
+    boolean="a boolean",
+    empty_string="empty string. Expected a non-empty string.",
+    empty_array="empty array. Expected an array with minimum length 1, but got an empty array instead.",
+    below="{what} below minimum value. Expected a value >= {minimum}, but got {value} instead.",
+    above="{what} above maximum value. Expected a value <= {maximum}, but got {value} instead.",
+    unsupported="unsupported value '{value}'. Supported values are: {choices}.",
+)
+read = VendorJson(WORDING)
 
 
 def _usage(usage: usage_pb2.TokenUsage) -> dict:
@@ -185,6 +89,13 @@ _CHAT_KEYS = frozenset(
         "response_format", "stream", "stream_options",
     }
 )
+# (key, canonical field, minimum, maximum), OpenAI's ranges.
+_SAMPLING = (
+    ("temperature", "temperature", 0, 2),
+    ("top_p", "top_p", 0, 1),
+    ("presence_penalty", "presence_penalty", -2, 2),
+    ("frequency_penalty", "frequency_penalty", -2, 2),
+)
 _TOOL_CHOICE_MODES = ("none", "auto", "required")
 _RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema")
 # OpenAI's rule for function names; enforced here so the error carries OpenAI's param path.
@@ -193,37 +104,29 @@ _FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 def decode_chat_request(body: object) -> chat_pb2.ChatRequest:
     """An OpenAI Chat Completions request body -> the canonical ChatRequest."""
-    if not isinstance(body, dict):
-        raise DialectError("The request body must be a JSON object.", None)
+    request_body(body)
     fields: dict = {
-        "model": _required_str(body, "model", "model"),
-        "messages": [_decode_message(m, i) for i, m in enumerate(_non_empty_list(body, "messages", "messages"))],
+        "model": read.required_str(body, "model", "model"),
+        "messages": [_decode_message(m, i) for i, m in enumerate(read.required_array(body, "messages", "messages"))],
     }
 
     # Clients send null for "not set" (serialized optional fields): it means the default, as at OpenAI.
     max_tokens = body.get("max_tokens")
     if max_tokens is not None:
-        fields["max_tokens"] = _int(max_tokens, "max_tokens", 1, _INT32_MAX)
+        fields["max_tokens"] = read.integer(max_tokens, "max_tokens", 1, _INT32_MAX)
     max_completion_tokens = body.get("max_completion_tokens")
     if max_completion_tokens is not None:
         # The newer name wins: OpenAI deprecated max_tokens in its favour.
-        fields["max_tokens"] = _int(max_completion_tokens, "max_completion_tokens", 1, _INT32_MAX)
-    if (v := body.get("temperature")) is not None:
-        fields["temperature"] = _number(v, "temperature", 0, 2)
-    if (v := body.get("top_p")) is not None:
-        fields["top_p"] = _number(v, "top_p", 0, 1)
-    if (v := body.get("presence_penalty")) is not None:
-        fields["presence_penalty"] = _number(v, "presence_penalty", -2, 2)
-    if (v := body.get("frequency_penalty")) is not None:
-        fields["frequency_penalty"] = _number(v, "frequency_penalty", -2, 2)
+        fields["max_tokens"] = read.integer(max_completion_tokens, "max_completion_tokens", 1, _INT32_MAX)
+    read.optional_numbers(body, fields, _SAMPLING)
     if (v := body.get("n")) is not None:
-        fields["n"] = _int(v, "n", 1, 128)
+        fields["n"] = read.integer(v, "n", 1, 128)
     if (v := body.get("seed")) is not None:
-        fields["seed"] = _int(v, "seed", _INT64_MIN, _INT64_MAX)
+        fields["seed"] = read.integer(v, "seed", _INT64_MIN, _INT64_MAX)
     if (v := body.get("stop")) is not None:
         fields["stop"] = _decode_stop(v)
     if (v := body.get("user")) is not None:
-        fields["user"] = _optional_str(v, "user")
+        fields["user"] = read.optional_str(v, "user")
     if (v := body.get("tools")) is not None:
         fields["tools"] = _decode_tools(v)
     if (v := body.get("tool_choice")) is not None:
@@ -231,14 +134,14 @@ def decode_chat_request(body: object) -> chat_pb2.ChatRequest:
     if (v := body.get("response_format")) is not None:
         fields["response_format"] = _decode_response_format(v)
 
-    stream = _bool(body.get("stream"), "stream")
+    stream = read.boolean(body.get("stream"), "stream")
     fields["stream"] = stream
     stream_options = body.get("stream_options")
     if stream_options is not None:
         if not stream:
             raise DialectError("The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options")
-        _object(stream_options, "stream_options")
-        fields["include_usage"] = _bool(stream_options.get("include_usage"), "stream_options.include_usage")
+        read.object(stream_options, "stream_options")
+        fields["include_usage"] = read.boolean(stream_options.get("include_usage"), "stream_options.include_usage")
 
     extra = {k: v for k, v in body.items() if k not in _CHAT_KEYS}
     if extra:
@@ -248,53 +151,44 @@ def decode_chat_request(body: object) -> chat_pb2.ChatRequest:
 
 def _decode_message(message: object, i: int) -> chat_pb2.ChatMessage:
     param = f"messages[{i}]"
-    _object(message, param)
-    role = message.get("role")
-    if role is None:
-        raise _missing(f"{param}.role")
-    if role == "function":
+    if read.object(message, param).get("role") == "function":
         raise DialectError(
             "The 'function' role is deprecated and not supported; send function results as a message with "
             "role 'tool' and the 'tool_call_id' of the call they answer.",
             f"{param}.role",
         )
-    _one_of(role, f"{param}.role", _ROLES)
+    role = read.required_one_of(message, "role", f"{param}.role", _ROLES)
     fields: dict = {"role": role}
 
     tool_calls = message.get("tool_calls")
     if tool_calls is not None:
         if role != "assistant":
-            raise _invalid(f"{param}.tool_calls", "only messages with role 'assistant' can have tool calls.")
-        if not isinstance(tool_calls, list):
-            raise _wrong_type(f"{param}.tool_calls", "an array", tool_calls)
+            raise read.invalid(f"{param}.tool_calls", "only messages with role 'assistant' can have tool calls.")
+        read.array(tool_calls, f"{param}.tool_calls")
         fields["tool_calls"] = [_decode_tool_call(tc, f"{param}.tool_calls[{j}]") for j, tc in enumerate(tool_calls)]
 
     tool_call_id = message.get("tool_call_id")
     if role == "tool":
-        fields["tool_call_id"] = _required_str(message, "tool_call_id", f"{param}.tool_call_id")
+        fields["tool_call_id"] = read.required_str(message, "tool_call_id", f"{param}.tool_call_id")
     elif tool_call_id is not None:
-        raise _invalid(f"{param}.tool_call_id", "only messages with role 'tool' can have a tool_call_id.")
+        raise read.invalid(f"{param}.tool_call_id", "only messages with role 'tool' can have a tool_call_id.")
 
     content = message.get("content")
     if isinstance(content, str):
         fields["text"] = content
     elif isinstance(content, list):
-        if not content:
-            raise _invalid(
-                f"{param}.content",
-                "empty array. Expected an array with minimum length 1, but got an empty array instead.",
-            )
+        read.non_empty_array(content, f"{param}.content")
         fields["parts"] = [_decode_part(p, f"{param}.content[{j}]") for j, p in enumerate(content)]
     elif content is None:
         if role != "assistant" or not (
             fields.get("tool_calls") or any(message.get(k) is not None for k in _ASSISTANT_CONTENT_SUBSTITUTES)
         ):
-            raise _missing(f"{param}.content")
+            raise read.missing(f"{param}.content")
     else:
-        raise _wrong_type(f"{param}.content", "a string or an array of content parts", content)
+        raise read.wrong_type(f"{param}.content", "a string or an array of content parts", content)
 
     if (name := message.get("name")) is not None:
-        fields["name"] = _optional_str(name, f"{param}.name")
+        fields["name"] = read.optional_str(name, f"{param}.name")
 
     if len(message) > len(_MESSAGE_KEYS.intersection(message)):
         fields["extra_json"] = orjson.dumps({k: v for k, v in message.items() if k not in _MESSAGE_KEYS})
@@ -302,35 +196,24 @@ def _decode_message(message: object, i: int) -> chat_pb2.ChatMessage:
 
 
 def _decode_part(part: object, param: str) -> chat_pb2.ContentPart:
-    _object(part, param)
-    kind = part.get("type")
-    if kind is None:
-        raise _missing(f"{param}.type")
-    if not isinstance(kind, str):
-        raise _wrong_type(f"{param}.type", "a string", kind)
+    kind = read.type_of(part, param)
     if kind == "text":
-        text = part.get("text")
-        if text is None:
-            raise _missing(f"{param}.text")
-        if not isinstance(text, str):
-            raise _wrong_type(f"{param}.text", "a string", text)
+        text = read.required_text(part, "text", f"{param}.text")
         if len(part) == 2:
             return chat_pb2.ContentPart(text=text)
     elif kind == "image_url":
-        image = part.get("image_url")
-        if image is None:
-            raise _missing(f"{param}.image_url")
+        image = read.required(part, "image_url", f"{param}.image_url")
         if isinstance(image, str):
             # Some clients send the URL bare; OpenAI's own schema wants {"url": ...}.
             if not image:
-                raise _invalid(f"{param}.image_url", "empty string. Expected an image URL.")
+                raise read.invalid(f"{param}.image_url", "empty string. Expected an image URL.")
             url, detail, exact = image, "", True
         elif isinstance(image, dict):
-            url = _required_str(image, "url", f"{param}.image_url.url")
-            detail = _optional_str(image.get("detail"), f"{param}.image_url.detail")
+            url = read.required_str(image, "url", f"{param}.image_url.url")
+            detail = read.optional_str(image.get("detail"), f"{param}.image_url.detail")
             exact = len(image) == 1 + ("detail" in image)
         else:
-            raise _wrong_type(f"{param}.image_url", "an object", image)
+            raise read.wrong_type(f"{param}.image_url", WORDING.object, image)
         if exact and len(part) == 2:
             return chat_pb2.ContentPart(image_url=chat_pb2.ImageUrl(url=url, detail=detail))
     # Any other part type, and a text or image part carrying keys the canonical form does not model
@@ -339,25 +222,18 @@ def _decode_part(part: object, param: str) -> chat_pb2.ContentPart:
 
 
 def _decode_tool_call(call: object, param: str) -> chat_pb2.ToolCall:
-    _object(call, param)
+    read.object(call, param)
     kind = call.get("type")
     if kind is not None and kind != "function":
-        _one_of(kind, f"{param}.type", ("function",))
-    function = call.get("function")
-    if function is None:
-        raise _missing(f"{param}.function")
-    _object(function, f"{param}.function")
-    arguments = function.get("arguments")
-    if arguments is None:
-        raise _missing(f"{param}.function.arguments")
-    if not isinstance(arguments, str):
-        raise _wrong_type(f"{param}.function.arguments", "a string", arguments)
+        read.one_of(kind, f"{param}.type", ("function",))
+    function = read.required_object(call, "function", f"{param}.function")
+    arguments = read.required_text(function, "arguments", f"{param}.function.arguments")
     return chat_pb2.ToolCall(
-        id=_required_str(call, "id", f"{param}.id"),
+        id=read.required_str(call, "id", f"{param}.id"),
         type="function",
         function=chat_pb2.FunctionCall(
             # Names in history may come from other providers' rules, so only non-emptiness is checked.
-            name=_required_str(function, "name", f"{param}.function.name"),
+            name=read.required_str(function, "name", f"{param}.function.name"),
             arguments=arguments,
         ),
     )
@@ -367,78 +243,61 @@ def _decode_stop(value: object) -> list[str]:
     if isinstance(value, str):
         return [value]
     if not isinstance(value, list):
-        raise _wrong_type("stop", "a string or an array of strings", value)
+        raise read.wrong_type("stop", "a string or an array of strings", value)
     if len(value) > 4:
-        raise _invalid("stop", f"array too long. Expected an array with maximum length 4, but got an array with length {len(value)} instead.")
+        raise read.invalid("stop", f"array too long. Expected an array with maximum length 4, but got an array with length {len(value)} instead.")
     for j, s in enumerate(value):
-        if not isinstance(s, str):
-            raise _wrong_type(f"stop[{j}]", "a string", s)
+        read.string(s, f"stop[{j}]")
     return value
 
 
 def _decode_tools(value: object) -> list[chat_pb2.Tool]:
-    if not isinstance(value, list):
-        raise _wrong_type("tools", "an array", value)
     tools = []
-    for j, tool in enumerate(value):
+    for j, tool in enumerate(read.array(value, "tools")):
         param = f"tools[{j}]"
-        _object(tool, param)
-        kind = tool.get("type")
-        if kind is None:
-            raise _missing(f"{param}.type")
-        _one_of(kind, f"{param}.type", ("function",))
-        function = tool.get("function")
-        if function is None:
-            raise _missing(f"{param}.function")
-        _object(function, f"{param}.function")
-        name = _required_str(function, "name", f"{param}.function.name")
-        if not _FUNCTION_NAME.fullmatch(name):
-            raise _invalid(
-                f"{param}.function.name",
-                "string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]{1,64}$'.",
-            )
-        definition: dict = {"name": name}
-        if (description := function.get("description")) is not None:
-            definition["description"] = _optional_str(description, f"{param}.function.description")
-        if (parameters := function.get("parameters")) is not None:
-            definition["parameters_json"] = orjson.dumps(_object(parameters, f"{param}.function.parameters"))
-        if (strict := function.get("strict")) is not None:
-            definition["strict"] = _bool(strict, f"{param}.function.strict")
-        tools.append(chat_pb2.Tool(type="function", function=chat_pb2.FunctionDefinition(**definition)))
+        read.required_one_of(read.object(tool, param), "type", f"{param}.type", ("function",))
+        function = read.required_object(tool, "function", f"{param}.function")
+        tools.append(chat_pb2.Tool(type="function", function=function_definition(function, f"{param}.function")))
     return tools
+
+
+def function_definition(spec: dict, param: str) -> chat_pb2.FunctionDefinition:
+    """A function tool's name, description, parameters and strict, from the object `param` names
+    (Chat Completions nests them under the tool's `function`, Responses puts them on the tool)."""
+    name = read.required_str(spec, "name", f"{param}.name")
+    if not _FUNCTION_NAME.fullmatch(name):
+        raise read.invalid(
+            f"{param}.name",
+            "string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]{1,64}$'.",
+        )
+    definition: dict = {"name": name}
+    if (description := spec.get("description")) is not None:
+        definition["description"] = read.optional_str(description, f"{param}.description")
+    if (parameters := spec.get("parameters")) is not None:
+        definition["parameters_json"] = orjson.dumps(read.object(parameters, f"{param}.parameters"))
+    if (strict := spec.get("strict")) is not None:
+        definition["strict"] = read.boolean(strict, f"{param}.strict")
+    return chat_pb2.FunctionDefinition(**definition)
 
 
 def _decode_tool_choice(value: object) -> chat_pb2.ToolChoice:
     if isinstance(value, str):
-        return chat_pb2.ToolChoice(mode=_one_of(value, "tool_choice", _TOOL_CHOICE_MODES))
+        return chat_pb2.ToolChoice(mode=read.one_of(value, "tool_choice", _TOOL_CHOICE_MODES))
     if not isinstance(value, dict):
-        raise _wrong_type("tool_choice", "a string or an object", value)
-    kind = value.get("type")
-    if kind is None:
-        raise _missing("tool_choice.type")
-    _one_of(kind, "tool_choice.type", ("function",))
-    function = value.get("function")
-    if function is None:
-        raise _missing("tool_choice.function")
-    _object(function, "tool_choice.function")
-    return chat_pb2.ToolChoice(function_name=_required_str(function, "name", "tool_choice.function.name"))
+        raise read.wrong_type("tool_choice", "a string or an object", value)
+    read.required_one_of(value, "type", "tool_choice.type", ("function",))
+    function = read.required_object(value, "function", "tool_choice.function")
+    return chat_pb2.ToolChoice(function_name=read.required_str(function, "name", "tool_choice.function.name"))
 
 
 def _decode_response_format(value: object) -> chat_pb2.ResponseFormat:
-    _object(value, "response_format")
-    kind = value.get("type")
-    if kind is None:
-        raise _missing("response_format.type")
-    _one_of(kind, "response_format.type", _RESPONSE_FORMAT_TYPES)
+    kind = read.required_one_of(read.object(value, "response_format"), "type", "response_format.type", _RESPONSE_FORMAT_TYPES)
     if kind != "json_schema":
         return chat_pb2.ResponseFormat(type=kind)
-    schema = value.get("json_schema")
-    if schema is None:
-        raise _missing("response_format.json_schema")
-    _object(schema, "response_format.json_schema")
-    _required_str(schema, "name", "response_format.json_schema.name")
+    schema = read.required_object(value, "json_schema", "response_format.json_schema")
+    read.required_str(schema, "name", "response_format.json_schema.name")
     if (inner := schema.get("schema")) is not None:
-        _object(inner, "response_format.json_schema.schema")
+        read.object(inner, "response_format.json_schema.schema")
     return chat_pb2.ResponseFormat(type=kind, json_schema_json=orjson.dumps(schema))
 
 
@@ -566,15 +425,14 @@ _MAX_EMBEDDING_INPUTS = 2048
 
 def decode_embeddings_request(body: object) -> tuple[routing_pb2.CreateEmbeddingsRequest, str]:
     """An OpenAI embeddings request body -> (the canonical request, the encoding_format the client wants)."""
-    if not isinstance(body, dict):
-        raise DialectError("The request body must be a JSON object.", None)
-    fields: dict = {"model": _required_str(body, "model", "model"), "input": _decode_embedding_input(body)}
+    request_body(body)
+    fields: dict = {"model": read.required_str(body, "model", "model"), "input": _decode_embedding_input(body)}
     if (v := body.get("dimensions")) is not None:
-        fields["dimensions"] = _int(v, "dimensions", 1, _INT32_MAX)
+        fields["dimensions"] = read.integer(v, "dimensions", 1, _INT32_MAX)
     if (v := body.get("user")) is not None:
-        fields["user"] = _optional_str(v, "user")
+        fields["user"] = read.optional_str(v, "user")
     encoding_format = body.get("encoding_format")
-    encoding_format = "float" if encoding_format is None else _one_of(encoding_format, "encoding_format", ("float", "base64"))
+    encoding_format = "float" if encoding_format is None else read.one_of(encoding_format, "encoding_format", ("float", "base64"))
     extra = {k: v for k, v in body.items() if k not in _EMBEDDINGS_KEYS}
     if extra:
         fields["extra_json"] = orjson.dumps(extra)
@@ -582,18 +440,16 @@ def decode_embeddings_request(body: object) -> tuple[routing_pb2.CreateEmbedding
 
 
 def _decode_embedding_input(body: dict) -> list[str]:
-    value = body.get("input")
-    if value is None:
-        raise _missing("input")
+    value = read.required(body, "input", "input")
     single = isinstance(value, str)
     if single:
         value = [value]
     elif not isinstance(value, list):
-        raise _wrong_type("input", "a string or an array of strings", value)
+        raise read.wrong_type("input", "a string or an array of strings", value)
     elif not value:
-        raise _invalid("input", "empty array. Expected an array with minimum length 1, but got an empty array instead.")
+        raise read.invalid("input", WORDING.empty_array)
     elif len(value) > _MAX_EMBEDDING_INPUTS:
-        raise _invalid(
+        raise read.invalid(
             "input",
             f"array too long. Expected an array with maximum length {_MAX_EMBEDDING_INPUTS}, "
             f"but got an array with length {len(value)} instead.",
@@ -602,14 +458,14 @@ def _decode_embedding_input(body: dict) -> list[str]:
         param = "input" if single else f"input[{j}]"
         if isinstance(item, str):
             if not item:
-                raise _invalid(param, "empty string. Each input must be a non-empty string.")
+                raise read.invalid(param, "empty string. Each input must be a non-empty string.")
             continue
         if type(item) is int or isinstance(item, list):
             raise DialectError(
                 "Only text input is supported: send 'input' as a string or an array of strings, not token ids.",
                 "input",
             )
-        raise _wrong_type(param, "a string", item)
+        raise read.wrong_type(param, WORDING.string, item)
     return value
 
 
@@ -642,29 +498,23 @@ def _float32_base64(values) -> str:
 def decode_rerank_request(body: object) -> routing_pb2.RerankRequest:
     """A Cohere/Jina-style rerank request body -> the canonical RerankRequest. Keys it does not model
     are ignored: the canonical request has nowhere to keep them."""
-    if not isinstance(body, dict):
-        raise DialectError("The request body must be a JSON object.", None)
+    request_body(body)
     fields: dict = {
-        "model": _required_str(body, "model", "model"),
-        "query": _required_str(body, "query", "query"),
+        "model": read.required_str(body, "model", "model"),
+        "query": read.required_str(body, "query", "query"),
     }
     documents = []
-    for j, doc in enumerate(_non_empty_list(body, "documents", "documents")):
+    for j, doc in enumerate(read.required_array(body, "documents", "documents")):
         if isinstance(doc, str):
             documents.append(doc)
         elif isinstance(doc, dict):
-            text = doc.get("text")
-            if text is None:
-                raise _missing(f"documents[{j}].text")
-            if not isinstance(text, str):
-                raise _wrong_type(f"documents[{j}].text", "a string", text)
-            documents.append(text)
+            documents.append(read.required_text(doc, "text", f"documents[{j}].text"))
         else:
-            raise _wrong_type(f"documents[{j}]", 'a string or an object {"text": ...}', doc)
+            raise read.wrong_type(f"documents[{j}]", 'a string or an object {"text": ...}', doc)
     fields["documents"] = documents
     if (v := body.get("top_n")) is not None:
-        fields["top_n"] = _int(v, "top_n", 1, _INT32_MAX)
-    fields["return_documents"] = _bool(body.get("return_documents"), "return_documents")
+        fields["top_n"] = read.integer(v, "top_n", 1, _INT32_MAX)
+    fields["return_documents"] = read.boolean(body.get("return_documents"), "return_documents")
     return routing_pb2.RerankRequest(**fields)
 
 
@@ -737,20 +587,20 @@ def _nano_usd(value: object, param: str) -> int:
         amount = Decimal(repr(value))
     elif isinstance(value, str):
         if len(value) > _MAX_PRICE_CHARS or not _PLAIN_DECIMAL.fullmatch(value):
-            raise _invalid(param, f"'{value[:_MAX_PRICE_CHARS]}' is not a decimal number (e.g. \"0.15\").")
+            raise read.invalid(param, f"'{value[:_MAX_PRICE_CHARS]}' is not a decimal number (e.g. \"0.15\").")
         amount = Decimal(value)
     else:
-        raise _wrong_type(param, "a number or a decimal string", value)
+        raise read.wrong_type(param, "a number or a decimal string", value)
     if not amount.is_finite():
-        raise _invalid(param, "expected a finite number.")
+        raise read.invalid(param, "expected a finite number.")
     if amount < 0:
-        raise _invalid(param, "prices cannot be negative.")
+        raise read.invalid(param, "prices cannot be negative.")
     nano = amount.scaleb(_NANO_PER_USD_EXPONENT, _MONEY)
     if nano != nano.to_integral_value():
-        raise _invalid(param, "more than 9 decimal places; prices are exact to 1e-9 USD (one nano-USD).")
+        raise read.invalid(param, "more than 9 decimal places; prices are exact to 1e-9 USD (one nano-USD).")
     result = int(nano)
     if result > _INT64_MAX:
-        raise _invalid(param, "price too large.")
+        raise read.invalid(param, "price too large.")
     return result
 
 
@@ -815,40 +665,40 @@ def decode_model(body: dict) -> routing_pb2.Model:
     body = _snake_keys(body)
     for key in body:
         if key not in _MODEL_KEYS:
-            raise _invalid(str(key), f"unknown field. Supported fields are: {', '.join(sorted(_MODEL_KEYS))}.")
+            raise read.invalid(str(key), f"unknown field. Supported fields are: {', '.join(sorted(_MODEL_KEYS))}.")
 
-    model_id = _required_str(body, "id", "id")
+    model_id = read.required_str(body, "id", "id")
     if len(model_id) > 200:
-        raise _invalid("id", f"string too long. Expected at most 200 characters, but got {len(model_id)}.")
+        raise read.invalid("id", f"string too long. Expected at most 200 characters, but got {len(model_id)}.")
     if any(c.isspace() for c in model_id) or not model_id.isprintable():
-        raise _invalid("id", "a model id cannot contain whitespace or control characters.")
+        raise read.invalid("id", "a model id cannot contain whitespace or control characters.")
     if (v := body.get("object")) is not None and v != "model":
-        raise _invalid("object", "expected 'model'.")
+        raise read.invalid("object", "expected 'model'.")
 
     fields: dict = {"id": model_id, "object": "model"}
     if (v := body.get("created")) is not None:
-        fields["created"] = _int(v, "created", 0, _INT64_MAX)
+        fields["created"] = read.integer(v, "created", 0, _INT64_MAX)
     if (v := body.get("owned_by")) is not None:
-        fields["owned_by"] = _optional_str(v, "owned_by")
+        fields["owned_by"] = read.optional_str(v, "owned_by")
     mode = body.get("mode")
-    fields["mode"] = "chat" if mode is None else _one_of(mode, "mode", _MODES)
+    fields["mode"] = "chat" if mode is None else read.one_of(mode, "mode", _MODES)
     if (v := body.get("context_window")) is not None:
-        fields["context_window"] = _int(v, "context_window", 0, _INT32_MAX)
+        fields["context_window"] = read.integer(v, "context_window", 0, _INT32_MAX)
     if (v := body.get("max_output_tokens")) is not None:
-        fields["max_output_tokens"] = _int(v, "max_output_tokens", 0, _INT32_MAX)
+        fields["max_output_tokens"] = read.integer(v, "max_output_tokens", 0, _INT32_MAX)
 
     # The prices the mode is billed by are required (a forgotten price would silently serve the model
     # for free), the others optional. Without `pricing` at all the registry takes the built-in price
     # catalogue's, or refuses the model when the catalogue does not know it.
     pricing = body.get("pricing")
     if pricing is not None:
-        _object(pricing, "pricing")
+        read.object(pricing, "pricing")
         for key in pricing:
             if key not in _PRICING_KEYS and key not in _UNIT_PRICES:
-                raise _invalid(f"pricing.{key}", f"unknown field. Supported fields are: {', '.join((*_PRICING_KEYS, *_UNIT_PRICES))}.")
+                raise read.invalid(f"pricing.{key}", f"unknown field. Supported fields are: {', '.join((*_PRICING_KEYS, *_UNIT_PRICES))}.")
         for key in _MODE_PRICES[fields["mode"]]:
             if pricing.get(key) is None:
-                raise _missing(f"pricing.{key}")
+                raise read.missing(f"pricing.{key}")
         token_fields = dict(zip(_PRICING_KEYS, ("input_nano_usd_per_million_tokens", "output_nano_usd_per_million_tokens")))
         fields["pricing"] = routing_pb2.Pricing(**{
             field: _nano_usd(pricing[key], f"pricing.{key}")
@@ -856,20 +706,20 @@ def decode_model(body: dict) -> routing_pb2.Model:
         })
 
     deployments = []
-    for j, d in enumerate(_non_empty_list(body, "deployments", "deployments")):
+    for j, d in enumerate(read.required_array(body, "deployments", "deployments")):
         param = f"deployments[{j}]"
-        _object(d, param)
+        read.object(d, param)
         for key in d:
             if key not in _DEPLOYMENT_KEYS:
-                raise _invalid(f"{param}.{key}", f"unknown field. Supported fields are: {', '.join(sorted(_DEPLOYMENT_KEYS))}.")
+                raise read.invalid(f"{param}.{key}", f"unknown field. Supported fields are: {', '.join(sorted(_DEPLOYMENT_KEYS))}.")
         priority = d.get("priority")
         weight = d.get("weight")
         deployments.append(
             routing_pb2.Deployment(
-                provider=_required_str(d, "provider", f"{param}.provider"),
-                upstream_model=_required_str(d, "upstream_model", f"{param}.upstream_model"),
-                priority=0 if priority is None else _int(priority, f"{param}.priority", 0, _INT32_MAX),
-                weight=1 if weight is None else _int(weight, f"{param}.weight", 1, _INT32_MAX),
+                provider=read.required_str(d, "provider", f"{param}.provider"),
+                upstream_model=read.required_str(d, "upstream_model", f"{param}.upstream_model"),
+                priority=0 if priority is None else read.integer(priority, f"{param}.priority", 0, _INT32_MAX),
+                weight=1 if weight is None else read.integer(weight, f"{param}.weight", 1, _INT32_MAX),
             )
         )
     fields["deployments"] = deployments

@@ -7,7 +7,8 @@ import re
 import orjson
 from google.api import httpbody_pb2
 
-from edge.dialects.openai import DialectError, _int, _missing, _number, _object, _optional_str, _required_str, _wrong_type
+from edge.dialects.openai import WORDING, read
+from edge.dialects.vendor_json import DialectError
 from edge.multipart import Form, Upload
 from switchyard.routing.v1 import routing_pb2
 
@@ -23,22 +24,22 @@ def _extra(body: dict, known: frozenset[str]) -> bytes:
 
 
 def decode_image_request(body: object) -> routing_pb2.CreateImageRequest:
-    body = _object(body, "body")
+    body = read.object(body, "body")
     request = routing_pb2.CreateImageRequest(
-        model=_required_str(body, "model", "model"),
-        prompt=_required_str(body, "prompt", "prompt"),
+        model=read.required_str(body, "model", "model"),
+        prompt=read.required_str(body, "prompt", "prompt"),
         extra_json=_extra(body, _IMAGE_FIELDS),
     )
     if body.get("n") is not None:
-        request.n = _int(body["n"], "n", 1, 10)
+        request.n = read.integer(body["n"], "n", 1, 10)
     if body.get("size") is not None:
-        request.size = _optional_str(body["size"], "size")
+        request.size = read.optional_str(body["size"], "size")
     if body.get("response_format") is not None:
-        request.response_format = _optional_str(body["response_format"], "response_format")
+        request.response_format = read.optional_str(body["response_format"], "response_format")
         if request.response_format not in ("url", "b64_json"):
             raise DialectError("response_format must be 'url' or 'b64_json'.", "response_format")
     if body.get("user") is not None:
-        request.user = _optional_str(body["user"], "user")
+        request.user = read.optional_str(body["user"], "user")
     return request
 
 
@@ -54,19 +55,19 @@ def encode_images(response: routing_pb2.CreateImageResponse | routing_pb2.Create
 
 
 def decode_speech_request(body: object) -> routing_pb2.CreateSpeechRequest:
-    body = _object(body, "body")
+    body = read.object(body, "body")
     request = routing_pb2.CreateSpeechRequest(
-        model=_required_str(body, "model", "model"),
-        input=_required_str(body, "input", "input"),
-        voice=_required_str(body, "voice", "voice"),
+        model=read.required_str(body, "model", "model"),
+        input=read.required_str(body, "input", "input"),
+        voice=read.required_str(body, "voice", "voice"),
         extra_json=_extra(body, _SPEECH_FIELDS),
     )
     if body.get("response_format") is not None:
-        request.response_format = _optional_str(body["response_format"], "response_format")
+        request.response_format = read.optional_str(body["response_format"], "response_format")
         if request.response_format not in _AUDIO_FORMATS:
             raise DialectError(f"response_format must be one of {', '.join(sorted(_AUDIO_FORMATS))}.", "response_format")
     if body.get("speed") is not None:
-        request.speed = _number(body["speed"], "speed", 0.25, 4.0)
+        request.speed = read.number(body["speed"], "speed", 0.25, 4.0)
     return request
 
 
@@ -86,30 +87,30 @@ def _field(form: Form, name: str, required: bool = False) -> str | None:
     values = form.fields.get(name)
     if not values:
         if name in form.files:
-            raise DialectError(f"Invalid '{name}': expected a text field, but got a file.", name)
+            raise read.invalid(name, "expected a text field, but got a file.")
         if required:
-            raise _missing(name)
+            raise read.missing(name)
         return None
     if len(values) > 1:
-        raise DialectError(f"Invalid '{name}': given {len(values)} times, expected once.", name)
+        raise read.invalid(name, f"given {len(values)} times, expected once.")
     if required and not values[0]:
-        raise DialectError(f"Invalid '{name}': empty string. Expected a non-empty string.", name)
+        raise read.invalid(name, WORDING.empty_string)
     return values[0]
 
 
 def _form_int(value: str, param: str, minimum: int, maximum: int) -> int:
     # Form fields are text: "2" is the integer 2, as OpenAI reads it.
     if not _INTEGER.fullmatch(value.strip()):
-        raise _wrong_type(param, "an integer", value)
-    return _int(int(value), param, minimum, maximum)
+        raise read.wrong_type(param, WORDING.integer, value)
+    return read.integer(int(value), param, minimum, maximum)
 
 
 def _form_number(value: str, param: str, minimum: float, maximum: float) -> float:
     try:
         number = float(value)
     except ValueError:
-        raise _wrong_type(param, "a decimal", value) from None
-    return _number(number, param, minimum, maximum)
+        raise read.wrong_type(param, WORDING.number, value) from None
+    return read.number(number, param, minimum, maximum)
 
 
 def _file(upload: Upload) -> routing_pb2.File:
@@ -120,12 +121,12 @@ def _one_file(form: Form, name: str, required: bool = True) -> routing_pb2.File 
     uploads = form.files.get(name)
     if not uploads:
         if name in form.fields:
-            raise DialectError(f"Invalid '{name}': expected a file, but got a text field.", name)
+            raise read.invalid(name, "expected a file, but got a text field.")
         if required:
             raise DialectError(f"Missing required parameter: '{name}' (a file).", name)
         return None
     if len(uploads) > 1:
-        raise DialectError(f"Invalid '{name}': expected one file, but got {len(uploads)}.", name)
+        raise read.invalid(name, f"expected one file, but got {len(uploads)}.")
     return _file(uploads[0])
 
 

@@ -43,21 +43,8 @@ import uuid
 
 import orjson
 
-from edge.dialects.openai import (
-    _FUNCTION_NAME,
-    _INT32_MAX,
-    DialectError,
-    _bool,
-    _int,
-    _invalid,
-    _missing,
-    _number,
-    _object,
-    _one_of,
-    _optional_str,
-    _required_str,
-    _wrong_type,
-)
+from edge.dialects.openai import _INT32_MAX, function_definition, read
+from edge.dialects.vendor_json import DialectError, request_body
 from switchyard.routing.v1 import chat_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -80,6 +67,8 @@ _HANDLED_KEYS = frozenset(
         "top_p", "text", "stream", "user", "previous_response_id", "conversation", "background",
     }
 )
+# The sampling parameters Responses takes, with Chat Completions' ranges.
+_SAMPLING = (("temperature", "temperature", 0, 2), ("top_p", "top_p", 0, 1))
 _INPUT_ROLES = ("user", "assistant", "system", "developer")
 _TOOL_CHOICE_MODES = ("none", "auto", "required")
 _TEXT_FORMAT_TYPES = ("text", "json_object", "json_schema")
@@ -94,14 +83,13 @@ _STATELESS = (
 
 def decode_responses_request(body: object) -> chat_pb2.ChatRequest:
     """An OpenAI Responses request body -> the canonical ChatRequest."""
-    if not isinstance(body, dict):
-        raise DialectError("The request body must be a JSON object.", None)
-    model = _required_str(body, "model", "model")
+    request_body(body)
+    model = read.required_str(body, "model", "model")
 
     for key in ("previous_response_id", "conversation"):
         if body.get(key) is not None:
             raise DialectError(f"'{key}' is not supported: {_STATELESS}", key)
-    if _bool(body.get("background"), "background"):
+    if read.boolean(body.get("background"), "background"):
         raise DialectError(
             "'background' responses are not supported: they must be stored to be polled, and " + _STATELESS,
             "background",
@@ -111,22 +99,17 @@ def decode_responses_request(body: object) -> chat_pb2.ChatRequest:
     instructions = body.get("instructions")
     if instructions is not None:
         # An empty string means "no instructions" (clients serialize unset fields that way).
-        if _optional_str(instructions, "instructions"):
+        if read.optional_str(instructions, "instructions"):
             messages.append(chat_pb2.ChatMessage(role="system", text=instructions))
-    if body.get("input") is None:
-        raise _missing("input")
-    messages.extend(_decode_input(body["input"]))
+    messages.extend(_decode_input(body.get("input")))
     fields: dict = {"model": model, "messages": messages}
 
     # Clients send null for "not set": it means the default, as at OpenAI.
     if (v := body.get("max_output_tokens")) is not None:
-        fields["max_tokens"] = _int(v, "max_output_tokens", 1, _INT32_MAX)
-    if (v := body.get("temperature")) is not None:
-        fields["temperature"] = _number(v, "temperature", 0, 2)
-    if (v := body.get("top_p")) is not None:
-        fields["top_p"] = _number(v, "top_p", 0, 1)
+        fields["max_tokens"] = read.integer(v, "max_output_tokens", 1, _INT32_MAX)
+    read.optional_numbers(body, fields, _SAMPLING)
     if (v := body.get("user")) is not None:
-        fields["user"] = _optional_str(v, "user")
+        fields["user"] = read.optional_str(v, "user")
 
     extra_from: dict = {}
     if (v := body.get("tools")) is not None:
@@ -147,7 +130,7 @@ def decode_responses_request(body: object) -> chat_pb2.ChatRequest:
         if rest:
             extra_from["text"] = rest
 
-    fields["stream"] = _bool(body.get("stream"), "stream")
+    fields["stream"] = read.boolean(body.get("stream"), "stream")
     # The gateway bills from usage, and a Response always carries it (response.completed included).
     fields["include_usage"] = True
 
@@ -168,23 +151,24 @@ def _decode_input(value: object) -> list[chat_pb2.ChatMessage]:
     if isinstance(value, str):
         return [chat_pb2.ChatMessage(role="user", text=value)]
     if not isinstance(value, list):
-        raise _wrong_type("input", "a string or an array of input items", value)
-    if not value:
-        raise _invalid("input", "empty array. Expected an array with minimum length 1, but got an empty array instead.")
+        if value is None:
+            raise read.missing("input")
+        raise read.wrong_type("input", "a string or an array of input items", value)
+    read.non_empty_array(value, "input")
     messages: list[chat_pb2.ChatMessage] = []
     # The assistant message that function_call items join, while the turn is still the assistant's.
     turn: chat_pb2.ChatMessage | None = None
     for i, item in enumerate(value):
         param = f"input[{i}]"
-        _object(item, param)
+        read.object(item, param)
         kind = item.get("type")
         if kind is None:
             # EasyInputMessage: {"role", "content"} with no type.
             if "role" not in item:
-                raise _missing(f"{param}.type")
+                raise read.missing(f"{param}.type")
             kind = "message"
-        elif not isinstance(kind, str):
-            raise _wrong_type(f"{param}.type", "a string", kind)
+        else:
+            read.string(kind, f"{param}.type")
 
         if kind == "message":
             message = _decode_message_item(item, param)
@@ -204,21 +188,18 @@ def _decode_input(value: object) -> list[chat_pb2.ChatMessage]:
         elif kind == "item_reference":
             raise DialectError(f"Input items of type 'item_reference' are not supported: {_STATELESS}", f"{param}.type")
         else:
-            raise _invalid(
+            raise read.invalid(
                 f"{param}.type",
                 f"unsupported input item type '{kind}'. Supported types are {_SUPPORTED_ITEMS} "
                 "('reasoning' items are accepted and skipped).",
             )
     if not messages:
-        raise _invalid("input", "no message or function call items: there is nothing for the model to answer.")
+        raise read.invalid("input", "no message or function call items: there is nothing for the model to answer.")
     return messages
 
 
 def _decode_message_item(item: dict, param: str) -> chat_pb2.ChatMessage:
-    role = item.get("role")
-    if role is None:
-        raise _missing(f"{param}.role")
-    _one_of(role, f"{param}.role", _INPUT_ROLES)
+    role = read.required_one_of(item, "role", f"{param}.role", _INPUT_ROLES)
     fields: dict = {"role": role}
     extra = {k: v for k, v in item.items() if k not in _REPLAY_KEYS}
 
@@ -226,10 +207,7 @@ def _decode_message_item(item: dict, param: str) -> chat_pb2.ChatMessage:
     if isinstance(content, str):
         fields["text"] = content
     elif isinstance(content, list):
-        if not content:
-            raise _invalid(
-                f"{param}.content", "empty array. Expected an array with minimum length 1, but got an empty array instead."
-            )
+        read.non_empty_array(content, f"{param}.content")
         parts = []
         refusals = []
         for j, part in enumerate(content):
@@ -244,9 +222,9 @@ def _decode_message_item(item: dict, param: str) -> chat_pb2.ChatMessage:
             # Chat Completions keeps a refusal beside the content, not in it.
             extra["refusal"] = "".join(refusals)
     elif content is None:
-        raise _missing(f"{param}.content")
+        raise read.missing(f"{param}.content")
     else:
-        raise _wrong_type(f"{param}.content", "a string or an array of content parts", content)
+        raise read.wrong_type(f"{param}.content", "a string or an array of content parts", content)
 
     if extra:
         fields["extra_json"] = orjson.dumps(extra)
@@ -255,18 +233,9 @@ def _decode_message_item(item: dict, param: str) -> chat_pb2.ChatMessage:
 
 def _decode_part(part: object, param: str) -> chat_pb2.ContentPart | str:
     """One content part -> a canonical part, or the text of a refusal part (a str)."""
-    _object(part, param)
-    kind = part.get("type")
-    if kind is None:
-        raise _missing(f"{param}.type")
-    if not isinstance(kind, str):
-        raise _wrong_type(f"{param}.type", "a string", kind)
+    kind = read.type_of(part, param)
     if kind == "input_text" or kind == "output_text":
-        text = part.get("text")
-        if text is None:
-            raise _missing(f"{param}.text")
-        if not isinstance(text, str):
-            raise _wrong_type(f"{param}.text", "a string", text)
+        text = read.required_text(part, "text", f"{param}.text")
         known = 2
         if kind == "output_text":
             # Annotations and logprobs describe an earlier output; they are not input for the model.
@@ -274,25 +243,18 @@ def _decode_part(part: object, param: str) -> chat_pb2.ContentPart | str:
         if len(part) == known:
             return chat_pb2.ContentPart(text=text)
     elif kind == "refusal":
-        refusal = part.get("refusal")
-        if refusal is None:
-            raise _missing(f"{param}.refusal")
-        if not isinstance(refusal, str):
-            raise _wrong_type(f"{param}.refusal", "a string", refusal)
-        return refusal
+        return read.required_text(part, "refusal", f"{param}.refusal")
     elif kind == "input_image":
         url = part.get("image_url")
         file_id = part.get("file_id")
         if url is None and file_id is None:
-            raise _missing(f"{param}.image_url")
+            raise read.missing(f"{param}.image_url")
         if url is not None:
-            if not isinstance(url, str):
-                raise _wrong_type(f"{param}.image_url", "a string", url)
-            if not url:
-                raise _invalid(f"{param}.image_url", "empty string. Expected an image URL.")
-        elif not isinstance(file_id, str):
-            raise _wrong_type(f"{param}.file_id", "a string", file_id)
-        detail = _optional_str(part.get("detail"), f"{param}.detail")
+            if not read.string(url, f"{param}.image_url"):
+                raise read.invalid(f"{param}.image_url", "empty string. Expected an image URL.")
+        else:
+            read.string(file_id, f"{param}.file_id")
+        detail = read.optional_str(part.get("detail"), f"{param}.detail")
         # SDKs serialize the unused one of image_url / file_id as null.
         exact = file_id is None and len(part) == 2 + ("detail" in part) + ("file_id" in part)
         if exact:
@@ -303,120 +265,80 @@ def _decode_part(part: object, param: str) -> chat_pb2.ContentPart | str:
 
 
 def _decode_function_call(item: dict, param: str) -> chat_pb2.ToolCall:
-    arguments = item.get("arguments")
-    if arguments is None:
-        raise _missing(f"{param}.arguments")
-    if not isinstance(arguments, str):
-        raise _wrong_type(f"{param}.arguments", "a string", arguments)
+    arguments = read.required_text(item, "arguments", f"{param}.arguments")
     return chat_pb2.ToolCall(
-        id=_required_str(item, "call_id", f"{param}.call_id"),
+        id=read.required_str(item, "call_id", f"{param}.call_id"),
         type="function",
         # Names in history may come from other providers' rules, so only non-emptiness is checked.
-        function=chat_pb2.FunctionCall(name=_required_str(item, "name", f"{param}.name"), arguments=arguments),
+        function=chat_pb2.FunctionCall(name=read.required_str(item, "name", f"{param}.name"), arguments=arguments),
     )
 
 
 def _decode_function_call_output(item: dict, param: str) -> chat_pb2.ChatMessage:
-    call_id = _required_str(item, "call_id", f"{param}.call_id")
-    output = item.get("output")
-    if output is None:
-        raise _missing(f"{param}.output")
+    call_id = read.required_str(item, "call_id", f"{param}.call_id")
+    output = read.required(item, "output", f"{param}.output")
     if isinstance(output, str):
         return chat_pb2.ChatMessage(role="tool", tool_call_id=call_id, text=output)
     if not isinstance(output, list):
-        raise _wrong_type(f"{param}.output", "a string or an array of content parts", output)
-    if not output:
-        raise _invalid(f"{param}.output", "empty array. Expected an array with minimum length 1, but got an empty array instead.")
+        raise read.wrong_type(f"{param}.output", "a string or an array of content parts", output)
+    read.non_empty_array(output, f"{param}.output")
     parts = []
     for j, part in enumerate(output):
         decoded = _decode_part(part, f"{param}.output[{j}]")
         if isinstance(decoded, str):
-            raise _invalid(f"{param}.output[{j}].type", "a function call output cannot contain a refusal.")
+            raise read.invalid(f"{param}.output[{j}].type", "a function call output cannot contain a refusal.")
         parts.append(decoded)
     return chat_pb2.ChatMessage(role="tool", tool_call_id=call_id, parts=parts)
 
 
 def _decode_tools(value: object) -> tuple[list[chat_pb2.Tool], list]:
     """-> (the function tools, every other tool as sent)."""
-    if not isinstance(value, list):
-        raise _wrong_type("tools", "an array", value)
     tools = []
     others = []
-    for j, tool in enumerate(value):
+    for j, tool in enumerate(read.array(value, "tools")):
         param = f"tools[{j}]"
-        _object(tool, param)
-        kind = tool.get("type")
-        if kind is None:
-            raise _missing(f"{param}.type")
-        if not isinstance(kind, str):
-            raise _wrong_type(f"{param}.type", "a string", kind)
-        if kind != "function":
+        if read.type_of(tool, param) != "function":
             # Hosted tools (web_search, file_search, mcp, ...) have no canonical form.
             others.append(tool)
             continue
         if "function" in tool and "name" not in tool:
-            raise _invalid(
+            raise read.invalid(
                 param,
                 "the Responses API takes function tools flat: {\"type\": \"function\", \"name\", \"parameters\", ...}, "
                 "not nested under 'function' as in Chat Completions.",
             )
-        name = _required_str(tool, "name", f"{param}.name")
-        if not _FUNCTION_NAME.fullmatch(name):
-            raise _invalid(
-                f"{param}.name",
-                "string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]{1,64}$'.",
-            )
-        definition: dict = {"name": name}
-        if (description := tool.get("description")) is not None:
-            definition["description"] = _optional_str(description, f"{param}.description")
-        if (parameters := tool.get("parameters")) is not None:
-            definition["parameters_json"] = orjson.dumps(_object(parameters, f"{param}.parameters"))
-        if (strict := tool.get("strict")) is not None:
-            definition["strict"] = _bool(strict, f"{param}.strict")
-        tools.append(chat_pb2.Tool(type="function", function=chat_pb2.FunctionDefinition(**definition)))
+        tools.append(chat_pb2.Tool(type="function", function=function_definition(tool, param)))
     return tools, others
 
 
 def _decode_tool_choice(value: object) -> chat_pb2.ToolChoice | None:
     """-> the canonical choice, or None for a choice it cannot express (kept in extra_json)."""
     if isinstance(value, str):
-        return chat_pb2.ToolChoice(mode=_one_of(value, "tool_choice", _TOOL_CHOICE_MODES))
+        return chat_pb2.ToolChoice(mode=read.one_of(value, "tool_choice", _TOOL_CHOICE_MODES))
     if not isinstance(value, dict):
-        raise _wrong_type("tool_choice", "a string or an object", value)
-    kind = value.get("type")
-    if kind is None:
-        raise _missing("tool_choice.type")
-    if not isinstance(kind, str):
-        raise _wrong_type("tool_choice.type", "a string", kind)
-    if kind != "function":
+        raise read.wrong_type("tool_choice", "a string or an object", value)
+    if read.type_of(value, "tool_choice") != "function":
         return None
-    return chat_pb2.ToolChoice(function_name=_required_str(value, "name", "tool_choice.name"))
+    return chat_pb2.ToolChoice(function_name=read.required_str(value, "name", "tool_choice.name"))
 
 
 def _decode_text(value: object) -> tuple[chat_pb2.ResponseFormat | None, dict]:
     """-> (the response format, the text keys other than format, e.g. verbosity)."""
-    _object(value, "text")
+    read.object(value, "text")
     rest = {k: v for k, v in value.items() if k != "format"}
     fmt = value.get("format")
     if fmt is None:
         return None, rest
-    _object(fmt, "text.format")
-    kind = fmt.get("type")
-    if kind is None:
-        raise _missing("text.format.type")
-    _one_of(kind, "text.format.type", _TEXT_FORMAT_TYPES)
+    kind = read.required_one_of(read.object(fmt, "text.format"), "type", "text.format.type", _TEXT_FORMAT_TYPES)
     if kind != "json_schema":
         return chat_pb2.ResponseFormat(type=kind), rest
     # Chat Completions nests these under response_format.json_schema; the canonical form stores that object.
-    schema: dict = {"name": _required_str(fmt, "name", "text.format.name")}
+    schema: dict = {"name": read.required_str(fmt, "name", "text.format.name")}
     if (description := fmt.get("description")) is not None:
-        schema["description"] = _optional_str(description, "text.format.description")
-    inner = fmt.get("schema")
-    if inner is None:
-        raise _missing("text.format.schema")
-    schema["schema"] = _object(inner, "text.format.schema")
+        schema["description"] = read.optional_str(description, "text.format.description")
+    schema["schema"] = read.required_object(fmt, "schema", "text.format.schema")
     if (strict := fmt.get("strict")) is not None:
-        schema["strict"] = _bool(strict, "text.format.strict")
+        schema["strict"] = read.boolean(strict, "text.format.strict")
     return chat_pb2.ResponseFormat(type=kind, json_schema_json=orjson.dumps(schema)), rest
 
 
