@@ -14,6 +14,7 @@ Prints every cell and, per concurrency, the median CPU ms/request of each side a
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -21,8 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pg_load import BenchDatabase
-from run import POSTGRES_URL, REDIS_URL, ROOT, Budget, Flavour, Processes, StartError, measure, start_switchyard, start_upstream
+from pg_load import BenchDatabase, redis_cleanup
+from run import POSTGRES_URL, REDIS_URL, ROOT, Budget, Flavour, Processes, guarded, measure, start_switchyard, start_upstream
 
 
 def export(revision: str, into: Path) -> Path:
@@ -48,7 +49,8 @@ def main() -> int:
     databases: list[BenchDatabase] = []
     procs = Processes(workdir)
     cpu: dict[tuple[str, int], list[float]] = {}
-    try:
+
+    def compare() -> None:
         upstream = start_upstream(procs)
         gateways = {}
         for side, source in (("A", base_tree), ("B", ROOT)):
@@ -74,17 +76,19 @@ def main() -> int:
                     cpu.setdefault((side, conc), []).append(cell["cpu_ms_per_req"])
                     print(f"round {round_ + 1} {side} {args.mode} c={conc:<3} CPU {cell['cpu_ms_per_req']:.3f} ms/req, "
                           f"p50 {cell['p50_ms']:.2f} ms, {cell['rps']:.0f} req/s", file=sys.stderr, flush=True)
-    except StartError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    finally:
+
+    def cleanup() -> None:
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(base_tree, ignore_errors=True)
         for database in databases:
             database.drop()
+        if databases:
+            redis_cleanup(REDIS_URL, f"sybench:{os.getpid()}:")
+
+    failed = guarded(compare, cleanup)
+    if failed:
+        return failed
     print(f"{args.flavour} {args.mode}: median CPU ms/request over {args.rounds} rounds, A = {args.base}, B = this tree")
     for conc in concurrencies:
         a, b = cpu.get(("A", conc)), cpu.get(("B", conc))

@@ -235,6 +235,20 @@ def start_switchyard(procs: Processes, upstream: Target, entry: tuple[str, ...] 
     return Target(flavour.name, url, key.group(1), "bench-model", proc)
 
 
+def guarded(body, cleanup) -> int | None:
+    """Run `body()` (tools that start servers: profile_gateway.py, ab.py), then `cleanup()` however it
+    ended: 2 when a server could not start, 130 on Ctrl-C, else what `body` returned."""
+    try:
+        return body()
+    except StartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        cleanup()
+
+
 def start_otlp_sink() -> str:
     """An OTLP/HTTP endpoint on 127.0.0.1 that accepts every export (in this process, a thread)."""
     import threading
