@@ -31,7 +31,7 @@ from pathlib import Path
 import orjson
 
 from pg_load import BenchDatabase
-from run import BENCH, POSTGRES_URL, REDIS_URL, ROOT, Budget, Flavour, Processes, StartError, measure, start_switchyard, start_upstream
+from run import BENCH, POSTGRES_URL, REDIS_URL, ROOT, Budget, Flavour, Processes, guarded, measure, start_switchyard, start_upstream
 
 OWN = (str(ROOT / "services"), str(ROOT / "edge"))
 
@@ -125,10 +125,11 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="switchyard-profile-"))
     procs = Processes(workdir)
-    try:
+    out = Path(args.out or Path(tempfile.gettempdir()) / (
+        f"switchyard-{args.mode}.{'json' if args.profiler == 'sample' else 'prof'}"))
+
+    def profile() -> dict:
         upstream = start_upstream(procs)
-        out = Path(args.out or Path(tempfile.gettempdir()) / (
-            f"switchyard-{args.mode}.{'json' if args.profiler == 'sample' else 'prof'}"))
         out.unlink(missing_ok=True)
         gateway = start_switchyard(procs, upstream, entry=(str(BENCH / "_profiled_cli.py"), args.profiler, str(out)),
                                    flavour=flavour)
@@ -142,16 +143,17 @@ def main() -> int:
             time.sleep(0.1)
         time.sleep(0.5)  # dump_stats may still be writing
         procs.stop(gateway.proc, timeout=60)
-    except StartError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    finally:
+        return cell
+
+    def cleanup() -> None:
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
         if database is not None:
             database.drop()
+
+    cell = guarded(profile, cleanup)
+    if not isinstance(cell, dict):
+        return cell
     if cell["errors"]:
         print(f"warning: {cell['errors']} errors, e.g. {cell['error_samples'][:2]}", file=sys.stderr)
     print(f"{args.mode} c={args.concurrency}: {cell.get('requests', 0)} requests under the profiler, "

@@ -199,8 +199,9 @@ class Flavour:
 
 
 def start_switchyard(procs: Processes, upstream: Target, entry: tuple[str, ...] = ("-m", "services.cli"),
-                     flavour: Flavour = Flavour("switchyard")) -> Target:
-    """`entry` is what the interpreter runs; bench/profile_gateway.py swaps in a profiling wrapper."""
+                     flavour: Flavour = Flavour("switchyard"), source: Path = ROOT) -> Target:
+    """`entry` is what the interpreter runs; bench/profile_gateway.py swaps in a profiling wrapper.
+    `source`: the tree whose code runs (bench/ab.py runs an older commit's next to this one's)."""
     config = procs.workdir / f"{flavour.name}.yaml"
     config.write_text(
         "providers:\n"
@@ -213,13 +214,15 @@ def start_switchyard(procs: Processes, upstream: Target, entry: tuple[str, ...] 
     )
     env = {"SWITCHYARD_DATABASE_URL": f"sqlite:///{procs.workdir}/{flavour.name}.db", "BENCH_UPSTREAM_KEY": UPSTREAM_KEY,
            **flavour.env}
+    if source != ROOT:  # ahead of the editable install, which points at this tree
+        env["PYTHONPATH"] = str(source)
     if flavour.postgres_url:
         env["SWITCHYARD_DATABASE_URL"] = flavour.postgres_url
     if flavour.redis_url:
         env["SWITCHYARD_REDIS_URL"] = flavour.redis_url
         env["SWITCHYARD_REDIS_PREFIX"] = f"sybench:{os.getpid()}:{flavour.name}:"
     proc = procs.start(flavour.name, [sys.executable, *entry, "--config", str(config),
-                                      "serve", "--port", "0", "--grpc-port", "0"], env)
+                                      "serve", "--port", "0", "--grpc-port", "0"], env, cwd=source)
     proc.wait_for(r"Switchyard ready", 90)
     out = proc.output()
     port = re.search(r"Switchyard HTTP on http://[^:\s]+:(\d+)", out)
@@ -230,6 +233,20 @@ def start_switchyard(procs: Processes, upstream: Target, entry: tuple[str, ...] 
     if flavour.priced:
         _top_up(url, key.group(1))
     return Target(flavour.name, url, key.group(1), "bench-model", proc)
+
+
+def guarded(body, cleanup) -> int | None:
+    """Run `body()` (tools that start servers: profile_gateway.py, ab.py), then `cleanup()` however it
+    ended: 2 when a server could not start, 130 on Ctrl-C, else what `body` returned."""
+    try:
+        return body()
+    except StartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        cleanup()
 
 
 def start_otlp_sink() -> str:

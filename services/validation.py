@@ -79,6 +79,15 @@ def _check_message(message: Message, prefix: str) -> None:
         kind = plan.get(f)
         if kind is None:
             continue
+        if kind == _STRING:
+            # Most checked fields are strings: test them before spelling any path (only an error needs one).
+            if not f.is_repeated:
+                if "\x00" in value:
+                    _check_text(value, _join(prefix, f.name))
+            elif any("\x00" in item for item in value):
+                for i, item in enumerate(value):
+                    _check_text(item, f"{_join(prefix, f.name)}[{i}]")
+            continue
         path = _join(prefix, f.name)
         if kind == _MAP:
             _check_map(f, value, path)

@@ -304,3 +304,27 @@ def test_only_the_operator_manages_accounts_and_wallets(make_gateway):
         assert r.status_code == 400, bad
     assert requests.post(f"{gw.url}/v1/accounts/acct_nope/wallet:topup", json={"amountUsd": "1"}, headers=auth(gw.admin_key),
                          timeout=10).status_code == 404
+
+
+def test_usage_log_on_postgres_keeps_every_field(make_gateway, postgres_url):
+    # PostgreSQL writes the request log with COPY (SQLite with an INSERT): the rows read back the same.
+    gw = make_gateway(**bill_config(), database_url=postgres_url)
+    topup(gw, "10")
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=gw.admin_key, max_retries=0)
+    reply = client.chat.completions.create(model="priced", messages=HI)
+    chunks = list(client.chat.completions.create(model="priced", messages=HI, stream=True, stream_options={"include_usage": True}))
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="missing", messages=HI)  # refused before metering: not logged
+    records = requests.get(f"{gw.url}/v1/usage", headers=auth(gw.admin_key), timeout=10).json()["records"]
+    assert len(records) == 2
+    streamed, plain = records  # newest first
+    charges = sorted(-e["amountNanoUsd"] for e in ledger(gw) if e["kind"] == "charge")
+    assert sorted(r["costNanoUsd"] for r in records) == charges
+    assert plain["inputTokens"] == reply.usage.prompt_tokens and plain["outputTokens"] == reply.usage.completion_tokens
+    assert streamed["outputTokens"] == chunks[-1].usage.completion_tokens
+    assert (plain["streamed"], streamed["streamed"]) == (False, True)
+    assert streamed["timeToFirstTokenMs"] >= 0 and plain["requestId"].startswith("req_")
+    for record in records:
+        assert (record["model"], record["provider"], record["upstreamModel"], record["endpoint"]) == ("priced", "mock", "mock", "chat")
+        assert (record["status"], record["errorCode"], record["usageEstimated"], record["template"]) == ("ok", "", False, "")
+        assert record["keyId"] and record["accountId"] == "acct_default" and record["createTime"].endswith("Z")

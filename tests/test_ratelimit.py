@@ -361,3 +361,71 @@ def test_redis_errors_propagate():
 
     with pytest.raises(redis.exceptions.ConnectionError):
         asyncio.run(scenario())
+
+
+class _PrivateRedis:
+    """A redis-server of this test's own (no persistence), so it can be restarted: the shared one never is."""
+
+    def __init__(self) -> None:
+        import shutil
+
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            pytest.skip("redis-server is not installed")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = None
+
+    def start(self) -> None:
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return
+            time.sleep(0.05)
+        raise TimeoutError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def test_redis_restart_forgets_the_script_and_the_limiter_carries_on():
+    import redis.exceptions
+
+    server = _PrivateRedis()
+    server.start()
+
+    async def scenario():
+        client = redis_client(f"redis://127.0.0.1:{server.port}/3")
+        limiter = RedisRateLimiter(client, "sytest:restart:")
+        try:
+            before = [await limiter.hit("key:r", 5) for _ in range(3)]
+            server.stop()
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await limiter.hit("key:r", 5)  # down: an error (the gateway answers 503), never a pass
+            server.start()
+            # A restarted Redis has neither the script nor the log: the limiter loads the one and
+            # starts the other afresh, on a new connection, in database 3 as configured.
+            after = [await limiter.hit("key:r", 5) for _ in range(6)]
+            stored = await client.zcard("sytest:restart:rl:key:r")
+            return before, after, stored
+        finally:
+            await limiter.close()
+            await client.aclose()
+
+    try:
+        before, after, stored = asyncio.run(scenario())
+    finally:
+        server.stop()
+    assert [d.remaining for d in before] == [4, 3, 2]
+    assert [d.allowed for d in after] == [True] * 5 + [False]
+    assert [d.remaining for d in after[:5]] == [4, 3, 2, 1, 0] and after[5].retry_after >= 1
+    assert stored == 5

@@ -31,7 +31,7 @@ def well_formed(secret: str) -> bool:
     return (
         len(secret) == SECRET_LENGTH
         and secret.startswith(PREFIX)
-        and all(c in _ALLOWED for c in secret[len(PREFIX):])
+        and _ALLOWED.issuperset(secret[len(PREFIX):])
     )
 
 

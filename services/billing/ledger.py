@@ -92,7 +92,7 @@ def amount_in_range(nano: int, field: str, *, allow_zero: bool = False) -> int:
 
 
 def month_of(moment: datetime) -> str:
-    return moment.strftime("%Y-%m")
+    return f"{moment.year:04d}-{moment.month:02d}"  # strftime costs ~10 x more, twice a request
 
 
 def cost_nano(input_tokens: int, output_tokens: int, input_price: int, output_price: int) -> int:

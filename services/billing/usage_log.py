@@ -17,6 +17,8 @@ from services.storage.tables import UsageRow
 
 log = logging.getLogger(__name__)
 _MAX_PENDING = 100_000
+# Every column but the generated id: each row (Meter._log) names them all.
+_COLUMNS = tuple(c.name for c in UsageRow.__table__.columns if c.name != "id")
 
 
 class UsageLog:
@@ -25,6 +27,10 @@ class UsageLog:
 
         self._engine = create_sync_engine_for(database_url)
         self._statement = insert(UsageRow.__table__)
+        # On PostgreSQL a batch is one COPY: ~7 µs of CPU a row, against ~20 for SQLAlchemy's
+        # executemany (bench/README.md). On SQLite the cost is SQLite's own (five indexes), not the layer.
+        self._copy = None if self._engine.dialect.name == "sqlite" else (
+            f"COPY {UsageRow.__tablename__} ({', '.join(_COLUMNS)}) FROM STDIN")
         self._batch_size = batch_size
         self._interval = interval
         self._pending: list[dict] = []
@@ -60,7 +66,12 @@ class UsageLog:
 
     def _write(self, batch: list[dict]) -> None:
         with self._engine.begin() as connection:
-            connection.execute(self._statement, batch)
+            if self._copy is None:
+                connection.execute(self._statement, batch)
+                return
+            with connection.connection.driver_connection.cursor() as cursor, cursor.copy(self._copy) as copy:
+                for row in batch:
+                    copy.write_row([row[column] for column in _COLUMNS])
 
     def close(self) -> None:
         self._engine.dispose()

@@ -75,17 +75,21 @@ class Router:
 
     async def candidates(self, model: routing_pb2.Model) -> list[tuple[Target, ProviderAdapter, str]]:
         cooling = await self._cooldown.cooling()
+        deployments = model.deployments
+        # One deployment (the common case) has no order to draw: no random number, no sort.
+        single = len(deployments) == 1
         ranked = []
-        for deployment in model.deployments:
+        for deployment in deployments:
             provider = self._providers.get(deployment.provider)
             adapter = self._adapters.get(provider.kind) if provider is not None else None
             if adapter is None:
                 continue  # a registry entry naming a provider this gateway does not have
             key = deployment_key(deployment)
             # Efraimidis–Spirakis: sorting by random()**(1/weight) is a weighted shuffle.
-            shuffle = random.random() ** (1.0 / max(deployment.weight, 1))
+            shuffle = 0.0 if single else random.random() ** (1.0 / max(deployment.weight, 1))
             ranked.append(((key in cooling, deployment.priority, -shuffle), (Target(provider, deployment.upstream_model), adapter, key)))
-        ranked.sort(key=lambda item: item[0])
+        if not single:
+            ranked.sort(key=lambda item: item[0])
         return [entry for _, entry in ranked]
 
     async def _run(
