@@ -95,9 +95,13 @@ class KeySpendRow(SQLModel, table=True):
 
 
 class ReservationRow(SQLModel, table=True):
-    """Money held for one request in flight; settled (charged) or released when it ends."""
+    """Money held for one request in flight; settled (charged) or released when it ends.
+
+    Found only by its id (the stale sweep scans the few rows in flight): one b-tree on SQLite
+    (WITHOUT ROWID) and no time index, so admission and settlement write one page each for it."""
 
     __tablename__ = "reservations"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     id: str = Field(primary_key=True, max_length=40)
     account_id: str = Field(max_length=40)
@@ -107,7 +111,7 @@ class ReservationRow(SQLModel, table=True):
     # Whether the amount was also counted against the key's spend cap.
     capped: bool = False
     request_id: str = Field(max_length=128)
-    created_at: datetime = Field(sa_column=_utc_column(nullable=False, index=True))
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
 
 
 class LedgerRow(SQLModel, table=True):
@@ -133,7 +137,6 @@ class UsageRow(SQLModel, table=True):
         Index("ix_usage_account_key_time", "account_id", "key_id", "created_at"),
         Index("ix_usage_account_model_time", "account_id", "model", "created_at"),
         Index("ix_usage_account_status_time", "account_id", "status", "created_at"),
-        Index("ix_usage_request", "request_id"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(_ROW_ID, primary_key=True, autoincrement=True))
