@@ -5,6 +5,7 @@ uvicorn's httptools protocol accepts a request head of any size and any number o
 request it cannot parse with a text/plain 400. This subclass refuses a head above `max_head_bytes`
 or with more than `max_headers` fields with 431, and a malformed request with 400, both as JSON in
 the surface's shape with an X-Request-Id, before the app is involved; then it closes the connection.
+Its request/response cycle writes a response's head and first body part in one write.
 """
 
 from __future__ import annotations
@@ -125,16 +126,14 @@ class _OneWriteCycle(RequestResponseCycle):
     part: one socket write (and one TCP segment) per whole response instead of two, and the head's
     names and values checked with one regular-expression search each, not two per header.
 
-    Everything else is uvicorn's `send` as it is (flow control, HEAD, chunked or counted bodies,
-    keep-alive); the edge sends its first body part right after the head, streams included.
+    Otherwise this is uvicorn's `send` (flow control, HEAD, chunked or counted bodies, keep-alive),
+    whole rather than calling it, so a streamed chunk pays no extra layer. The edge sends its first
+    body part right after the head, streams included, so the head is never held back.
     """
 
-    _head: bytes | None = None  # encoded, not yet written
+    _head = b""  # encoded by http.response.start, written with the first body part
 
     async def send(self, message) -> None:
-        if self.response_started and self._head is None:
-            await super().send(message)  # the head is out: uvicorn's own send
-            return
         if self.flow.write_paused and not self.disconnected:
             await self.flow.drain()
         if self.disconnected:
@@ -146,24 +145,32 @@ class _OneWriteCycle(RequestResponseCycle):
             self.waiting_for_100_continue = False
             self._head = self._encode_head(message["status"], self.default_headers + list(message.get("headers", [])))
             return
+        if self.response_complete:
+            raise RuntimeError(f"Unexpected ASGI message '{message['type']}' sent, after response already completed.")
         if message["type"] != "http.response.body":
             raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message['type']}'.")
-        head, self._head = self._head, None
+        head = self._head
+        if head:
+            self._head = b""
         body = message.get("body", b"")
         more_body = message.get("more_body", False)
         if self.scope["method"] == "HEAD":
             self.expected_content_length = 0
-            self.transport.write(head)
+            if head:
+                self.transport.write(head)
         elif self.chunked_encoding:
             parts = [head, b"%x\r\n" % len(body), body, b"\r\n"] if body else [head]
             if not more_body:
                 parts.append(b"0\r\n\r\n")
-            self.transport.writelines(parts)
+            self.transport.write(b"".join(parts))
         else:
             if len(body) > self.expected_content_length:
                 raise RuntimeError("Response content longer than Content-Length")
             self.expected_content_length -= len(body)
-            self.transport.writelines((head, body))  # one writev, no copy of a large body
+            if head:
+                self.transport.writelines((head, body))  # one writev, no copy of a large body
+            else:
+                self.transport.write(body)
         if not more_body:
             if self.expected_content_length != 0:
                 raise RuntimeError("Response content shorter than Content-Length")
