@@ -6,7 +6,6 @@ so REST and gRPC callers are treated identically.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -18,9 +17,9 @@ from grpc_health.v1 import health_pb2 as grpc_health_pb2
 from grpc_health.v1 import health_pb2_grpc as grpc_health_pb2_grpc
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
 
 from edge import console
+from edge.asgi import BodyTooLarge, EventStreamResponse, Inbound, Reply, json_reply, read_body
 from edge.codecs import route_table
 from edge.dialects.openai import DialectError
 from edge.errors import DEFAULT, GEMINI, TEMPLATED, PublicError, error_body, from_rpc_error, http_status, public_error
@@ -42,74 +41,6 @@ _UNARY_TIMEOUT_SECONDS = 120.0
 _DEFAULT_STYLE = JsonStyle(proto_names=False)
 # The templated API documents snake_case field names.
 _STYLES = {TEMPLATED: JsonStyle(proto_names=True)}
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing one above `limit` before reading it whole."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class EventStreamResponse:
-    """A streamed 200 response that stops the stream when the client disconnects.
-
-    Starlette's StreamingResponse does the same through an anyio task group per response; one
-    plain asyncio task watching for `http.disconnect` costs noticeably less CPU per stream, which
-    matters on the hot path (DESIGN.md §6).
-    """
-
-    def __init__(self, body, media_type: str, headers: dict[str, str]) -> None:
-        self._body = body
-        self.headers = dict(headers)
-        self._media_type = media_type
-        # Called once the stream is over, however it ended (the edge's span ends there).
-        self.on_done = None
-
-    async def __call__(self, scope, receive, send) -> None:
-        streaming = asyncio.current_task()
-        state = {"finished": False, "disconnected": False}
-
-        async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            if not state["finished"]:
-                state["disconnected"] = True
-                streaming.cancel()
-
-        watcher = asyncio.create_task(watch())
-        headers = [(b"content-type", self._media_type.encode())] + [(k.encode(), v.encode()) for k, v in self.headers.items()]
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            async for chunk in self._body:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            state["finished"] = True
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except asyncio.CancelledError:
-            if not state["disconnected"]:
-                raise
-            streaming.uncancel()  # the client left: a normal end, not a failure
-        finally:
-            watcher.cancel()
-            await self._body.aclose()  # runs the stream's own cleanup: the upstream call is cancelled
-            if self.on_done is not None:
-                self.on_done()
-
-
-def json_response(payload, status: int, headers: dict[str, str]) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
 
 
 class Edge:
@@ -153,33 +84,29 @@ class Edge:
             self._callables[binding.rpc_path] = call
         return call
 
-    def error(self, surface: str, error: PublicError, request_id: str, headers: dict[str, str]) -> Response:
+    def error(self, surface: str, error: PublicError, request_id: str, headers: dict[str, str]) -> Reply:
         headers["x-request-id"] = request_id
-        return json_response(error_body(surface, error, request_id), http_status(surface, error), headers)
+        return json_reply(error_body(surface, error, request_id), http_status(surface, error), headers)
 
-    async def dispatch(self, request: Request) -> Response:
+    async def dispatch(self, request: Inbound) -> Reply | EventStreamResponse:
         started = time.perf_counter()
-        request_id = sane_request_id(request.headers.get("x-request-id")) or new_request_id()
+        request_id = sane_request_id(request.header(b"x-request-id")) or new_request_id()
         raw_path = request.scope.get("raw_path")
-        found = self.matcher.match(request.method, raw_path.decode("latin-1") if raw_path else request.url.path)
+        found = self.matcher.match(request.method, raw_path.decode("latin-1") if raw_path else request.path)
         # A matched binding carries its surface; any other path takes the one of the API it lies in.
-        surface = found.value.surface if type(found) is Match else self.routes.surface_of(request.url.path)
+        surface = found.value.surface if type(found) is Match else self.routes.surface_of(request.path)
         tracing = self.telemetry.tracing
-        span = None
         if tracing.enabled:
-            span = tracing.start(request.method, parent=tracing.extract(request.headers), kind="SERVER", attributes={
-                "http.request.method": request.method, "url.path": request.url.path,
-            })
-        request.state.span = span
-        request.state.reached_services = False
+            request.span = tracing.start(request.method, parent=tracing.extract(request.all_headers()), kind="SERVER",
+                                         attributes={"http.request.method": request.method, "url.path": request.path})
         try:
             response = await self._dispatch(request, request_id, found, surface)
         except Exception:  # noqa: BLE001 - whatever broke, the client gets its surface's 500 shape
-            log.exception("edge failure on %s %s (request %s)", request.method, request.url.path, request_id)
+            log.exception("edge failure on %s %s (request %s)", request.method, request.path, request_id)
             response = self.error(surface, public_error(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), request_id, {})
         return self._finish(request, response, started, surface, request_id)
 
-    def _finish(self, request: Request, response, started: float, surface: str, request_id: str):
+    def _finish(self, request: Inbound, response: Reply | EventStreamResponse, started: float, surface: str, request_id: str):
         """Say what the gateway itself cost (total so far minus the upstream's share), end the span."""
         elapsed = time.perf_counter() - started
         upstream = response.headers.get(UPSTREAM_MS_METADATA)
@@ -187,15 +114,11 @@ class Edge:
             upstream_seconds = float(upstream) / 1000 if upstream else 0.0
         except ValueError:
             upstream_seconds = 0.0
-        overhead = f"{max(0.0, elapsed - upstream_seconds) * 1000:.3f}"
-        if isinstance(response, EventStreamResponse):
-            response.headers[_OVERHEAD_HEADER] = overhead
-        else:  # appended as is: MutableHeaders' assignment scans every header for an old value first
-            response.raw_headers.append((_OVERHEAD_HEADER.encode(), overhead.encode()))
-        span = request.state.span
+        response.headers[_OVERHEAD_HEADER] = f"{max(0.0, elapsed - upstream_seconds) * 1000:.3f}"
+        span = request.span
         status = getattr(response, "status_code", 200)
-        if not request.state.reached_services and self.telemetry.access_log is not None:
-            self.telemetry.access_log.edge_only(f"{request.method} {request.url.path}"[:200], surface, request_id, status, _reason_of(response), elapsed)
+        if not request.reached_services and self.telemetry.access_log is not None:
+            self.telemetry.access_log.edge_only(f"{request.method} {request.path}"[:200], surface, request_id, status, _reason_of(response), elapsed)
         if span is not None:
             span.set_attribute("http.response.status_code", status)
             if isinstance(response, EventStreamResponse):
@@ -204,10 +127,10 @@ class Edge:
                 span.end()
         return response
 
-    async def _dispatch(self, request: Request, request_id: str, found: Match | MethodNotAllowed | None,
-                        surface: str) -> Response:
-        path = request.url.path
+    async def _dispatch(self, request: Inbound, request_id: str, found: Match | MethodNotAllowed | None,
+                        surface: str) -> Reply | EventStreamResponse:
         if found is None:
+            path = request.path
             return self.error(
                 surface,
                 public_error(Reason.ERROR_REASON_NOT_FOUND, f"Unknown endpoint: {request.method} {path}"),
@@ -215,6 +138,7 @@ class Edge:
                 {},
             )
         if isinstance(found, MethodNotAllowed):
+            path = request.path
             allowed = ", ".join(sorted(found.allowed))
             return self.error(
                 surface,
@@ -230,13 +154,13 @@ class Edge:
             if binding.body:
                 raw = await read_body(request, self.max_body_bytes)
                 if codec is not None and codec.raw_body:
-                    body = RawBody(raw, request.headers.get("content-type", ""))
+                    body = RawBody(raw, request.header(b"content-type") or "")
                 elif raw.strip():
                     try:
                         body = orjson.loads(raw)
                     except orjson.JSONDecodeError as exc:
                         raise TranscodeError(f"The request body is not valid JSON: {exc.msg}.") from None
-            query = request.query_params.multi_items()
+            query = request.query()
             if codec is not None:
                 message, codec_context = codec.decode(body, found.params, query)
             else:
@@ -264,15 +188,15 @@ class Edge:
 
         route = f"{request.method} {found.template.template}"
         metadata = [("x-request-id", request_id), (ROUTE_METADATA, route), (SURFACE_METADATA, surface)]
-        span = request.state.span
+        span = request.span
         if span is not None:
             span.update_name(route)
             span.set_attribute("http.route", found.template.template)
             metadata += self.telemetry.tracing.inject(span).items()
-        request.state.reached_services = True
-        authorization = _credentials(request, surface)
-        if authorization is None:  # a browser signed in to the console
-            authorization, refusal = console.cookie_credential(request)
+        request.reached_services = True
+        authorization = _credentials(request, surface, query)
+        if authorization is None and request.has_header(b"cookie"):  # a browser signed in to the console
+            authorization, refusal = console.cookie_credential(Request(request.scope, request.receive))
             if refusal is not None:
                 return self.error(surface, refusal, request_id, {})
         if authorization:
@@ -287,7 +211,7 @@ class Edge:
             headers = _headers_from(exc.initial_metadata(), exc.trailing_metadata())
             error = _as_sent(from_rpc_error(exc.code(), exc.details(), exc.trailing_metadata()), binding)
             if error.http_status >= 500:
-                log.warning("%s %s -> %s (%s) request %s", request.method, path, exc.code().name, error.reason.code, request_id)
+                log.warning("%s %s -> %s (%s) request %s", request.method, request.path, exc.code().name, error.reason.code, request_id)
             return self.error(surface, error, request_id, headers)
         headers["x-request-id"] = request_id
         if codec is not None:
@@ -295,14 +219,15 @@ class Edge:
                 headers.update(codec.headers(response))
             payload = codec.encode(response, codec_context)
             if isinstance(payload, httpbody_pb2.HttpBody):
-                return Response(payload.data, status_code=200, media_type=payload.content_type, headers=headers)
-            return json_response(payload, 200, headers)
+                return Reply(payload.data, 200, payload.content_type, headers)
+            return json_reply(payload, 200, headers)
         body = getattr(response, binding.response_body) if binding.response_body else response
         if isinstance(body, httpbody_pb2.HttpBody):  # as google.api.http has it: the body as it is
-            return Response(body.data, status_code=200, media_type=body.content_type, headers=headers)
-        return json_response(render_response(response, binding.response_body, _STYLES.get(surface, _DEFAULT_STYLE)), 200, headers)
+            return Reply(body.data, 200, body.content_type, headers)
+        return json_reply(render_response(response, binding.response_body, _STYLES.get(surface, _DEFAULT_STYLE)), 200, headers)
 
-    async def _call_streaming(self, request, binding, codec, message, codec_context, metadata, request_id, surface) -> Response:
+    async def _call_streaming(self, request: Inbound, binding, codec, message, codec_context, metadata, request_id,
+                              surface) -> Reply | EventStreamResponse:
         """A server-streaming RPC: its first message decides the HTTP status, so an error before
         any output (bad key, unknown model, every upstream down) is a normal JSON error response;
         an error after the first byte becomes an error event that ends the stream."""
@@ -328,8 +253,8 @@ class Edge:
                 headers.update(codec.headers(first))
             payload = codec.encode(first, codec_context)
             if isinstance(payload, str):
-                return Response(payload, status_code=200, media_type="text/plain; charset=utf-8", headers=headers)
-            return json_response(payload, 200, headers)
+                return Reply(payload, 200, "text/plain; charset=utf-8", headers)
+            return json_reply(payload, 200, headers)
 
         async def events():
             try:
@@ -339,33 +264,34 @@ class Edge:
                 yield codec.stream_end(codec_context)
             except grpc.aio.AioRpcError as exc:
                 error = from_rpc_error(exc.code(), exc.details(), exc.trailing_metadata())
-                log.warning("stream %s broke off: %s (request %s)", request.url.path, error.reason.code, request_id)
+                log.warning("stream %s broke off: %s (request %s)", request.path, error.reason.code, request_id)
                 yield codec.encode_stream_error(error_body(surface, error, request_id), codec_context)
             finally:
                 # Also reached when the client disconnects: cancelling the call cancels the upstream request.
                 call.cancel()
 
-        headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+        headers["cache-control"] = "no-cache"
+        headers["x-accel-buffering"] = "no"
         return EventStreamResponse(events(), codec.stream_media_type(codec_context), headers)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await send({"type": "websocket.close", "code": 1000})
             return
-        request = Request(scope, receive)
-        if self.console.owns(scope["path"]):
-            response = await self.console.handle(request)
-        elif scope["path"] != "/healthz":
-            response = await self.dispatch(request)
-        elif request.method in ("GET", "HEAD"):
-            response = await self.healthz(request)
+        path = scope["path"]
+        if self.console.owns(path):
+            response = await self.console.handle(Request(scope, receive))
+        elif path != "/healthz":
+            response = await self.dispatch(Inbound(scope, receive))
+        elif scope["method"] in ("GET", "HEAD"):
+            response = await self.healthz()
         else:
-            message = f"{request.method} is not allowed on /healthz; use GET, HEAD."
+            message = f"{scope['method']} is not allowed on /healthz; use GET, HEAD."
             response = self.error(DEFAULT, public_error(Reason.ERROR_REASON_METHOD_NOT_ALLOWED, message),
                                   new_request_id(), {"allow": "GET, HEAD"})
         await response(scope, receive, send)
 
-    async def healthz(self, request: Request) -> Response:
+    async def healthz(self) -> Reply:
         """Liveness of the edge and readiness of the services behind it (no key needed)."""
         stub = grpc_health_pb2_grpc.HealthStub(self.channel)
         try:
@@ -374,7 +300,7 @@ class Edge:
         except grpc.aio.AioRpcError:
             serving = False
         payload = {"status": "ok" if serving else "unavailable"}
-        return json_response(payload, 200 if serving else 503, {"x-request-id": new_request_id()})
+        return json_reply(payload, 200 if serving else 503, {"x-request-id": new_request_id()})
 
 
 def _as_sent(error: PublicError, binding: Binding) -> PublicError:
@@ -386,15 +312,15 @@ def _as_sent(error: PublicError, binding: Binding) -> PublicError:
     return PublicError(error.reason, error.message.replace(f"'{error.param}'", f"'{param}'"), param)
 
 
-def _credentials(request: Request, surface: str) -> str | None:
+def _credentials(request: Inbound, surface: str, query: list[tuple[str, str]]) -> str | None:
     """The caller's key as `Bearer …`, however its SDK sends it: OpenAI's Authorization header,
     Anthropic's x-api-key, or Gemini's x-goog-api-key header or `key` query parameter."""
-    authorization = request.headers.get("authorization")
+    authorization = request.header(b"authorization")
     if authorization:
         return authorization
-    key = request.headers.get("x-api-key") or request.headers.get("x-goog-api-key")
-    if not key and surface == GEMINI:
-        key = request.query_params.get("key")
+    key = request.header(b"x-api-key") or request.header(b"x-goog-api-key")
+    if not key and surface == GEMINI:  # the last `key` counts, as in a query's dict
+        key = next((value for name, value in reversed(query) if name == "key"), None)
     return f"Bearer {key}" if key else None
 
 
@@ -441,9 +367,25 @@ def create_app(grpc_target: str, max_body_bytes: int, channel=None, telemetry: T
         finally:
             await edge.close()
 
-    app = Starlette(lifespan=lifespan)
+    app = EdgeApplication(edge, lifespan=lifespan)
     # No Starlette routes: every request, whatever its method or path (TRACE, a decoded "\r\n"),
     # reaches the edge, which answers in the surface's JSON. Starlette's own 404/405 are text/plain.
     app.router.default = edge
     app.state.edge = edge
     return app
+
+
+class EdgeApplication(Starlette):
+    """Starlette for the lifespan (and anything not HTTP); every HTTP request goes straight to the
+    edge, past Starlette's middleware and router, which have nothing to do for it but cost CPU on
+    every request. The edge answers every failure itself in its surface's shape."""
+
+    def __init__(self, edge: Edge, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._edge = edge
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            await self._edge(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)

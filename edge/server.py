@@ -5,6 +5,7 @@ uvicorn's httptools protocol accepts a request head of any size and any number o
 request it cannot parse with a text/plain 400. This subclass refuses a head above `max_head_bytes`
 or with more than `max_headers` fields with 431, and a malformed request with 400, both as JSON in
 the surface's shape with an X-Request-Id, before the app is involved; then it closes the connection.
+Its request/response cycle writes a response's head and first body part in one write.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 
 import httptools
 import orjson
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from edge.codecs import route_table
 from edge.errors import DEFAULT, error_body, public_error
@@ -54,7 +55,12 @@ class EdgeHttpProtocol(HttpToolsProtocol):
             raise _HeadTooLarge(f"a request line and headers above {self.max_head_bytes} bytes")
         self._in_head = False
         self._head_bytes = 0
+        previous = self.cycle
         super().on_headers_complete()
+        if self.cycle is not previous and type(self.cycle) is RequestResponseCycle:
+            # uvicorn builds the cycle by name; its task has not taken a step yet, so from the first
+            # one on, the cycle is _OneWriteCycle (same state, another `send`).
+            self.cycle.__class__ = _OneWriteCycle
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -113,6 +119,96 @@ class EdgeHttpProtocol(HttpToolsProtocol):
             self.loop.call_later(2.0, self.transport.close)
         else:
             self.transport.close()
+
+
+class _OneWriteCycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, writing a response's head together with its first body
+    part: one socket write (and one TCP segment) per whole response instead of two, and the head's
+    names and values checked with one regular-expression search each, not two per header.
+
+    Otherwise this is uvicorn's `send` (flow control, HEAD, chunked or counted bodies, keep-alive),
+    whole rather than calling it, so a streamed chunk pays no extra layer. The edge sends its first
+    body part right after the head, streams included, so the head is never held back.
+    """
+
+    _head = b""  # encoded by http.response.start, written with the first body part
+
+    async def send(self, message) -> None:
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
+        if not self.response_started:
+            if message["type"] != "http.response.start":
+                raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{message['type']}'.")
+            self.response_started = True
+            self.waiting_for_100_continue = False
+            self._head = self._encode_head(message["status"], self.default_headers + list(message.get("headers", [])))
+            return
+        if self.response_complete:
+            raise RuntimeError(f"Unexpected ASGI message '{message['type']}' sent, after response already completed.")
+        if message["type"] != "http.response.body":
+            raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message['type']}'.")
+        head = self._head
+        if head:
+            self._head = b""
+        body = message.get("body", b"")
+        more_body = message.get("more_body", False)
+        if self.scope["method"] == "HEAD":
+            self.expected_content_length = 0
+            if head:
+                self.transport.write(head)
+        elif self.chunked_encoding:
+            parts = [head, b"%x\r\n" % len(body), body, b"\r\n"] if body else [head]
+            if not more_body:
+                parts.append(b"0\r\n\r\n")
+            self.transport.write(b"".join(parts))
+        else:
+            if len(body) > self.expected_content_length:
+                raise RuntimeError("Response content longer than Content-Length")
+            self.expected_content_length -= len(body)
+            if head:
+                self.transport.writelines((head, body))  # one writev, no copy of a large body
+            else:
+                self.transport.write(body)
+        if not more_body:
+            if self.expected_content_length != 0:
+                raise RuntimeError("Response content shorter than Content-Length")
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
+
+    def _encode_head(self, status_code: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+        names = b"".join(name for name, _ in headers)
+        if HEADER_RE.search(names):
+            raise RuntimeError("Invalid HTTP header name.")
+        # A tab is a legal value byte, so it can join them without hiding a bad one.
+        if HEADER_VALUE_RE.search(b"\t".join(value for _, value in headers)):
+            raise RuntimeError("Invalid HTTP header value.")
+        content = [STATUS_LINE[status_code]]
+        has_connection_close = False
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-length" and self.chunked_encoding is None:
+                self.expected_content_length = int(value.decode())
+                self.chunked_encoding = False
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                self.expected_content_length = 0
+                self.chunked_encoding = True
+            elif name == b"connection":
+                if b"close" in [token.lower().strip() for token in value.split(b",")]:
+                    self.keep_alive = False
+                    has_connection_close = True
+            content += (name, b": ", value, b"\r\n")
+        if not self.keep_alive and not has_connection_close:
+            content.append(b"connection: close\r\n")
+        if self.chunked_encoding is None and self.scope["method"] != "HEAD" and status_code not in (204, 304):
+            self.chunked_encoding = True
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        return b"".join(content)
 
 
 def edge_http_protocol(max_head_bytes: int, max_headers: int,
