@@ -354,28 +354,36 @@ async def _coalesce(chunks: AsyncIterator[chat_pb2.ChatCompletionChunk]) -> Asyn
     Every gRPC stream message costs real CPU in Python; a fast upstream often delivers many chunks in
     one read, and they then travel as one message. A slow one still gets each chunk out at once.
     """
+    loop = asyncio.get_running_loop()
     ready: list = []
-    wake = asyncio.Event()
+    # A bare future the consumer waits on when nothing is ready (asyncio.Event costs more per chunk).
+    waiter: asyncio.Future | None = None
     failure: list[BaseException] = []
     finished = False
+
+    def wake() -> None:
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def pump() -> None:
         nonlocal finished
         try:
             async for chunk in chunks:
                 ready.append(chunk)
-                wake.set()
+                wake()
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             failure.append(exc)
         finally:
             finished = True
-            wake.set()
+            wake()
 
     task = asyncio.create_task(pump())
     try:
         while True:
-            await wake.wait()
-            wake.clear()
+            if not ready and not finished:
+                waiter = loop.create_future()
+                await waiter
+                waiter = None
             if ready:
                 batch = ready[:]
                 ready.clear()
