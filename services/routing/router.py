@@ -158,7 +158,9 @@ class Router:
 
     async def stream_chat(self, model: routing_pb2.Model, request: chat_pb2.ChatRequest) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         last: UpstreamError | None = None
+        model_id = model.id  # read once: a protobuf field read builds a new str each time, and this runs per chunk
         for index, (target, adapter, key) in enumerate(await self.candidates(model)):
+            provider_name, upstream_model = target.provider.name, target.upstream_model
             for retry in range(self._config.retries_per_deployment + 1):
                 started = False
                 usage = None
@@ -171,9 +173,9 @@ class Router:
                             observed.first_chunk()
                         if chunk.HasField("usage"):
                             usage = chunk.usage
-                        chunk.model = model.id
-                        chunk.provider = target.provider.name
-                        chunk.upstream_model = target.upstream_model
+                        chunk.model = model_id
+                        chunk.provider = provider_name
+                        chunk.upstream_model = upstream_model
                         yield chunk
                     observed.done("ok", usage=usage)
                     return
