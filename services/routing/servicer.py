@@ -354,36 +354,28 @@ async def _coalesce(chunks: AsyncIterator[chat_pb2.ChatCompletionChunk]) -> Asyn
     Every gRPC stream message costs real CPU in Python; a fast upstream often delivers many chunks in
     one read, and they then travel as one message. A slow one still gets each chunk out at once.
     """
-    loop = asyncio.get_running_loop()
     ready: list = []
-    # A bare future the consumer waits on when nothing is ready (asyncio.Event costs more per chunk).
-    waiter: asyncio.Future | None = None
+    wake = asyncio.Event()
     failure: list[BaseException] = []
     finished = False
-
-    def wake() -> None:
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     async def pump() -> None:
         nonlocal finished
         try:
             async for chunk in chunks:
                 ready.append(chunk)
-                wake()
+                wake.set()
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             failure.append(exc)
         finally:
             finished = True
-            wake()
+            wake.set()
 
     task = asyncio.create_task(pump())
     try:
         while True:
-            if not ready and not finished:
-                waiter = loop.create_future()
-                await waiter
-                waiter = None
+            await wake.wait()
+            wake.clear()
             if ready:
                 batch = ready[:]
                 ready.clear()
