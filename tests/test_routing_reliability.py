@@ -195,6 +195,34 @@ def test_registry_changes_at_runtime_and_reach_every_replica(make_gateway, upstr
     assert requests.delete(f"{a.url}/v1/admin/models/team/fast", headers=headers, timeout=10).status_code == 404
 
 
+def test_a_model_moved_to_other_deployments_is_routed_there_at_once(make_gateway, upstreams):
+    """The router keeps each model's deployment plan between requests; a PUT that moves the model
+    (one deployment, then two with fallback, then another single one) is followed by the next request."""
+    primary, backup = upstreams
+    gw = make_gateway(**settings(primary, backup))
+    headers = {"Authorization": f"Bearer {gw.admin_key}"}
+    spec = {"mode": "chat", "context_window": 4096, "max_output_tokens": 512, "pricing": FREE}
+
+    def put(*deployments: dict) -> None:
+        r = requests.put(f"{gw.url}/v1/admin/models/team/moving", json={**spec, "deployments": list(deployments)},
+                         headers=headers, timeout=10)
+        assert r.status_code == 200, r.text
+
+    def reply() -> str:
+        return sdk(gw).chat.completions.create(model="team/moving", messages=HI).choices[0].message.content
+
+    put({"provider": "mock", "upstream_model": "mock"})
+    assert reply().startswith("Mock reply to: ")
+    put({"provider": "primary", "upstream_model": "gpt-4o", "priority": 0},
+        {"provider": "backup", "upstream_model": "claude-sonnet-4-5", "priority": 1})
+    assert not reply().startswith("Mock reply to: ") and primary.count("openai") == 1
+    primary.set_mode("openai", "fail", status=500)
+    assert reply().startswith("Fake Claude reply to: ")
+    put({"provider": "backup", "upstream_model": "claude-sonnet-4-5"})
+    primary.reset()
+    assert reply().startswith("Fake Claude reply to: ") and primary.count("openai") == 0
+
+
 def test_registry_admin_needs_admin_scope(make_gateway, upstreams):
     gw = make_gateway(**settings(*upstreams))
     key = requests.post(f"{gw.url}/v1/keys", json={"name": "app"}, headers={"Authorization": f"Bearer {gw.admin_key}"},

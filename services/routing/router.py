@@ -31,6 +31,9 @@ T = TypeVar("T")
 _OVERLOADED = frozenset({429, 503, 529})
 # Retry-After of an upstream failure when the upstream named none: long enough not to hammer it.
 _DEFAULT_RETRY_AFTER_SECONDS = "2"
+# Models whose deployment plan is cached; bounded in case a registry churns through many models.
+_PLAN_LIMIT = 4096
+_Entry = tuple[Target, ProviderAdapter, str]
 
 
 def deployment_key(deployment: routing_pb2.Deployment) -> str:
@@ -57,6 +60,7 @@ class Router:
             total=config.total_timeout_seconds,
         )
         self._session: aiohttp.ClientSession | None = None
+        self._plans: dict[str, tuple[routing_pb2.Model, list, list[_Entry]]] = {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -73,23 +77,37 @@ class Router:
         if self._session is not None:
             await self._session.close()
 
-    async def candidates(self, model: routing_pb2.Model) -> list[tuple[Target, ProviderAdapter, str]]:
-        cooling = await self._cooldown.cooling()
-        deployments = model.deployments
-        # One deployment (the common case) has no order to draw: no random number, no sort.
-        single = len(deployments) == 1
-        ranked = []
-        for deployment in deployments:
+    def _plan(self, model: routing_pb2.Model) -> tuple[list[tuple[routing_pb2.Deployment, _Entry]], list[_Entry]]:
+        """The model's callable deployments (and, in config order, their entries), built once per
+        registry version of the model: the registry hands out the same message until it changes."""
+        cached = self._plans.get(model.id)
+        if cached is not None and cached[0] is model:
+            return cached[1], cached[2]
+        plan = []
+        for deployment in model.deployments:
             provider = self._providers.get(deployment.provider)
             adapter = self._adapters.get(provider.kind) if provider is not None else None
             if adapter is None:
                 continue  # a registry entry naming a provider this gateway does not have
-            key = deployment_key(deployment)
+            plan.append((deployment, (Target(provider, deployment.upstream_model), adapter, deployment_key(deployment))))
+        entries = [entry for _, entry in plan]
+        if len(self._plans) >= _PLAN_LIMIT:
+            self._plans.clear()
+        self._plans[model.id] = (model, plan, entries)
+        return plan, entries
+
+    async def candidates(self, model: routing_pb2.Model) -> list[_Entry]:
+        plan, entries = self._plan(model)
+        if len(entries) <= 1:
+            # One deployment (the common case) has no order to draw: no cool-down lookup, no random number, no sort.
+            return entries
+        cooling = await self._cooldown.cooling()
+        ranked = []
+        for deployment, entry in plan:
             # Efraimidis–Spirakis: sorting by random()**(1/weight) is a weighted shuffle.
-            shuffle = 0.0 if single else random.random() ** (1.0 / max(deployment.weight, 1))
-            ranked.append(((key in cooling, deployment.priority, -shuffle), (Target(provider, deployment.upstream_model), adapter, key)))
-        if not single:
-            ranked.sort(key=lambda item: item[0])
+            shuffle = random.random() ** (1.0 / max(deployment.weight, 1))
+            ranked.append(((entry[2] in cooling, deployment.priority, -shuffle), entry))
+        ranked.sort(key=lambda item: item[0])
         return [entry for _, entry in ranked]
 
     async def _run(
@@ -140,7 +158,9 @@ class Router:
 
     async def stream_chat(self, model: routing_pb2.Model, request: chat_pb2.ChatRequest) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         last: UpstreamError | None = None
+        model_id = model.id  # read once: a protobuf field read builds a new str each time, and this runs per chunk
         for index, (target, adapter, key) in enumerate(await self.candidates(model)):
+            provider_name, upstream_model = target.provider.name, target.upstream_model
             for retry in range(self._config.retries_per_deployment + 1):
                 started = False
                 usage = None
@@ -153,9 +173,9 @@ class Router:
                             observed.first_chunk()
                         if chunk.HasField("usage"):
                             usage = chunk.usage
-                        chunk.model = model.id
-                        chunk.provider = target.provider.name
-                        chunk.upstream_model = target.upstream_model
+                        chunk.model = model_id
+                        chunk.provider = provider_name
+                        chunk.upstream_model = upstream_model
                         yield chunk
                     observed.done("ok", usage=usage)
                     return

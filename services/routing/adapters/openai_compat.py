@@ -256,12 +256,13 @@ def encode_chat(kind: str, upstream_model: str, request: chat_pb2.ChatRequest, s
 # -- response decoding ------------------------------------------------------------------------
 
 
-def _usage(data: Any) -> usage_pb2.TokenUsage:
+def _set_usage(usage: usage_pb2.TokenUsage, data: Any) -> None:
+    """The upstream's usage object into the message's usage field (set in place: a copy costs more)."""
     prompt = int(data.get("prompt_tokens") or 0)
     completion = int(data.get("completion_tokens") or 0)
-    return usage_pb2.TokenUsage(
-        input_tokens=prompt, output_tokens=completion, total_tokens=int(data.get("total_tokens") or prompt + completion)
-    )
+    usage.input_tokens = prompt
+    usage.output_tokens = completion
+    usage.total_tokens = int(data.get("total_tokens") or prompt + completion)
 
 
 def _prompt_chars(request: chat_pb2.ChatRequest) -> int:
@@ -275,10 +276,12 @@ def _prompt_chars(request: chat_pb2.ChatRequest) -> int:
     return total
 
 
-def _estimated_usage(request: chat_pb2.ChatRequest, completion_chars: int) -> usage_pb2.TokenUsage:
+def _set_estimated_usage(usage: usage_pb2.TokenUsage, request: chat_pb2.ChatRequest, completion_chars: int) -> None:
     prompt = math.ceil(_prompt_chars(request) / 4)
     completion = math.ceil(completion_chars / 4)
-    return usage_pb2.TokenUsage(input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion)
+    usage.input_tokens = prompt
+    usage.output_tokens = completion
+    usage.total_tokens = prompt + completion
 
 
 def _text_of(content: Any) -> str:
@@ -310,8 +313,9 @@ def decode_completion(data: dict[str, Any], request: chat_pb2.ChatRequest) -> ch
         message.role = m.get("role") or "assistant"
         content = m.get("content")
         if content is not None:
-            message.text = _text_of(content)
-            out_chars += len(message.text)
+            text = _text_of(content)
+            message.text = text
+            out_chars += len(text)
         calls = m.get("tool_calls")
         if calls:
             for call in calls:
@@ -328,15 +332,15 @@ def decode_completion(data: dict[str, Any], request: chat_pb2.ChatRequest) -> ch
                 message.extra_json = orjson.dumps(extra)
     usage = data.get("usage")
     if usage:
-        completion.usage.CopyFrom(_usage(usage))
+        _set_usage(completion.usage, usage)
     else:
-        completion.usage.CopyFrom(_estimated_usage(request, out_chars))
+        _set_estimated_usage(completion.usage, request, out_chars)
     return completion
 
 
-def _decode_chunk(event: dict[str, Any], choices: list[Any]) -> tuple[chat_pb2.ChatCompletionChunk, int, bool]:
+def _decode_chunk(chunk_id: str, created: int, choices: list[Any]) -> tuple[chat_pb2.ChatCompletionChunk, int, bool]:
     """The chunk, the characters of output it carries, and whether a choice finished in it."""
-    chunk = chat_pb2.ChatCompletionChunk(id=event.get("id") or "", created=int(event.get("created") or 0))
+    chunk = chat_pb2.ChatCompletionChunk(id=chunk_id, created=created)
     chars = 0
     finished = False
     for c in choices:
@@ -612,11 +616,14 @@ class OpenAICompatAdapter(CountsTokensLocally):
                         if not choices:
                             # Usage-only chunks are re-sent at the end; Azure's prompt_filter_results chunk is dropped.
                             continue
-                        chunk, chars, ended = _decode_chunk(event, choices)
+                        # id and created kept from the event, not read back from the message (a read builds a new object).
+                        chunk_id = event.get("id") or ""
+                        created = int(event.get("created") or 0)
+                        chunk, chars, ended = _decode_chunk(chunk_id, created, choices)
                         out_chars += chars
                         finished = finished or ended
-                        last_id = chunk.id or last_id
-                        last_created = chunk.created or last_created
+                        last_id = chunk_id or last_id
+                        last_created = created or last_created
                         if not started and not chunk.choices[0].delta.role:
                             chunk.choices[0].delta.role = "assistant"
                         started = True
@@ -633,9 +640,9 @@ class OpenAICompatAdapter(CountsTokensLocally):
             raise UpstreamError("upstream stream ended early", retryable=True, started=started)
         final = chat_pb2.ChatCompletionChunk(id=last_id, created=last_created or int(time.time()))
         if usage and isinstance(usage, dict):
-            final.usage.CopyFrom(_usage(usage))
+            _set_usage(final.usage, usage)
         else:
-            final.usage.CopyFrom(_estimated_usage(request, out_chars))
+            _set_estimated_usage(final.usage, request, out_chars)
         yield final
 
     async def embed(
