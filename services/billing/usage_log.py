@@ -62,9 +62,15 @@ class UsageLog:
             self._wake.set()
 
     async def flush(self) -> None:
+        """Write the rows recorded before this call. Rows recorded while it writes wait for the next
+        round: chasing them turned a busy process's batches into one row each (a transaction, a
+        pool ping and a thread hop per request, ~0.25 ms of CPU on PostgreSQL)."""
         async with self._flushing:
-            while self._pending:
-                batch, self._pending = self._pending[: self._batch_size], self._pending[self._batch_size :]
+            due = len(self._pending)
+            while due > 0 and self._pending:
+                size = min(due, self._batch_size)
+                batch, self._pending = self._pending[:size], self._pending[size:]
+                due -= size
                 try:
                     await asyncio.to_thread(self._write, batch)
                 except Exception as exc:  # noqa: BLE001 - keep the rows and try again on the next round
