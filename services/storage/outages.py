@@ -25,8 +25,9 @@ RETRY_AFTER_SECONDS = 2
 _SQLITE_TRANSIENT = ("database is locked", "database table is locked", "disk i/o error", "unable to open database",
                      "database or disk is full", "attempt to write a readonly database")
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-# The money hot path talks to PostgreSQL through asyncpg: a lost or refused connection, a server
-# starting up or shutting down, or no connection slot free.
+# asyncpg opens the money hot path's PostgreSQL connections: a refused connection, a server starting
+# up or shutting down, or no connection slot free. A connection lost later is a ConnectionError
+# (services/billing/pg_wire.py).
 _ASYNCPG_DOWN = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
                  asyncpg.TooManyConnectionsError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)
 
