@@ -52,7 +52,8 @@ async def read_request(reader: Reader) -> tuple[bytes, bytes] | None:
 
 
 def answer(body: bytes, *extra: str, status: str = "200 OK") -> bytes:
-    head = "".join(f"{line}\r\n" for line in (f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *extra))
+    length = [] if any(line.startswith("Content-Length") for line in extra) else [f"Content-Length: {len(body)}"]
+    head = "".join(f"{line}\r\n" for line in (f"HTTP/1.1 {status}", *length, *extra))
     return f"{head}\r\n".encode() + body
 
 
@@ -192,6 +193,19 @@ def test_204_has_no_body_and_keeps_the_connection():
                 async with client.post(server.url(), data=BODY, timeout=TIMEOUT) as response:
                     assert response.status == 204 and await response.read() == b""
             assert server.connections == 1
+
+    run(main)
+
+
+def test_head_has_no_body_even_with_a_length():
+    seen: list[bytes] = []
+
+    async def main():
+        async with Server(keep_alive(b"", "Content-Length: 42", seen=seen)) as server, session() as client:
+            async with client.request("HEAD", server.url(), timeout=TIMEOUT) as response:
+                assert response.status == 200 and response.headers["content-length"] == "42"
+                assert await response.read() == b""
+        assert seen[0].startswith(b"HEAD ") and b"content-length" not in seen[0].lower()
 
     run(main)
 

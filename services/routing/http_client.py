@@ -46,10 +46,16 @@ _OWN_OPTIONS = frozenset({"data", "headers", "timeout", "allow_redirects", "read
 _Key = tuple[bool, str, int]
 
 
+def _default_ssl_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])  # as aiohttp: no server picks HTTP/2 for us
+    return context
+
+
 class _Route:
     """What a URL turns into, once: where to connect and the request head's first lines."""
 
-    __slots__ = ("key", "host", "port", "server_hostname", "prefix")
+    __slots__ = ("key", "host", "port", "server_hostname", "prefix", "sends_length")
 
     def __init__(self, method: str, url: URL) -> None:
         is_ssl = url.scheme == "https"
@@ -60,6 +66,8 @@ class _Route:
         # A trailing dot is a valid FQDN but not a valid certificate name.
         self.server_hostname = host.rstrip(".") if is_ssl else None
         self.prefix = f"{method} {url.raw_path_qs or '/'} HTTP/1.1\r\nHost: {url.host_port_subcomponent}\r\n"
+        # As aiohttp: a GET or HEAD without a body says nothing of its length.
+        self.sends_length = method not in ("GET", "HEAD")
 
 
 def _head(route: _Route, headers: Mapping[str, str], length: int) -> bytes:
@@ -79,7 +87,7 @@ def _head(route: _Route, headers: Mapping[str, str], length: int) -> bytes:
         raise ValueError("a request header name or value contains a line break")
     if not has_agent:
         block += f"User-Agent: {USER_AGENT}\r\n"
-    if not has_length:
+    if not has_length and (length or route.sends_length):
         block += f"Content-Length: {length}\r\n"
     return (block + "\r\n").encode()
 
@@ -192,6 +200,7 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = False
         self._close_delimited = False
         self._decoder: Any = None
+        self._limit = _DEFAULT_BUFFER_LIMIT
         self._paused = False
         self._writing_paused = False
         self._waiter: asyncio.Future[None] | None = None
@@ -481,9 +490,6 @@ class UpstreamSession:
     def post(self, url: str | URL, **kwargs: Any) -> _Call:
         return _Call(self, "POST", url, kwargs)
 
-    def get(self, url: str | URL, **kwargs: Any) -> _Call:
-        return _Call(self, "GET", url, kwargs)
-
     def request(self, method: str, url: str | URL, **kwargs: Any) -> _Call:
         return _Call(self, method.upper(), url, kwargs)
 
@@ -583,7 +589,8 @@ class UpstreamSession:
         context = None
         if is_ssl:
             if self._ssl is None:
-                self._ssl = ssl.create_default_context()
+                # Reads the CA bundle from disk: not on the event loop.
+                self._ssl = await self._loop.run_in_executor(None, _default_ssl_context)
             context = self._ssl
         bound = min(timeout.sock_connect or math.inf, timeout.connect or math.inf, total_deadline - self._loop.time())
         conn_key = ConnectionKey(route.host, route.port, is_ssl, True, None, None, None)
