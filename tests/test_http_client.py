@@ -455,6 +455,23 @@ def test_an_ipv6_literal_host():
     run(main)
 
 
+def test_a_redirect_is_followed_only_when_asked_and_then_by_aiohttp():
+    async def handle(reader: Reader, writer: Writer) -> None:
+        while (request := await read_request(reader)) is not None:
+            moved = request[0].startswith(b"POST /old ")
+            writer.write(answer(b"", "Location: /new", status="307 Temporary Redirect") if moved else answer(b"new"))
+
+    async def main():
+        async with Server(handle) as server, session() as client:
+            async with client.post(server.url("/old"), data=BODY, allow_redirects=False, timeout=TIMEOUT) as response:
+                assert response.status == 307 and response.headers["location"] == "/new"
+            async with client.post(server.url("/old"), data=BODY, timeout=TIMEOUT) as response:
+                assert isinstance(response, aiohttp.ClientResponse)
+                assert response.status == 200 and await response.read() == b"new"
+
+    run(main)
+
+
 def test_a_form_goes_through_aiohttp():
     seen: list[bytes] = []
     made: list[aiohttp.ClientSession] = []
