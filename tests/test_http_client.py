@@ -150,6 +150,22 @@ def test_an_idle_connection_closed_by_the_server_is_not_reused():
     run(main)
 
 
+def test_idle_connections_are_closed_after_a_while_and_on_close():
+    async def main():
+        async with Server(keep_alive()) as server:
+            async with session(idle_seconds=0.1) as client:
+                async with client.post(server.url(), data=BODY, timeout=TIMEOUT) as response:
+                    await response.read()
+                await asyncio.wait_for(server.ended.wait(), 1)  # swept while the session is still open
+            server.ended.clear()
+            async with session(idle_seconds=60) as client:
+                async with client.post(server.url(), data=BODY, timeout=TIMEOUT) as response:
+                    await response.read()
+            await asyncio.wait_for(server.ended.wait(), 1)  # closed with the session
+
+    run(main)
+
+
 def test_connection_close_answers_are_not_reused():
     async def main():
         async with Server(keep_alive(b"bye", "Connection: close")) as server, session() as client:
