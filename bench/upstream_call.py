@@ -11,6 +11,8 @@ variant (A, B, C, …, then C, B, A, …) so all share the machine's load. Print
              User-Agent), so it adds none
   payload    the body as a pre-typed BytesPayload (no registry lookup, no Content-Type header)
   no-timeout the session's timeout instead of a per-call one
+  lean       the gateway's call on services/routing/http_client.py (what the router uses now): the same
+             header dict, timeout, URL and body as `gateway`
   raw        the floor: one keep-alive connection on a plain asyncio Protocol with httptools, the same
              request bytes written at once (no TLS, no pool, no timeouts: not a client, a yardstick)
 
@@ -38,7 +40,10 @@ from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict
 from yarl import URL
 
-from run import Processes, start_upstream
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from run import Processes, start_upstream  # noqa: E402
+from services.routing.http_client import UpstreamSession  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Hello there, how are you?"}]
 KEY = "Bearer sk-bench"
@@ -110,6 +115,8 @@ async def variants(base: str, stream: bool, session_for) -> dict:
     return {
         "gateway": call(session_for("gateway"), True, lambda: {"Content-Type": "application/json", "Authorization": KEY},
                         lambda: data),
+        "lean": call(session_for("lean", lean=True), True, lambda: {"Content-Type": "application/json", "Authorization": KEY},
+                     lambda: data),
         "headers": call(session_for("headers"), True, full, lambda: data),
         "payload": call(session_for("payload"), True, untyped,
                         lambda: payload.BytesPayload(data, content_type="application/json")),
@@ -122,11 +129,14 @@ async def main_async(args) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="switchyard-upstream-call-"))
     procs = Processes(workdir)
     upstream = start_upstream(procs)
-    sessions: list[aiohttp.ClientSession] = []
+    sessions: list[aiohttp.ClientSession | UpstreamSession] = []
 
-    def session_for(_: str, timeout: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientSession:
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True),
-                                        trust_env=False, **({"timeout": timeout} if timeout else {}))
+    def session_for(_: str, timeout: aiohttp.ClientTimeout | None = None,
+                    lean: bool = False) -> aiohttp.ClientSession | UpstreamSession:
+        def aiohttp_session() -> aiohttp.ClientSession:
+            return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True),
+                                         trust_env=False, **({"timeout": timeout} if timeout else {}))
+        session = UpstreamSession(aiohttp_session) if lean else aiohttp_session()
         sessions.append(session)
         return session
 

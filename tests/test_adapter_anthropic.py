@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from services.config import ProviderConfig
+from services.routing.http_client import UpstreamSession
 from services.routing.adapters.anthropic import AnthropicAdapter
 from services.routing.adapters.base import Target, Timeouts, UpstreamError
 from switchyard.routing.v1 import chat_pb2, routing_pb2
@@ -77,7 +78,7 @@ def chat(up_or_target, request, timeouts: Timeouts = FAST) -> chat_pb2.ChatCompl
     where = up_or_target if isinstance(up_or_target, Target) else target(up_or_target.base_url)
 
     async def go():
-        async with aiohttp.ClientSession() as session:
+        async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
             return await ADAPTER.chat(session, where, request, timeouts)
 
     return asyncio.run(go())
@@ -89,7 +90,7 @@ def stream(up_or_target, request, timeouts: Timeouts = FAST) -> tuple[list[chat_
 
     async def go():
         chunks = []
-        async with aiohttp.ClientSession() as session:
+        async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
             try:
                 async for chunk in ADAPTER.stream_chat(session, where, request, timeouts):
                     chunks.append(chunk)
@@ -533,7 +534,7 @@ def test_a_stream_refused_before_it_starts(up):
 
 def test_embeddings_and_rerank_are_unsupported(up):
     async def go():
-        async with aiohttp.ClientSession() as session:
+        async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
             where = target(up.base_url)
             errors = []
             for op in (ADAPTER.embed(session, where, routing_pb2.CreateEmbeddingsRequest(), FAST),
@@ -554,7 +555,7 @@ def test_embeddings_and_rerank_are_unsupported(up):
 
 def raw_post(up: FakeUpstream, body: dict, headers: dict | None = None) -> tuple[int, dict]:
     async def go():
-        async with aiohttp.ClientSession() as session:
+        async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
             async with session.post(f"{up.base_url}/v1/messages", data=orjson.dumps(body), headers=headers, timeout=aiohttp.ClientTimeout(total=5)) as r:
                 return r.status, orjson.loads(await r.read())
 

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from services.config import ProviderConfig
+from services.routing.http_client import UpstreamSession
 from services.routing.adapters.base import Target, Timeouts, UpstreamError
 from services.routing.adapters.gemini import GeminiAdapter
 from switchyard.routing.v1 import chat_pb2, routing_pb2
@@ -62,7 +63,7 @@ def simple_request(text: str = "Hello there", **fields) -> chat_pb2.ChatRequest:
 
 
 async def _call(method: str, target: Target, request, timeouts: Timeouts):
-    async with aiohttp.ClientSession(trust_env=False) as session:
+    async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
         return await getattr(ADAPTER, method)(session, target, request, timeouts)
 
 
@@ -75,7 +76,7 @@ def stream(upstream, request, timeouts: Timeouts = FAST, target: Target | None =
 
     async def run():
         chunks = []
-        async with aiohttp.ClientSession(trust_env=False) as session:
+        async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
             try:
                 async for chunk in ADAPTER.stream_chat(session, target or make_target(upstream.base_url), request, timeouts):
                     chunks.append(chunk)
@@ -462,7 +463,7 @@ def test_stream_cancel_midway_is_clean(upstream):
     upstream.chunk_delay = 0.05
 
     async def run():
-        async with aiohttp.ClientSession(trust_env=False) as session:
+        async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
             gen = ADAPTER.stream_chat(session, make_target(upstream.base_url), simple_request("one two three four five six"), FAST)
             first = await gen.__anext__()
             await gen.aclose()

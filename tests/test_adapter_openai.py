@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from services.config import ProviderConfig
+from services.routing.http_client import UpstreamSession
 from services.routing.adapters.base import Target, Timeouts, UpstreamError, estimate_tokens
 from services.routing.adapters.mock import MockAdapter, prompt_text, reply_text
 from services.routing.adapters.openai_compat import (
@@ -64,7 +65,7 @@ def run(operation):
     """Runs `operation(session)` on a fresh loop and session, as the gateway would on its own."""
 
     async def main():
-        async with aiohttp.ClientSession(trust_env=False) as session:
+        async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
             return await operation(session)
 
     return asyncio.run(main())
@@ -581,7 +582,7 @@ def test_cancelling_a_stream_closes_the_upstream_connection():
         tgt = target(fake)
 
         async def main():
-            async with aiohttp.ClientSession(trust_env=False) as session:
+            async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
                 # A client that goes away: the task reading the stream is cancelled after two chunks.
                 two = asyncio.Event()
 

@@ -22,6 +22,7 @@ from services.errors import Reason, ServiceError
 from services.routing.adapters.base import ProviderAdapter, Target, Timeouts, UpstreamError, unsupported
 from services.routing.adapters.kinds import default_adapters
 from services.routing.cooldown import CooldownTracker
+from services.routing.http_client import UpstreamSession
 from services.telemetry.calls import Telemetry
 from services.telemetry.calls import disabled as disabled_telemetry
 from services.telemetry.upstream import UpstreamAttempt, attempt_kind
@@ -34,6 +35,14 @@ _DEFAULT_RETRY_AFTER_SECONDS = "2"
 # Models whose deployment plan is cached; bounded in case a registry churns through many models.
 _PLAN_LIMIT = 4096
 _Entry = tuple[Target, ProviderAdapter, str]
+
+
+def _aiohttp_session() -> aiohttp.ClientSession:
+    # trust_env=False so proxy variables in the environment can never redirect provider traffic
+    # (and its keys) elsewhere.
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True), trust_env=False
+    )
 
 
 def deployment_key(deployment: routing_pb2.Deployment) -> str:
@@ -59,18 +68,15 @@ class Router:
             first_byte=config.first_byte_timeout_seconds,
             total=config.total_timeout_seconds,
         )
-        self._session: aiohttp.ClientSession | None = None
+        self._session: UpstreamSession | None = None
         self._plans: dict[str, tuple[routing_pb2.Model, list, list[_Entry]]] = {}
 
     @property
-    def session(self) -> aiohttp.ClientSession:
+    def session(self) -> UpstreamSession:
         if self._session is None:
-            # One pooled session for every upstream; trust_env=False so proxy variables in the
-            # environment can never redirect provider traffic (and its keys) elsewhere.
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True),
-                trust_env=False,
-            )
+            # One pooled client for every upstream; what it does not handle itself (multipart
+            # bodies) goes to an aiohttp session made on first need.
+            self._session = UpstreamSession(_aiohttp_session)
         return self._session
 
     async def close(self) -> None:

@@ -32,7 +32,7 @@ import orjson
 
 from services.config import ProviderConfig
 from services.routing.adapters.base import ProbeRequest, Target, Timeouts, UpstreamError, copy_sampling, parse_retry_after
-from services.routing.adapters.base import probe_headers, unsupported
+from services.routing.adapters.base import HttpSession, probe_headers, unsupported
 from services.routing.adapters.sse import EventTooLarge, sse_events
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
@@ -497,7 +497,7 @@ class AnthropicAdapter:
         return f"{provider.base_url}/v1/messages", orjson.dumps(body), headers, _Redactor(provider, key)
 
     async def chat(
-        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> chat_pb2.ChatCompletion:
         url, body, headers, redact = self._prepare(target, request, stream=False)
         try:
@@ -517,7 +517,7 @@ class AnthropicAdapter:
         return parse_message(data)
 
     async def stream_chat(
-        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         url, body, headers, redact = self._prepare(target, request, stream=True)
         translator = _StreamTranslator(redact)
@@ -556,7 +556,7 @@ class AnthropicAdapter:
             raise UpstreamError("The Anthropic stream sent an event too large to read.", retryable=False, started=started) from None
 
     async def count_tokens(
-        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> routing_pb2.CountTokensResponse:
         """Exact: Anthropic's own counting endpoint, with the same body a message would send (minus
         the fields it does not take)."""

@@ -23,7 +23,12 @@ import orjson
 from multidict import CIMultiDict
 
 from services.config import ProviderConfig
+from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
+
+
+# What adapters make their calls through: the router's client, or an aiohttp session (same surface).
+HttpSession = UpstreamSession | aiohttp.ClientSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +101,13 @@ class UpstreamError(Exception):
 
 class ProviderAdapter(Protocol):
     async def chat(
-        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> chat_pb2.ChatCompletion:
         """The whole answer. Fill id, created, choices, usage, system_fingerprint; the router sets
         model/provider/upstream_model."""
 
     def stream_chat(
-        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         """Chunks in OpenAI's terms as they arrive: the first carries delta.role "assistant", then
         content / tool-call deltas, then a chunk with finish_reason, and last a chunk with no choices
@@ -110,11 +115,11 @@ class ProviderAdapter(Protocol):
         around the HTTP response so that cancelling the iteration closes the upstream request."""
 
     async def embed(
-        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateEmbeddingsRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: routing_pb2.CreateEmbeddingsRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateEmbeddingsResponse: ...
 
     async def rerank(
-        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
     ) -> routing_pb2.RerankResponse: ...
 
     @staticmethod
@@ -188,7 +193,7 @@ class CountsTokensLocally:
     tokenizer = True
 
     async def count_tokens(
-        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> routing_pb2.CountTokensResponse:
         from services.routing.tokens import count_locally  # tokens imports this module
 

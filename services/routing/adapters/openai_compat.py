@@ -39,7 +39,7 @@ from yarl import URL
 from services.config import ProviderConfig
 from services.routing.adapters.base import CountsTokensLocally, ProbeRequest, Target, Timeouts, UpstreamError
 from services.routing.adapters.base import copy_sampling, estimate_tokens, json_object, parse_retry_after, probe_headers
-from services.routing.adapters.base import unsupported
+from services.routing.adapters.base import HttpSession, unsupported
 from services.routing.adapters.sse import SSEParser
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
@@ -520,7 +520,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         return ProbeRequest(f"{provider.base_url}/models", probe_headers(provider, {"Authorization": f"Bearer {key}"}))
 
     async def _post_raw(
-        self, session: aiohttp.ClientSession, provider: ProviderConfig, url: URL, body: bytes | aiohttp.FormData,
+        self, session: HttpSession, provider: ProviderConfig, url: URL, body: bytes | aiohttp.FormData,
         timeouts: Timeouts,
     ) -> tuple[bytes, str]:
         key = provider.api_key()
@@ -540,7 +540,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
             raise _transport_error(exc) from None
 
     async def _post(
-        self, session: aiohttp.ClientSession, provider: ProviderConfig, url: URL, body: bytes | aiohttp.FormData,
+        self, session: HttpSession, provider: ProviderConfig, url: URL, body: bytes | aiohttp.FormData,
         timeouts: Timeouts,
     ) -> dict[str, Any]:
         raw, _ = await self._post_raw(session, provider, url, body, timeouts)
@@ -558,7 +558,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
             raise _malformed() from None
 
     async def chat(
-        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> chat_pb2.ChatCompletion:
         provider = target.provider
         body = encode_chat(provider.kind, target.upstream_model, request, stream=False)
@@ -569,7 +569,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
             raise _malformed() from None
 
     async def stream_chat(
-        self, session: aiohttp.ClientSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         provider = target.provider
         key = provider.api_key()
@@ -646,7 +646,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         yield final
 
     async def embed(
-        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateEmbeddingsRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: routing_pb2.CreateEmbeddingsRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateEmbeddingsResponse:
         provider = target.provider
         body: dict[str, Any] = {}
@@ -678,7 +678,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
             raise _malformed() from None
 
     async def image(
-        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateImageRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: routing_pb2.CreateImageRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateImageResponse:
         provider = target.provider
         body: dict[str, Any] = {"prompt": request.prompt}
@@ -693,7 +693,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         return await self._post_images(session, target, "images/generations", raw, timeouts, routing_pb2.CreateImageResponse())
 
     async def image_edit(
-        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateImageEditRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: routing_pb2.CreateImageEditRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateImageEditResponse:
         # One image goes as `image`, several as `image[]`: how OpenAI's own SDK sends them.
         name = "image" if len(request.images) == 1 else "image[]"
@@ -705,14 +705,14 @@ class OpenAICompatAdapter(CountsTokensLocally):
         return await self._post_images(session, target, "images/edits", form, timeouts, routing_pb2.CreateImageEditResponse())
 
     async def image_variation(
-        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateImageVariationRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: routing_pb2.CreateImageVariationRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateImageVariationResponse:
         form = encode_form(_image_fields(request, target), request.extra_json, [("image", request.image)])
         return await self._post_images(session, target, "images/variations", form, timeouts,
                                        routing_pb2.CreateImageVariationResponse())
 
     async def transcription(
-        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateTranscriptionRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: routing_pb2.CreateTranscriptionRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateTranscriptionResponse:
         provider = target.provider
         response_format = request.response_format or "json"
@@ -741,7 +741,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         return response
 
     async def speech(
-        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.CreateSpeechRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: routing_pb2.CreateSpeechRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateSpeechResponse:
         provider = target.provider
         body: dict[str, Any] = {"input": request.input, "voice": request.voice}
@@ -759,7 +759,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         return response
 
     async def rerank(
-        self, session: aiohttp.ClientSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
+        self, session: HttpSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
     ) -> routing_pb2.RerankResponse:
         provider = target.provider
         if provider.kind == "azure":
