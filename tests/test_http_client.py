@@ -7,9 +7,7 @@ close an idle connection, cut a body short, hold a stream back, never answer.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import gzip
-import ipaddress
 import socket
 import ssl
 import time
@@ -17,12 +15,9 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from services.routing.http_client import UpstreamSession
+from tests.certs import self_signed
 
 BODY = b'{"model": "m"}'
 TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=5, sock_read=5)
@@ -409,29 +404,8 @@ def test_a_line_break_in_a_header_is_refused_before_anything_is_sent():
     run(main)
 
 
-def _certificate(tmp_path) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1 and localhost: (cert file, key file)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_file), str(key_file)
-
-
 def test_https_verifies_the_server_against_the_trusted_cas(tmp_path):
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed(tmp_path)
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert, key)
     trusting = ssl.create_default_context(cafile=cert)

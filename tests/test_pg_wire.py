@@ -4,7 +4,13 @@ the connection usable, and a connection the server drops, which is an outage (50
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 from datetime import datetime, timezone
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,6 +18,7 @@ import pytest
 from services.billing.pg_wire import PgConnectionLost, PgError, WireConnection
 from services.storage.outages import is_store_outage
 from tests import services
+from tests.certs import self_signed
 
 STATEMENTS = {
     "echo": "SELECT $1::text",
@@ -96,3 +103,87 @@ def test_an_unknown_statement_or_bad_sql_fails_at_once_without_hanging(dsn):
             wire.close()
 
     assert run(main()) == b"fine"
+
+
+# -- TLS and a password, as production connects: a throwaway PostgreSQL cluster of the test's own --
+
+
+def _cluster_binaries() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+def _run_as_postgres(argv: list[str], timeout: float, check: bool = True) -> None:
+    # initdb and postgres refuse to run as root; the Debian package's user owns the cluster then.
+    if os.geteuid() == 0:
+        argv = ["runuser", "-u", "postgres", "--", *argv]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd="/")
+    assert done.returncode == 0 or not check, f"{argv[-1]}: {done.stderr[-2000:]}"
+
+
+@pytest.fixture(scope="module")
+def tls_postgres():
+    """A PostgreSQL server of its own on a free port: TLS only, SCRAM passwords. Its DSN."""
+    binaries = _cluster_binaries()
+    if binaries is None:
+        services.unavailable("PostgreSQL's server binaries", "/usr/lib/postgresql/*/bin", "not installed")
+    home = Path(tempfile.mkdtemp(prefix="switchyard-pg-tls-"))
+    data = home / "data"
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(home, "postgres")
+        password = home / "password"
+        password.write_text("wire-test-secret\n")
+        _run_as_postgres([str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "-A", "scram-sha-256",
+                          f"--pwfile={password}"], 120)
+        cert, key = self_signed(data)
+        os.chmod(key, 0o600)
+        if os.geteuid() == 0:
+            for name in (cert, key):
+                shutil.chown(name, "postgres")
+        port = _free_port()
+        with open(data / "postgresql.conf", "a") as conf:
+            conf.write(f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{home}'\nfsync = off\n"
+                       f"ssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'\n")
+        (data / "pg_hba.conf").write_text("hostssl all all 127.0.0.1/32 scram-sha-256\n")
+        _run_as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-l", str(home / "log"), "-w", "-t", "60", "start"], 90)
+        try:
+            yield f"postgresql://postgres:wire-test-secret@127.0.0.1:{port}/postgres"
+        finally:
+            _run_as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], 60, check=False)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_calls_go_over_tls_with_a_scram_password(tls_postgres):
+    async def main():
+        wire = await WireConnection.open(tls_postgres + "?sslmode=require", {
+            **STATEMENTS, "tls": "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()"}, 10)
+        try:
+            answers = [await wire.call("tls"), await wire.call("echo", "over TLS")]
+            answers += [await wire.call("add", n, 1) for n in range(200)]  # many records on one TLS stream
+            with pytest.raises(PgError):
+                await wire.call("fail", 0)
+            return answers + [await wire.call("echo", "still here")]
+        finally:
+            wire.close()
+
+    answers = asyncio.run(asyncio.wait_for(main(), 60))
+    assert answers[:2] == [b"true", b"over TLS"]
+    assert answers[2:-1] == [str(n + 1).encode() for n in range(200)] and answers[-1] == b"still here"
+
+
+def test_a_wrong_password_is_refused_as_the_server_says(tls_postgres):
+    import asyncpg
+
+    async def main():
+        await WireConnection.open(tls_postgres.replace("wire-test-secret", "wrong") + "?sslmode=require", STATEMENTS, 10)
+
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        asyncio.run(asyncio.wait_for(main(), 60))
