@@ -588,3 +588,45 @@ def test_the_fake_refuses_what_anthropic_refuses(up, body, needle):
 def test_the_fake_leaves_openai_family_posts_alone(up):
     status, _ = raw_post(up, {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "a"}]}, {"Authorization": "Bearer x"})
     assert status == 404 and up.requests[-1].family is None
+
+
+def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(monkeypatch):
+    """An upstream (or whatever answers at its base URL) that redirects: the Messages, stream and
+    count calls stop at the 3xx, and the x-api-key header never reaches the Location."""
+    monkeypatch.setenv(KEY_ENV, DEFAULT_API_KEY)
+    hits: list[tuple[str, str]] = []
+
+    async def handle(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        hits.append((request.path, request.headers.get("x-api-key", "")))
+        return aiohttp.web.Response(status=307, headers={"Location": "/elsewhere/v1/messages"})
+
+    async def main():
+        app = aiohttp.web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        runner = aiohttp.web.AppRunner(app)
+        await runner.setup()
+        site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        where = target(f"http://127.0.0.1:{port}")
+        errors = []
+        try:
+            async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
+                for attempt in (ADAPTER.chat(session, where, simple(), FAST), _drain(ADAPTER.stream_chat(session, where, simple(), FAST)),
+                                ADAPTER.count_tokens(session, where, simple(), FAST)):
+                    with pytest.raises(UpstreamError) as caught:
+                        await asyncio.wait_for(attempt, 10)
+                    errors.append(caught.value)
+        finally:
+            await runner.cleanup()
+        return errors
+
+    errors = asyncio.run(main())
+    assert [path for path, _ in hits] == ["/v1/messages", "/v1/messages", "/v1/messages/count_tokens"]
+    assert all(key == DEFAULT_API_KEY for _, key in hits)  # the key went to the base URL only
+    assert all(err.status == 307 and not err.retryable for err in errors), [(e.status, e.message) for e in errors]
+
+
+async def _drain(chunks) -> None:
+    async for _ in chunks:
+        pass

@@ -501,7 +501,9 @@ class AnthropicAdapter:
     ) -> chat_pb2.ChatCompletion:
         url, body, headers, redact = self._prepare(target, request, stream=False)
         try:
-            async with session.post(url, data=body, headers=headers, timeout=timeouts.client_timeout()) as response:
+            # No redirects: following one would carry the x-api-key header to wherever it points.
+            async with session.post(url, data=body, headers=headers, timeout=timeouts.client_timeout(),
+                                    allow_redirects=False) as response:
                 raw = await response.read()
                 status, response_headers = response.status, response.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -524,7 +526,8 @@ class AnthropicAdapter:
         started = False
         try:
             async with session.post(
-                url, data=body, headers=headers, timeout=timeouts.client_timeout(), read_bufsize=_READ_BUFSIZE
+                url, data=body, headers=headers, timeout=timeouts.client_timeout(), read_bufsize=_READ_BUFSIZE,
+                allow_redirects=False,
             ) as response:
                 if response.status != 200:
                     raise _http_error(response.status, await response.read(), response.headers, redact)
@@ -564,7 +567,7 @@ class AnthropicAdapter:
         payload = {k: v for k, v in orjson.loads(body).items() if k in _COUNT_TOKENS_KEYS}
         try:
             async with session.post(f"{url}/count_tokens", data=orjson.dumps(payload), headers=headers,
-                                    timeout=timeouts.client_timeout()) as response:
+                                    timeout=timeouts.client_timeout(), allow_redirects=False) as response:
                 raw, status, response_headers = await response.read(), response.status, response.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _transport_error(exc) from None
