@@ -78,7 +78,7 @@ def chat(up_or_target, request, timeouts: Timeouts = FAST) -> chat_pb2.ChatCompl
     where = up_or_target if isinstance(up_or_target, Target) else target(up_or_target.base_url)
 
     async def go():
-        async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
+        async with UpstreamSession() as session:
             return await ADAPTER.chat(session, where, request, timeouts)
 
     return asyncio.run(go())
@@ -90,7 +90,7 @@ def stream(up_or_target, request, timeouts: Timeouts = FAST) -> tuple[list[chat_
 
     async def go():
         chunks = []
-        async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
+        async with UpstreamSession() as session:
             try:
                 async for chunk in ADAPTER.stream_chat(session, where, request, timeouts):
                     chunks.append(chunk)
@@ -534,7 +534,7 @@ def test_a_stream_refused_before_it_starts(up):
 
 def test_embeddings_and_rerank_are_unsupported(up):
     async def go():
-        async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
+        async with UpstreamSession() as session:
             where = target(up.base_url)
             errors = []
             for op in (ADAPTER.embed(session, where, routing_pb2.CreateEmbeddingsRequest(), FAST),
@@ -555,7 +555,7 @@ def test_embeddings_and_rerank_are_unsupported(up):
 
 def raw_post(up: FakeUpstream, body: dict, headers: dict | None = None) -> tuple[int, dict]:
     async def go():
-        async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
+        async with UpstreamSession() as session:
             async with session.post(f"{up.base_url}/v1/messages", data=orjson.dumps(body), headers=headers, timeout=aiohttp.ClientTimeout(total=5)) as r:
                 return r.status, orjson.loads(await r.read())
 
@@ -611,7 +611,7 @@ def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(monkeypatch):
         where = target(f"http://127.0.0.1:{port}")
         errors = []
         try:
-            async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
+            async with UpstreamSession() as session:
                 for attempt in (ADAPTER.chat(session, where, simple(), FAST), _drain(ADAPTER.stream_chat(session, where, simple(), FAST)),
                                 ADAPTER.count_tokens(session, where, simple(), FAST)):
                     with pytest.raises(UpstreamError) as caught:

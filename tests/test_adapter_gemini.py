@@ -7,7 +7,6 @@ import math
 import socket
 import time
 
-import aiohttp
 import orjson
 import pytest
 
@@ -63,7 +62,7 @@ def simple_request(text: str = "Hello there", **fields) -> chat_pb2.ChatRequest:
 
 
 async def _call(method: str, target: Target, request, timeouts: Timeouts):
-    async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
+    async with UpstreamSession() as session:
         return await getattr(ADAPTER, method)(session, target, request, timeouts)
 
 
@@ -76,7 +75,7 @@ def stream(upstream, request, timeouts: Timeouts = FAST, target: Target | None =
 
     async def run():
         chunks = []
-        async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
+        async with UpstreamSession() as session:
             try:
                 async for chunk in ADAPTER.stream_chat(session, target or make_target(upstream.base_url), request, timeouts):
                     chunks.append(chunk)
@@ -463,7 +462,7 @@ def test_stream_cancel_midway_is_clean(upstream):
     upstream.chunk_delay = 0.05
 
     async def run():
-        async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
+        async with UpstreamSession() as session:
             gen = ADAPTER.stream_chat(session, make_target(upstream.base_url), simple_request("one two three four five six"), FAST)
             first = await gen.__anext__()
             await gen.aclose()

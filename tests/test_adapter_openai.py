@@ -10,7 +10,6 @@ import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
-import aiohttp
 import orjson
 import pytest
 
@@ -65,7 +64,7 @@ def run(operation):
     """Runs `operation(session)` on a fresh loop and session, as the gateway would on its own."""
 
     async def main():
-        async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
+        async with UpstreamSession() as session:
             return await operation(session)
 
     return asyncio.run(main())
@@ -582,7 +581,7 @@ def test_cancelling_a_stream_closes_the_upstream_connection():
         tgt = target(fake)
 
         async def main():
-            async with UpstreamSession(lambda: aiohttp.ClientSession(trust_env=False)) as session:
+            async with UpstreamSession() as session:
                 # A client that goes away: the task reading the stream is cancelled after two chunks.
                 two = asyncio.Event()
 

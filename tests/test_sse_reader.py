@@ -13,6 +13,7 @@ from services.config import ProviderConfig
 from services.routing.adapters.base import Target, Timeouts
 from services.routing.adapters.kinds import adapter_class
 from services.routing.adapters.sse import EventTooLarge, SSEParser, sse_events
+from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2
 
 BOM = b"\xef\xbb\xbf"
@@ -186,7 +187,7 @@ def test_every_adapter_reads_its_stream_through_the_reader(kind, piece, monkeypa
     request = chat_pb2.ChatRequest(model="m", messages=[chat_pb2.ChatMessage(role="user", text="hi")])
 
     async def go() -> list[chat_pb2.ChatCompletionChunk]:
-        async with DribblingUpstream(ADAPTER_STREAMS[kind], piece) as url, aiohttp.ClientSession() as session:
+        async with DribblingUpstream(ADAPTER_STREAMS[kind], piece) as url, UpstreamSession() as session:
             provider = ProviderConfig(name=kind, kind=kind, base_url=url + ("/v1" if kind == "openai" else ""),
                                       api_key_env="SWITCHYARD_TEST_SSE_KEY")
             adapter = adapter_class(kind)()

@@ -11,9 +11,12 @@ holds) and honours `aiohttp.ClientTimeout`'s meaning:
   sock_read     bounds each wait for data: the response head, then each body read
   total         bounds the whole call (checked whenever the caller waits on it)
 
-What it does not handle it hands to an inner `aiohttp.ClientSession`, made on first need by the
-factory it is given: bodies that are not bytes (multipart forms), options other than the ones the
-adapters pass, schemes other than http(s), and redirects a caller asked to have followed.
+It never follows a redirect, on either path: the call carries the provider's key in a header,
+and following a Location would send it wherever that points. A 3xx comes back as it is.
+
+What it does not handle it hands to an inner `aiohttp.ClientSession`, made on first need:
+bodies that are not bytes (multipart forms), options other than the ones the adapters pass, and
+schemes other than http(s).
 """
 
 from __future__ import annotations
@@ -38,12 +41,19 @@ from yarl import URL
 USER_AGENT = f"switchyard (Python/{sys.version_info[0]}.{sys.version_info[1]})"
 # Unread body bytes past which the socket stops being read until the caller catches up.
 _DEFAULT_BUFFER_LIMIT = 1 << 16
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ROUTE_CACHE_LIMIT = 1024
 # Keyword arguments of ClientSession.post this client honours itself; any other goes to aiohttp.
-_OWN_OPTIONS = frozenset({"data", "headers", "timeout", "allow_redirects", "read_bufsize"})
+_OWN_OPTIONS = frozenset({"data", "headers", "timeout", "read_bufsize"})
 
 _Key = tuple[bool, str, int]
+
+
+def aiohttp_fallback() -> aiohttp.ClientSession:
+    """The session for what the lean client hands on. trust_env=False: proxy variables in the
+    environment can never redirect provider traffic (and its keys) elsewhere."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True), trust_env=False
+    )
 
 
 def _default_ssl_context() -> ssl.SSLContext:
@@ -418,6 +428,8 @@ class _Call:
     __slots__ = ("_session", "_method", "_url", "_kwargs", "_response", "_delegated")
 
     def __init__(self, session: UpstreamSession, method: str, url: str | URL, kwargs: dict[str, Any]) -> None:
+        if kwargs.pop("allow_redirects", False):
+            raise ValueError("upstream calls never follow redirects")
         self._session = session
         self._method = method
         self._url = url
@@ -431,20 +443,14 @@ class _Call:
         route = session._route(self._method, self._url)
         if route is None or not (data is None or isinstance(data, bytes)) or not _OWN_OPTIONS.issuperset(kwargs):
             return await self._delegate()
-        response = self._response = await session._request(
+        self._response = await session._request(
             route, data or b"", kwargs.get("headers") or {}, kwargs.get("timeout") or aiohttp.client.DEFAULT_TIMEOUT,
             max(kwargs.get("read_bufsize") or 0, _DEFAULT_BUFFER_LIMIT),
         )
-        if response.status in _REDIRECTS and kwargs.get("allow_redirects", True) and "location" in response.headers:
-            # Following redirects (and what headers go along) stays aiohttp's business: the call
-            # is made again there.
-            self._response = None
-            response.release()
-            return await self._delegate()
-        return response
+        return self._response
 
     async def _delegate(self) -> aiohttp.ClientResponse:
-        self._delegated = self._session._fallback().request(self._method, self._url, **self._kwargs)
+        self._delegated = self._session._fallback().request(self._method, self._url, allow_redirects=False, **self._kwargs)
         return await self._delegated.__aenter__()
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -464,7 +470,7 @@ class UpstreamSession:
 
     def __init__(
         self,
-        fallback: Callable[[], aiohttp.ClientSession],
+        fallback: Callable[[], aiohttp.ClientSession] = aiohttp_fallback,
         *,
         ssl_context: ssl.SSLContext | None = None,
         per_host: int = 100,

@@ -15,8 +15,6 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-import aiohttp
-
 from services.config import ProviderConfig, RoutingConfig
 from services.errors import Reason, ServiceError
 from services.routing.adapters.base import ProviderAdapter, Target, Timeouts, UpstreamError, unsupported
@@ -35,14 +33,6 @@ _DEFAULT_RETRY_AFTER_SECONDS = "2"
 # Models whose deployment plan is cached; bounded in case a registry churns through many models.
 _PLAN_LIMIT = 4096
 _Entry = tuple[Target, ProviderAdapter, str]
-
-
-def _aiohttp_session() -> aiohttp.ClientSession:
-    # trust_env=False so proxy variables in the environment can never redirect provider traffic
-    # (and its keys) elsewhere.
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True), trust_env=False
-    )
 
 
 def deployment_key(deployment: routing_pb2.Deployment) -> str:
@@ -76,7 +66,7 @@ class Router:
         if self._session is None:
             # One pooled client for every upstream; what it does not handle itself (multipart
             # bodies) goes to an aiohttp session made on first need.
-            self._session = UpstreamSession(_aiohttp_session)
+            self._session = UpstreamSession()
         return self._session
 
     async def close(self) -> None:

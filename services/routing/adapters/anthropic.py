@@ -32,8 +32,9 @@ import orjson
 
 from services.config import ProviderConfig
 from services.routing.adapters.base import ProbeRequest, Target, Timeouts, UpstreamError, copy_sampling, parse_retry_after
-from services.routing.adapters.base import HttpSession, probe_headers, unsupported
+from services.routing.adapters.base import probe_headers, unsupported
 from services.routing.adapters.sse import EventTooLarge, sse_events
+from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -497,13 +498,11 @@ class AnthropicAdapter:
         return f"{provider.base_url}/v1/messages", orjson.dumps(body), headers, _Redactor(provider, key)
 
     async def chat(
-        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> chat_pb2.ChatCompletion:
         url, body, headers, redact = self._prepare(target, request, stream=False)
         try:
-            # No redirects: following one would carry the x-api-key header to wherever it points.
-            async with session.post(url, data=body, headers=headers, timeout=timeouts.client_timeout(),
-                                    allow_redirects=False) as response:
+            async with session.post(url, data=body, headers=headers, timeout=timeouts.client_timeout()) as response:
                 raw = await response.read()
                 status, response_headers = response.status, response.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -519,15 +518,14 @@ class AnthropicAdapter:
         return parse_message(data)
 
     async def stream_chat(
-        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         url, body, headers, redact = self._prepare(target, request, stream=True)
         translator = _StreamTranslator(redact)
         started = False
         try:
             async with session.post(
-                url, data=body, headers=headers, timeout=timeouts.client_timeout(), read_bufsize=_READ_BUFSIZE,
-                allow_redirects=False,
+                url, data=body, headers=headers, timeout=timeouts.client_timeout(), read_bufsize=_READ_BUFSIZE
             ) as response:
                 if response.status != 200:
                     raise _http_error(response.status, await response.read(), response.headers, redact)
@@ -559,7 +557,7 @@ class AnthropicAdapter:
             raise UpstreamError("The Anthropic stream sent an event too large to read.", retryable=False, started=started) from None
 
     async def count_tokens(
-        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> routing_pb2.CountTokensResponse:
         """Exact: Anthropic's own counting endpoint, with the same body a message would send (minus
         the fields it does not take)."""
@@ -567,7 +565,7 @@ class AnthropicAdapter:
         payload = {k: v for k, v in orjson.loads(body).items() if k in _COUNT_TOKENS_KEYS}
         try:
             async with session.post(f"{url}/count_tokens", data=orjson.dumps(payload), headers=headers,
-                                    timeout=timeouts.client_timeout(), allow_redirects=False) as response:
+                                    timeout=timeouts.client_timeout()) as response:
                 raw, status, response_headers = await response.read(), response.status, response.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _transport_error(exc) from None

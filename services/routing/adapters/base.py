@@ -27,10 +27,6 @@ from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 
 
-# What adapters make their calls through: the router's client, or an aiohttp session (same surface).
-HttpSession = UpstreamSession | aiohttp.ClientSession
-
-
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     connect: float = 10.0
@@ -101,13 +97,13 @@ class UpstreamError(Exception):
 
 class ProviderAdapter(Protocol):
     async def chat(
-        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> chat_pb2.ChatCompletion:
         """The whole answer. Fill id, created, choices, usage, system_fingerprint; the router sets
         model/provider/upstream_model."""
 
     def stream_chat(
-        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         """Chunks in OpenAI's terms as they arrive: the first carries delta.role "assistant", then
         content / tool-call deltas, then a chunk with finish_reason, and last a chunk with no choices
@@ -115,11 +111,11 @@ class ProviderAdapter(Protocol):
         around the HTTP response so that cancelling the iteration closes the upstream request."""
 
     async def embed(
-        self, session: HttpSession, target: Target, request: routing_pb2.CreateEmbeddingsRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: routing_pb2.CreateEmbeddingsRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateEmbeddingsResponse: ...
 
     async def rerank(
-        self, session: HttpSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
     ) -> routing_pb2.RerankResponse: ...
 
     @staticmethod
@@ -193,7 +189,7 @@ class CountsTokensLocally:
     tokenizer = True
 
     async def count_tokens(
-        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> routing_pb2.CountTokensResponse:
         from services.routing.tokens import count_locally  # tokens imports this module
 

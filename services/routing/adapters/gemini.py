@@ -58,9 +58,10 @@ import orjson
 from multidict import CIMultiDict
 
 from services.config import ProviderConfig
-from services.routing.adapters.base import HttpSession, ProbeRequest, Target, Timeouts, UpstreamError, copy_sampling
+from services.routing.adapters.base import ProbeRequest, Target, Timeouts, UpstreamError, copy_sampling
 from services.routing.adapters.base import estimate_tokens, json_object, parse_retry_after, probe_headers, unsupported
 from services.routing.adapters.sse import EventTooLarge, sse_events
+from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -621,14 +622,12 @@ class GeminiAdapter:
     def _url(target: Target, method: str) -> str:
         return f"{target.provider.base_url}/v1beta/models/{_model_path(target.upstream_model)}:{method}"
 
-    async def _post(self, session: HttpSession, target: Target, method: str, body: dict, timeouts: Timeouts) -> dict:
+    async def _post(self, session: UpstreamSession, target: Target, method: str, body: dict, timeouts: Timeouts) -> dict:
         headers, key = self._headers(target)
         name = target.provider.name or KIND
         try:
-            # No redirects: following one would carry the key header to wherever it points.
             async with session.post(
-                self._url(target, method), data=orjson.dumps(body), headers=headers,
-                timeout=timeouts.client_timeout(), allow_redirects=False,
+                self._url(target, method), data=orjson.dumps(body), headers=headers, timeout=timeouts.client_timeout()
             ) as response:
                 raw = await response.read()
                 if response.status // 100 != 2:
@@ -644,13 +643,13 @@ class GeminiAdapter:
         return data
 
     async def chat(
-        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> chat_pb2.ChatCompletion:
         data = await self._post(session, target, "generateContent", encode_chat_request(request), timeouts)
         return decode_generate_response(data)
 
     async def stream_chat(
-        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         body = orjson.dumps(encode_chat_request(request))
         headers, key = self._headers(target)
@@ -659,7 +658,7 @@ class GeminiAdapter:
         stream = _StreamDecoder()
         try:
             async with session.post(
-                url, data=body, headers=headers, timeout=timeouts.client_timeout(), allow_redirects=False
+                url, data=body, headers=headers, timeout=timeouts.client_timeout()
             ) as response:
                 if response.status // 100 != 2:
                     raw = await response.read()
@@ -696,7 +695,7 @@ class GeminiAdapter:
         yield stream.usage_chunk(request)
 
     async def embed(
-        self, session: HttpSession, target: Target, request: routing_pb2.CreateEmbeddingsRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: routing_pb2.CreateEmbeddingsRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateEmbeddingsResponse:
         if not request.input:
             raise _client_error("Embeddings need at least one input.")
@@ -722,12 +721,12 @@ class GeminiAdapter:
         return response
 
     async def rerank(
-        self, session: HttpSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
     ) -> routing_pb2.RerankResponse:
         raise unsupported(KIND, "rerank")
 
     async def count_tokens(
-        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> routing_pb2.CountTokensResponse:
         """Exact: Gemini's countTokens over the whole generate request (system instruction and tools count too)."""
         generate = {k: v for k, v in encode_chat_request(request).items() if k in _COUNT_TOKENS_KEYS}

@@ -14,9 +14,9 @@ import struct
 import time
 from collections.abc import AsyncIterator
 
-from services.routing.adapters.base import CountsTokensLocally, HttpSession, Target, Timeouts, UpstreamError
-from services.routing.adapters.base import estimate_tokens
+from services.routing.adapters.base import CountsTokensLocally, Target, Timeouts, UpstreamError, estimate_tokens
 from services.routing.audio import estimated_seconds, wav_seconds
+from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -129,7 +129,7 @@ class MockAdapter(CountsTokensLocally):
     tokenizer = False  # its counts are documented as the estimate
 
     async def chat(
-        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> chat_pb2.ChatCompletion:
         answer = _Answer(request)
         completion = chat_pb2.ChatCompletion(id=answer.id, created=answer.created, system_fingerprint="fp_mock")
@@ -146,7 +146,7 @@ class MockAdapter(CountsTokensLocally):
         return completion
 
     async def stream_chat(
-        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         answer = _Answer(request)
 
@@ -179,7 +179,7 @@ class MockAdapter(CountsTokensLocally):
         yield final
 
     async def embed(
-        self, session: HttpSession, target: Target, request: routing_pb2.CreateEmbeddingsRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: routing_pb2.CreateEmbeddingsRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateEmbeddingsResponse:
         dimensions = request.dimensions if request.HasField("dimensions") else DEFAULT_DIMENSIONS
         if not 1 <= dimensions <= MAX_DIMENSIONS:
@@ -193,7 +193,7 @@ class MockAdapter(CountsTokensLocally):
         return response
 
     async def rerank(
-        self, session: HttpSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
     ) -> routing_pb2.RerankResponse:
         query = set(_WORD.findall(request.query.lower()))
         scored = []

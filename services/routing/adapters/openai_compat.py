@@ -39,8 +39,9 @@ from yarl import URL
 from services.config import ProviderConfig
 from services.routing.adapters.base import CountsTokensLocally, ProbeRequest, Target, Timeouts, UpstreamError
 from services.routing.adapters.base import copy_sampling, estimate_tokens, json_object, parse_retry_after, probe_headers
-from services.routing.adapters.base import HttpSession, unsupported
+from services.routing.adapters.base import unsupported
 from services.routing.adapters.sse import SSEParser
+from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -520,7 +521,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         return ProbeRequest(f"{provider.base_url}/models", probe_headers(provider, {"Authorization": f"Bearer {key}"}))
 
     async def _post_raw(
-        self, session: HttpSession, provider: ProviderConfig, url: URL, body: bytes | aiohttp.FormData,
+        self, session: UpstreamSession, provider: ProviderConfig, url: URL, body: bytes | aiohttp.FormData,
         timeouts: Timeouts,
     ) -> tuple[bytes, str]:
         key = provider.api_key()
@@ -528,9 +529,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         if isinstance(body, aiohttp.FormData):
             del headers["Content-Type"]  # aiohttp writes multipart/form-data with the boundary it chose
         try:
-            async with session.post(
-                url, data=body, headers=headers, timeout=self._client_timeout(timeouts), allow_redirects=False,
-            ) as response:
+            async with session.post(url, data=body, headers=headers, timeout=self._client_timeout(timeouts)) as response:
                 if not 200 <= response.status < 300:
                     raise await _status_error(response, key)
                 return await response.read(), response.headers.get("content-type", "application/octet-stream")
@@ -540,7 +539,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
             raise _transport_error(exc) from None
 
     async def _post(
-        self, session: HttpSession, provider: ProviderConfig, url: URL, body: bytes | aiohttp.FormData,
+        self, session: UpstreamSession, provider: ProviderConfig, url: URL, body: bytes | aiohttp.FormData,
         timeouts: Timeouts,
     ) -> dict[str, Any]:
         raw, _ = await self._post_raw(session, provider, url, body, timeouts)
@@ -558,7 +557,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
             raise _malformed() from None
 
     async def chat(
-        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> chat_pb2.ChatCompletion:
         provider = target.provider
         body = encode_chat(provider.kind, target.upstream_model, request, stream=False)
@@ -569,7 +568,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
             raise _malformed() from None
 
     async def stream_chat(
-        self, session: HttpSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         provider = target.provider
         key = provider.api_key()
@@ -584,7 +583,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
             # `async with`: closing this generator (a cancelled client) closes the upstream connection.
             async with session.post(
                 url, data=body, headers=self._headers(provider, key), timeout=self._client_timeout(timeouts),
-                allow_redirects=False, read_bufsize=_READ_BUFSIZE,
+                read_bufsize=_READ_BUFSIZE,
             ) as response:
                 if not 200 <= response.status < 300:
                     raise await _status_error(response, key)
@@ -646,7 +645,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         yield final
 
     async def embed(
-        self, session: HttpSession, target: Target, request: routing_pb2.CreateEmbeddingsRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: routing_pb2.CreateEmbeddingsRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateEmbeddingsResponse:
         provider = target.provider
         body: dict[str, Any] = {}
@@ -678,7 +677,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
             raise _malformed() from None
 
     async def image(
-        self, session: HttpSession, target: Target, request: routing_pb2.CreateImageRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: routing_pb2.CreateImageRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateImageResponse:
         provider = target.provider
         body: dict[str, Any] = {"prompt": request.prompt}
@@ -693,7 +692,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         return await self._post_images(session, target, "images/generations", raw, timeouts, routing_pb2.CreateImageResponse())
 
     async def image_edit(
-        self, session: HttpSession, target: Target, request: routing_pb2.CreateImageEditRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: routing_pb2.CreateImageEditRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateImageEditResponse:
         # One image goes as `image`, several as `image[]`: how OpenAI's own SDK sends them.
         name = "image" if len(request.images) == 1 else "image[]"
@@ -705,14 +704,14 @@ class OpenAICompatAdapter(CountsTokensLocally):
         return await self._post_images(session, target, "images/edits", form, timeouts, routing_pb2.CreateImageEditResponse())
 
     async def image_variation(
-        self, session: HttpSession, target: Target, request: routing_pb2.CreateImageVariationRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: routing_pb2.CreateImageVariationRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateImageVariationResponse:
         form = encode_form(_image_fields(request, target), request.extra_json, [("image", request.image)])
         return await self._post_images(session, target, "images/variations", form, timeouts,
                                        routing_pb2.CreateImageVariationResponse())
 
     async def transcription(
-        self, session: HttpSession, target: Target, request: routing_pb2.CreateTranscriptionRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: routing_pb2.CreateTranscriptionRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateTranscriptionResponse:
         provider = target.provider
         response_format = request.response_format or "json"
@@ -741,7 +740,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         return response
 
     async def speech(
-        self, session: HttpSession, target: Target, request: routing_pb2.CreateSpeechRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: routing_pb2.CreateSpeechRequest, timeouts: Timeouts
     ) -> routing_pb2.CreateSpeechResponse:
         provider = target.provider
         body: dict[str, Any] = {"input": request.input, "voice": request.voice}
@@ -759,7 +758,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         return response
 
     async def rerank(
-        self, session: HttpSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
+        self, session: UpstreamSession, target: Target, request: routing_pb2.RerankRequest, timeouts: Timeouts
     ) -> routing_pb2.RerankResponse:
         provider = target.provider
         if provider.kind == "azure":
