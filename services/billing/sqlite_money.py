@@ -2,16 +2,17 @@
 group commit.
 
 Each operation is a few prepared statements (the stdlib caches them) instead of an ORM session
-(compilation, unit of work, greenlets, a thread hop per statement: ~6 ms a request). Operations
-submitted during one turn of the event loop share one transaction (group commit), committed at the
-end of that turn on the loop's own connection when SQLite's write lock is free: a lone request waits
-for nothing. When another connection holds the lock (the usage log, the control plane, the CLI or
-another gateway process on the same file), the batch goes to a writer thread that waits for it
-instead of the loop. Each operation runs inside its own SAVEPOINT, so one refused or failing
-operation never undoes another's. A caller's future resolves only after COMMIT returned: an answer
-is never released before its charge is committed (durable as `synchronous=NORMAL` makes it, see the
-README). BEGIN IMMEDIATE takes the write lock up front, so the guarded UPDATEs are all-or-nothing
-however many processes share the file.
+(compilation, unit of work, greenlets, a thread hop per statement: ~6 ms a request). While no other
+paying request of this process is in flight, an operation commits at once, in its caller's own step
+on the loop's connection: no future, no extra turns of the loop. Otherwise operations submitted
+during one turn of the event loop share one transaction (group commit), committed at the end of that
+turn on the loop's own connection. Either way, when another connection holds SQLite's write lock (the
+usage log, the control plane, the CLI or another gateway process on the same file), the operations
+go to a writer thread that waits for it instead of the loop. Each operation of a shared transaction
+runs inside its own SAVEPOINT, so one refused or failing operation never undoes another's. A caller
+hears its outcome only after COMMIT returned: an answer is never released before its charge is
+committed (durable as `synchronous=NORMAL` makes it, see the README). BEGIN IMMEDIATE takes the write
+lock up front, so the guarded UPDATEs are all-or-nothing however many processes share the file.
 """
 
 from __future__ import annotations
@@ -40,20 +41,32 @@ class SqliteMoneyStore:
         self._batch: list = []
         self._inline: sqlite3.Connection | None = None
         self._inline_commits = 0
+        # Holds this process made and has not yet settled or released: with at most one (the caller's
+        # own), nobody can share a transaction with the caller, so it commits without waiting a turn.
+        self._held: set[str] = set()
 
     # -- the three hot operations (called on the event loop) --
 
     async def reserve(self, *, reservation_id: str, account_id: str, key_id: str, month: str, amount_nano: int,
                       spend_cap_nano: int | None, request_id: str, now: datetime) -> Refused | None:
-        return await self._submit(_reserve, reservation_id, account_id, key_id, month, amount_nano,
-                                  spend_cap_nano, request_id, sqlite_time(now))
+        refused = await self._submit(_reserve, reservation_id, account_id, key_id, month, amount_nano,
+                                     spend_cap_nano, request_id, sqlite_time(now))
+        if refused is None:
+            self._held.add(reservation_id)
+        return refused
 
     async def settle(self, reservation_id: str, cost: int, charge_key: str, note: str, now: datetime,
                      unheld: Unheld | None) -> int | None:
-        return await self._submit(_settle, reservation_id, cost, charge_key, note, sqlite_time(now), unheld)
+        try:
+            return await self._submit(_settle, reservation_id, cost, charge_key, note, sqlite_time(now), unheld)
+        finally:
+            self._held.discard(reservation_id)
 
     async def release(self, reservation_id: str) -> bool:
-        return await self._submit(_release, reservation_id)
+        try:
+            return await self._submit(_release, reservation_id)
+        finally:
+            self._held.discard(reservation_id)
 
     async def close(self) -> None:
         if self._thread is not None:
@@ -67,6 +80,15 @@ class SqliteMoneyStore:
     # -- the writer thread --
 
     async def _submit(self, operation, *args):
+        if len(self._held) <= 1 and not self._batch:
+            # A lone request: nobody to share a transaction with, so commit now, in this step.
+            outcomes = self._commit_inline([(operation, args, None, None)])
+            if outcomes is not None:
+                return _unwrap(outcomes[0])
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            self._to_writer([(operation, args, future, loop)])
+            return await future
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._batch.append((operation, args, future, loop))
@@ -75,12 +97,21 @@ class SqliteMoneyStore:
         return await future
 
     def _flush(self) -> None:
-        """Commit this loop turn's operations on the loop's own connection, if SQLite's write lock is
-        free right now: a few cached statements and a WAL append (no fsync with synchronous=NORMAL),
-        tens of microseconds, cheaper than any thread hop. If another connection holds the lock (the
-        usage log, the control plane, another process), the batch goes to the writer thread, which
-        waits for the lock without blocking the loop."""
+        """Commit this loop turn's operations together."""
         batch, self._batch = self._batch, []
+        outcomes = self._commit_inline(batch)
+        if outcomes is None:
+            self._to_writer(batch)  # it retries with a busy timeout, and answers the futures itself
+            return
+        for (_, _, future, _), outcome in zip(batch, outcomes):
+            _resolve(future, outcome)
+
+    def _commit_inline(self, batch: list) -> list | None:
+        """Commit `batch` on the loop's own connection if SQLite's write lock is free right now: a
+        few cached statements and a WAL append (no fsync with synchronous=NORMAL), tens of
+        microseconds, cheaper than any thread hop. None when another connection holds the lock (the
+        usage log, the control plane, another process) or this one broke: then the writer thread,
+        which waits for the lock without blocking the loop, must take the batch."""
         try:
             if self._inline is None:
                 self._inline = self._connect(busy_timeout_ms=0)
@@ -96,17 +127,15 @@ class SqliteMoneyStore:
                 if self._inline is not None:
                     _close(self._inline)
                     self._inline = None
-            self._to_writer(batch)  # it retries with a busy timeout, and answers the futures itself
-            return
+            return None
         except Exception as exc:  # noqa: BLE001 - the whole transaction failed: every caller hears it
             if self._inline is not None:
                 _rollback(self._inline)
             outcomes = [exc] * len(batch)
-        for (_, _, future, _), outcome in zip(batch, outcomes):
-            _resolve(future, outcome)
         self._inline_commits += 1
         if self._inline_commits % _CHECKPOINT_EVERY == 0:
             self._to_writer([(_checkpoint, (), None, None)])
+        return outcomes
 
     def _to_writer(self, batch: list) -> None:
         if self._thread is None:
@@ -205,15 +234,21 @@ def _commit_one(connection: sqlite3.Connection, operation, args):
     return outcome
 
 
+def _unwrap(outcome):
+    if isinstance(outcome, _Undone):
+        return outcome.result
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
 def _resolve(future: asyncio.Future, outcome) -> None:
     if future.done():
         return
-    if isinstance(outcome, _Undone):
-        future.set_result(outcome.result)
-    elif isinstance(outcome, BaseException):
+    if isinstance(outcome, BaseException) and not isinstance(outcome, _Undone):
         future.set_exception(outcome)
     else:
-        future.set_result(outcome)
+        future.set_result(_unwrap(outcome))
 
 
 def _rollback(connection: sqlite3.Connection) -> None:
