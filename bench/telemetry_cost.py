@@ -36,7 +36,7 @@ def one_request(telemetry: Telemetry) -> None:
     metrics = telemetry.metrics
     if metrics is not None:
         metrics.upstream_attempt("fast", "fast/bench-upstream", "ok", "first", 0.0001)
-        metrics.wallet_admission.observe(0.0001)
+        metrics.wallet_admission.observe((), 0.0001)
         metrics.billed(ROW, None, 0.0, 0.001)
     record.model, record.provider, record.upstream_seconds = "bench-model", "fast", 0.0001
     telemetry.end(record)

@@ -76,6 +76,33 @@ def test_metrics_count_requests_tokens_cost_and_upstream_attempts(make_gateway, 
     assert PROMPT not in scraped.text and gw.admin_key not in scraped.text
 
 
+def test_request_path_histograms_and_counters_export_what_prometheus_client_would():
+    """The request path's lean series (a sample is a dict update, no lock) must scrape exactly as
+    prometheus_client's own Counter and Histogram would: buckets inclusive of their bound, cumulative,
+    with _count and _sum, labelled series appearing on first use."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from services.telemetry.metrics import LeanCounter, LeanHistogram, _Lean
+
+    buckets = (0.001, 0.01, 0.1, 1)
+    observed = [0.0, 0.001, 0.0010001, 0.01, 0.5, 1, 7.5, 1e9]
+    reference = CollectorRegistry(auto_describe=True)
+    histogram = Histogram("h_seconds", "doc", ("rpc",), buckets=buckets, registry=reference)
+    counter = Counter("c", "doc", ("kind",), registry=reference)
+    Histogram("bare_seconds", "doc", buckets=buckets, registry=reference)
+    lean = CollectorRegistry(auto_describe=True)
+    lean_histogram = LeanHistogram("h_seconds", "doc", ("rpc",), buckets=buckets)
+    lean_counter = LeanCounter("c", "doc", ("kind",))
+    lean.register(_Lean([lean_histogram, lean_counter, LeanHistogram("bare_seconds", "doc", buckets=buckets)]))
+    for i, amount in enumerate(observed):
+        histogram.labels("a" if i % 3 else "b").observe(amount)
+        lean_histogram.observe(("a" if i % 3 else "b",), amount)
+        counter.labels("x").inc(amount)
+        lean_counter.inc(("x",), amount)
+    expected = {sample: v for sample, v in samples(generate_latest(reference).decode()).items() if not sample[0].endswith("_created")}
+    assert samples(generate_latest(lean).decode()) == expected
+
+
 def test_metrics_are_for_operator_admins_only(make_gateway):
     gw = make_gateway()
     operator = auth(gw.admin_key)

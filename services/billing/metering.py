@@ -138,7 +138,7 @@ class Meter:
             raise
         finally:
             if telemetry.metrics is not None:
-                telemetry.metrics.wallet_admission.observe(time.perf_counter() - started)
+                telemetry.metrics.wallet_admission.observe((), time.perf_counter() - started)
             if span is not None:
                 span.end()
 

@@ -73,7 +73,7 @@ class Telemetry:
         if self.metrics is not None:
             self.metrics.rpc_finished(record.rpc, record.surface, record.code, record.reason, seconds, record.upstream_seconds)
             if record.reason in REFUSALS:
-                self.metrics.refusals.labels(record.reason).inc()
+                self.metrics.refusals.inc((record.reason,))
         span = record.span
         if span is not None:
             span.set_attribute("rpc.grpc.status_code", record.code)
