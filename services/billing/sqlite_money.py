@@ -317,22 +317,30 @@ def _count_spend(c: sqlite3.Connection, key_id: str, month: str, charged: int, u
 
 
 def _settle(c: sqlite3.Connection, reservation_id, cost, charge_key, note, now, unheld: Unheld | None):
-    held = _take(c, reservation_id)
+    # The hold, the wallet's free money and the key's cap in one statement: a settlement's reads are
+    # a third of its statements, and each costs a round through the driver.
+    held = c.execute(
+        "DELETE FROM reservations WHERE id = ? RETURNING account_id, key_id, month, amount_nano, capped, request_id, "
+        "(SELECT balance_nano - reserved_nano FROM wallets WHERE account_id = reservations.account_id), "
+        "(SELECT spend_cap_nano FROM api_keys WHERE id = reservations.key_id)",
+        (reservation_id,),
+    ).fetchone()
     if held is None:
         if unheld is None or c.execute("SELECT 1 FROM ledger WHERE charge_key = ?", (charge_key,)).fetchone() is not None:
             return None  # charged already (nothing happens twice), or nobody to charge
-        held = (unheld.account_id, unheld.key_id, unheld.month, 0, False, unheld.request_id)  # see Unheld
-    account_id, key_id, month, amount, capped, request_id = held
-    wallet = c.execute("SELECT balance_nano - reserved_nano FROM wallets WHERE account_id = ?", (account_id,)).fetchone()
-    if wallet is None:
+        free_and_cap = c.execute(
+            "SELECT (SELECT balance_nano - reserved_nano FROM wallets WHERE account_id = ?), "
+            "(SELECT spend_cap_nano FROM api_keys WHERE id = ?)", (unheld.account_id, unheld.key_id),
+        ).fetchone()
+        held = (unheld.account_id, unheld.key_id, unheld.month, 0, False, unheld.request_id, *free_and_cap)  # see Unheld
+    account_id, key_id, month, amount, capped, request_id, free, cap = held
+    if free is None:
         return None  # no wallet, nothing to take from (a hold always has one)
-    free = wallet[0]
     # Never drive a balance negative: beyond its reservation a request may only take what is free.
     charged = min(cost, amount + max(0, free))
-    cap = c.execute("SELECT spend_cap_nano FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-    if cap is not None and cap[0] is not None:
+    if cap is not None:
         spend = c.execute("SELECT spent_nano, reserved_nano FROM key_spend WHERE key_id = ? AND month = ?", (key_id, month)).fetchone()
-        charged = min(charged, cap_room(cap[0], spend, amount if capped else 0))
+        charged = min(charged, cap_room(cap, spend, amount if capped else 0))
     c.execute("UPDATE wallets SET balance_nano = balance_nano - ?, reserved_nano = reserved_nano - ? WHERE account_id = ?",
               (charged, amount, account_id))
     _count_spend(c, key_id, month, charged, amount if capped else 0)
