@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
+from datetime import datetime, timedelta, timezone
 
 from services.billing.usage_log import UsageLog
 from services.storage.database import migrate, utcnow
@@ -54,3 +55,37 @@ def test_steady_traffic_is_written_in_a_few_batches_not_a_row_at_a_time(tmp_path
     assert len(batches) <= 12, batches
     with sqlite3.connect(tmp_path / "usage.db") as db:
         assert db.execute("SELECT COUNT(*) FROM usage_logs").fetchone()[0] == recorded == sum(batches)
+
+
+def test_a_row_reads_back_through_the_orm_as_it_was_recorded(tmp_path):
+    """SQLite rows are written by the driver, not SQLAlchemy: listings and summaries read them
+    through the ORM, so times, flags and text must come back exactly as recorded."""
+    from sqlalchemy import create_engine
+    from sqlmodel import Session, select
+
+    from services.storage.tables import UsageRow
+
+    url = f"sqlite:///{tmp_path}/usage.db"
+    migrate(url)
+    recorded = [{**_row(1), "usage_estimated": True, "streamed": True, "error_code": "upstream_error",
+                 "created_at": datetime(2026, 12, 6, 7, 30, 5, 123456, tzinfo=timezone(timedelta(hours=2)))},
+                {**_row(2), "template": "summary", "created_at": datetime(2026, 12, 31, 23, 59, 59, tzinfo=timezone.utc)}]
+
+    async def main() -> None:
+        log = UsageLog(url)
+        for row in recorded:
+            log.record(row)
+        await log.flush()
+        log.close()
+
+    asyncio.run(main())
+    with Session(create_engine(url)) as session:
+        read = session.exec(select(UsageRow).order_by(UsageRow.id)).all()
+    assert len(read) == 2
+    for row, stored in zip(recorded, read):
+        for column, value in row.items():
+            got = getattr(stored, column)
+            if column == "created_at":  # stored as UTC, read back without a zone
+                assert got.replace(tzinfo=timezone.utc) == value, (got, value)
+            else:
+                assert got == value, (column, got, value)

@@ -1,17 +1,23 @@
 """The request log, written off the hot path in batches and flushed on shutdown.
 
-Rows are plain dicts, inserted with one executemany per batch by a synchronous engine in a worker
-thread: even Core inserts spend tens of microseconds of Python per row, which on the event loop would
-stall every request in flight (it showed as p99 latency in the benchmark).
+Rows are plain dicts, written per batch in a worker thread (even Core inserts spend tens of
+microseconds of Python per row, which on the event loop would stall every request in flight; it
+showed as p99 latency in the benchmark): on PostgreSQL one COPY, on SQLite one `sqlite3` executemany.
+Both keep the per-row Python to a tuple, and SQLite's inserts run without the GIL, so the loop's
+thread is not kept waiting for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+from operator import itemgetter
 
-from sqlalchemy import event, insert
+from sqlalchemy.engine import make_url
 
+from services.billing.money_rules import sqlite_time
+from services.storage.database import is_sqlite
 from services.storage.outages import log_safe
 from services.storage.tables import UsageRow
 
@@ -19,27 +25,21 @@ log = logging.getLogger(__name__)
 _MAX_PENDING = 100_000
 # Every column but the generated id: each row (Meter._log) names them all.
 _COLUMNS = tuple(c.name for c in UsageRow.__table__.columns if c.name != "id")
-
-
-def _no_sync_per_commit(dbapi_connection, _record) -> None:
-    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+_values = itemgetter(*_COLUMNS)
+_CREATED_AT = _COLUMNS.index("created_at")
+_INSERT = f"INSERT INTO {UsageRow.__tablename__} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 
 class UsageLog:
     def __init__(self, database_url: str, *, batch_size: int = 500, interval: float = 0.2) -> None:
         from services.storage.database import create_sync_engine_for
 
-        self._engine = create_sync_engine_for(database_url)
-        if self._engine.dialect.name == "sqlite":
-            # A batch waiting in memory is lost with the process anyway; a WAL sync per batch would
-            # only hold SQLite's write lock through an fsync, sending the money path's commits to
-            # its writer thread meanwhile. NORMAL: a commit survives a process crash, see the README.
-            event.listen(self._engine, "connect", _no_sync_per_commit)
-        self._statement = insert(UsageRow.__table__)
-        # On PostgreSQL a batch is one COPY: ~7 µs of CPU a row, against ~20 for SQLAlchemy's
-        # executemany (bench/README.md). On SQLite the cost is SQLite's own (five indexes), not the layer.
-        self._copy = None if self._engine.dialect.name == "sqlite" else (
-            f"COPY {UsageRow.__tablename__} ({', '.join(_COLUMNS)}) FROM STDIN")
+        # SQLite: a connection of our own, opened by the first write. PostgreSQL: one COPY a batch,
+        # ~7 µs of CPU a row against ~20 for SQLAlchemy's executemany (bench/README.md).
+        self._sqlite_path = make_url(database_url).database if is_sqlite(database_url) else None
+        self._sqlite: sqlite3.Connection | None = None
+        self._engine = None if self._sqlite_path else create_sync_engine_for(database_url)
+        self._copy = f"COPY {UsageRow.__tablename__} ({', '.join(_COLUMNS)}) FROM STDIN"
         self._batch_size = batch_size
         self._interval = interval
         self._pending: list[dict] = []
@@ -80,16 +80,46 @@ class UsageLog:
                     return
 
     def _write(self, batch: list[dict]) -> None:
+        if self._sqlite_path is not None:
+            self._write_sqlite(batch)
+            return
         with self._engine.begin() as connection:
-            if self._copy is None:
-                connection.execute(self._statement, batch)
-                return
             with connection.connection.driver_connection.cursor() as cursor, cursor.copy(self._copy) as copy:
                 for row in batch:
                     copy.write_row([row[column] for column in _COLUMNS])
 
+    def _write_sqlite(self, batch: list[dict]) -> None:
+        rows = []
+        for row in batch:
+            values = list(_values(row))
+            values[_CREATED_AT] = sqlite_time(values[_CREATED_AT])  # as SQLAlchemy stores a DateTime
+            rows.append(values)
+        if self._sqlite is None:
+            connection = sqlite3.connect(self._sqlite_path, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            # A batch waiting in memory is lost with the process anyway; a WAL sync per batch would
+            # only hold SQLite's write lock through an fsync, sending the money path's commits to
+            # its writer thread meanwhile. NORMAL: a commit survives a process crash, see the README.
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA busy_timeout=10000")
+            self._sqlite = connection
+        try:
+            self._sqlite.execute("BEGIN IMMEDIATE")
+            self._sqlite.executemany(_INSERT, rows)
+            self._sqlite.execute("COMMIT")
+        except sqlite3.Error:
+            self.close()  # opened afresh by the next write, whatever broke this one
+            raise
+
     def close(self) -> None:
-        self._engine.dispose()
+        if self._sqlite is not None:
+            try:
+                self._sqlite.close()  # rolls back a transaction left open
+            except sqlite3.Error:
+                pass
+            self._sqlite = None
+        if self._engine is not None:
+            self._engine.dispose()
 
     async def run(self) -> None:
         while True:
