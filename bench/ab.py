@@ -9,11 +9,20 @@ both under the same load. `--base` is any git revision: its tree is exported (gi
 temp dir and run from there, with this tree's venv. Both servers run at once, each with its own
 database (and, on PostgreSQL, its own database and Redis prefix); only the measured one gets load.
 Prints every cell and, per concurrency, the median CPU ms/request of each side and their difference.
+
+    .venv/bin/python bench/ab.py --base HEAD~1 --bursts 400 --rounds 40 --concurrency 1
+
+`--bursts N`: for a machine whose speed itself drifts from second to second (a shared VM), where
+even 10-second cells differ by ±20 %: the two servers take turns in bursts of N requests (a few
+tenths of a second each) from one in-process client, each burst's CPU read in nanoseconds from
+/proc/<pid>/task/*/schedstat, and each pair of neighbouring bursts gives one ratio B/A. Prints the
+CPU per request of each side over all bursts and the median, mean and quartiles of the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import statistics
@@ -22,14 +31,58 @@ import sys
 import tempfile
 from pathlib import Path
 
+import uvloop
+from loadgen import Cell
 from pg_load import BenchDatabase, redis_cleanup
-from run import POSTGRES_URL, REDIS_URL, ROOT, Budget, Flavour, Processes, guarded, measure, start_switchyard, start_upstream
+from run import POSTGRES_URL, REDIS_URL, ROOT, Budget, Flavour, Processes, Target, guarded, measure, start_switchyard, start_upstream
 
 
 def export(revision: str, into: Path) -> Path:
     archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time of every thread of `pid` so far, in nanoseconds (schedstat, not clock ticks)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                total += int(stat.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that ended meanwhile
+    return total
+
+
+async def bursts(gateways: dict[str, Target], mode: str, concurrency: int, size: int, rounds: int) -> dict:
+    cells, conns = {}, {}
+    for side, target in gateways.items():
+        cells[side] = Cell(argparse.Namespace(url=target.url, key=target.key, model=target.model, mode=mode,
+                                              path="/v1/chat/completions", request_timeout=30.0))
+        conns[side] = [None] * concurrency
+        await cells[side].phase(conns[side], 3 * size, 60.0)  # warm-up
+    spent = {"A": 0, "B": 0}
+    served = {"A": 0, "B": 0}
+    ratios = []
+    for round_ in range(rounds):
+        per_request = {}
+        for side in (("A", "B") if round_ % 2 == 0 else ("B", "A")):
+            pid = gateways[side].proc.pid
+            before = cpu_ns(pid)
+            done, _ = await cells[side].phase(conns[side], size, 60.0)
+            used = cpu_ns(pid) - before
+            spent[side] += used
+            served[side] += len(done)
+            per_request[side] = used / max(1, len(done))
+        ratios.append(per_request["B"] / per_request["A"])
+    for conn in conns["A"] + conns["B"]:
+        if conn is not None and conn.transport is not None:
+            conn.transport.close()
+    quartiles = statistics.quantiles(ratios, n=4)
+    return {"A": spent["A"] / served["A"] / 1e6, "B": spent["B"] / served["B"] / 1e6, "median": statistics.median(ratios),
+            "mean": statistics.mean(ratios), "q1": quartiles[0], "q3": quartiles[2],
+            "errors": cells["A"].errors + cells["B"].errors}
 
 
 def main() -> int:
@@ -41,6 +94,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--bursts", type=int, default=0, metavar="N",
+                        help="alternate bursts of N requests, --rounds pairs of them (see above)")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
 
@@ -62,6 +117,13 @@ def main() -> int:
                 flavour = Flavour(f"ab-{side}", postgres_url=database.url.replace("postgresql://", "postgresql+psycopg://", 1),
                                   redis_url=REDIS_URL)
             gateways[side] = start_switchyard(procs, upstream, flavour=flavour, source=source)
+        if args.bursts:
+            for conc in concurrencies:
+                got = uvloop.run(bursts(gateways, args.mode, conc, args.bursts, args.rounds))
+                print(f"{args.flavour} {args.mode} c={conc}: CPU ms/request A {got['A']:.3f}, B {got['B']:.3f}; B/A over "
+                      f"{args.rounds} pairs of {args.bursts}-request bursts: median {got['median']:.3f}, mean {got['mean']:.3f}, "
+                      f"quartiles {got['q1']:.3f}–{got['q3']:.3f}; errors {got['errors']}", flush=True)
+            return
         for side in gateways:  # warm-up, unmeasured
             measure(gateways[side], args.mode, max(concurrencies), Budget(300, 3.0, 0, 0.0))
         budget = Budget(args.requests, args.seconds, 200, 2.0)
@@ -87,8 +149,8 @@ def main() -> int:
             redis_cleanup(REDIS_URL, f"sybench:{os.getpid()}:")
 
     failed = guarded(compare, cleanup)
-    if failed:
-        return failed
+    if failed or args.bursts:
+        return failed or 0
     print(f"{args.flavour} {args.mode}: median CPU ms/request over {args.rounds} rounds, A = {args.base}, B = this tree")
     for conc in concurrencies:
         a, b = cpu.get(("A", conc)), cpu.get(("B", conc))
