@@ -4,7 +4,7 @@ settlement, and how a time is written."""
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import NamedTuple, Protocol
 
 
@@ -48,12 +48,3 @@ def cap_room(cap: int, spend: tuple[int, int] | None, own_hold: int) -> int:
     was capped) is this settlement's own."""
     spent, reserved = spend if spend is not None else (0, 0)
     return max(0, cap - spent - (reserved - own_hold))
-
-
-def sqlite_time(moment: datetime) -> str:
-    """A UTC time as SQLAlchemy stores DateTime on SQLite, so ORM reads and the stale sweep's
-    comparisons see rows written by the hot path like any other."""
-    if moment.utcoffset():
-        moment = moment.astimezone(timezone.utc)
-    # isoformat is ~10 x faster than strftime; the same text, microseconds always written.
-    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")

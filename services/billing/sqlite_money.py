@@ -24,7 +24,8 @@ import sqlite3
 import threading
 from datetime import datetime
 
-from services.billing.money_rules import Refused, Unheld, cap_room, sqlite_time
+from services.billing.money_rules import Refused, Unheld, cap_room
+from services.storage.database import open_sqlite, sqlite_time
 
 log = logging.getLogger(__name__)
 _BATCH = 256  # operations per transaction at most: bounds how long one commit holds the lock
@@ -150,13 +151,7 @@ class SqliteMoneyStore:
                 self._thread.start()
 
     def _connect(self, busy_timeout_ms: int = 10_000) -> sqlite3.Connection:
-        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, cached_statements=64)
-        connection.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a commit is atomic and survives a process crash; only a power cut (or OS
-        # crash) may lose the last commits before the next WAL sync. See the README.
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        return connection
+        return open_sqlite(self._path, busy_timeout_ms=busy_timeout_ms)
 
     def _main(self) -> None:
         connection = None

@@ -10,14 +10,14 @@ thread is not kept waiting for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from operator import itemgetter
 
 from sqlalchemy.engine import make_url
 
-from services.billing.money_rules import sqlite_time
-from services.storage.database import is_sqlite
+from services.storage.database import create_sync_engine_for, is_sqlite, open_sqlite, sqlite_time
 from services.storage.outages import log_safe
 from services.storage.tables import UsageRow
 
@@ -27,19 +27,17 @@ _MAX_PENDING = 100_000
 _COLUMNS = tuple(c.name for c in UsageRow.__table__.columns if c.name != "id")
 _values = itemgetter(*_COLUMNS)
 _CREATED_AT = _COLUMNS.index("created_at")
+_COPY = f"COPY {UsageRow.__tablename__} ({', '.join(_COLUMNS)}) FROM STDIN"
 _INSERT = f"INSERT INTO {UsageRow.__tablename__} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 
 class UsageLog:
     def __init__(self, database_url: str, *, batch_size: int = 500, interval: float = 0.2) -> None:
-        from services.storage.database import create_sync_engine_for
-
         # SQLite: a connection of our own, opened by the first write. PostgreSQL: one COPY a batch,
         # ~7 µs of CPU a row against ~20 for SQLAlchemy's executemany (bench/README.md).
         self._sqlite_path = make_url(database_url).database if is_sqlite(database_url) else None
         self._sqlite: sqlite3.Connection | None = None
         self._engine = None if self._sqlite_path else create_sync_engine_for(database_url)
-        self._copy = f"COPY {UsageRow.__tablename__} ({', '.join(_COLUMNS)}) FROM STDIN"
         self._batch_size = batch_size
         self._interval = interval
         self._pending: list[dict] = []
@@ -84,7 +82,7 @@ class UsageLog:
             self._write_sqlite(batch)
             return
         with self._engine.begin() as connection:
-            with connection.connection.driver_connection.cursor() as cursor, cursor.copy(self._copy) as copy:
+            with connection.connection.driver_connection.cursor() as cursor, cursor.copy(_COPY) as copy:
                 for row in batch:
                     copy.write_row([row[column] for column in _COLUMNS])
 
@@ -95,14 +93,9 @@ class UsageLog:
             values[_CREATED_AT] = sqlite_time(values[_CREATED_AT])  # as SQLAlchemy stores a DateTime
             rows.append(values)
         if self._sqlite is None:
-            connection = sqlite3.connect(self._sqlite_path, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            # A batch waiting in memory is lost with the process anyway; a WAL sync per batch would
-            # only hold SQLite's write lock through an fsync, sending the money path's commits to
-            # its writer thread meanwhile. NORMAL: a commit survives a process crash, see the README.
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA busy_timeout=10000")
-            self._sqlite = connection
+            # No WAL sync per batch (synchronous=NORMAL): a batch waiting in memory is lost with the
+            # process anyway, and a sync would hold the write lock the money path's commits need.
+            self._sqlite = open_sqlite(self._sqlite_path)
         try:
             self._sqlite.execute("BEGIN IMMEDIATE")
             self._sqlite.executemany(_INSERT, rows)
@@ -113,10 +106,8 @@ class UsageLog:
 
     def close(self) -> None:
         if self._sqlite is not None:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._sqlite.close()  # rolls back a transaction left open
-            except sqlite3.Error:
-                pass
             self._sqlite = None
         if self._engine is not None:
             self._engine.dispose()
