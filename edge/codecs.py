@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Protocol
 
 import orjson
@@ -28,6 +27,7 @@ from edge.errors import ANTHROPIC, DEFAULT, GEMINI, TEMPLATED
 from edge.multipart import parse_form
 from edge.routes import BindingKey, RouteTable
 from edge.transcode import build_request
+from services.billing.ledger import usd, usd_text
 from services.policy import service_descriptors
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 
@@ -57,20 +57,15 @@ class Codec:
     surface: str = DEFAULT
 
 
-def _usd_text(nano: int) -> str:
-    text = format(Decimal(nano) / 1_000_000_000, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def _with_cost(payload: dict, usage) -> dict:
     """OpenRouter-style `usage.cost` in USD, exact digits (a JSON number)."""
     if isinstance(payload.get("usage"), dict):
-        payload["usage"]["cost"] = float(Decimal(usage.cost_nano_usd) / 1_000_000_000)
+        payload["usage"]["cost"] = usd(usage.cost_nano_usd)
     return payload
 
 
 def _cost_header(usage) -> dict[str, str]:
-    return {"x-switchyard-cost-usd": _usd_text(usage.cost_nano_usd)}
+    return {"x-switchyard-cost-usd": usd_text(usage.cost_nano_usd)}
 
 
 def _count_method_header(response) -> dict[str, str]:

@@ -39,9 +39,12 @@ def is_sqlite(url: str) -> bool:
 def sqlite_time(moment: datetime) -> str:
     """A UTC time as SQLAlchemy stores DateTime on SQLite, so ORM reads and the stale sweep's
     comparisons see rows written by the hot path like any other."""
+    # isoformat is ~10 x faster than strftime; the same text, microseconds always written. The hot
+    # path's times come from utcnow(): for those, cutting the "+00:00" off beats converting.
+    if moment.tzinfo is timezone.utc:
+        return moment.isoformat(" ", "microseconds")[:-6]
     if moment.utcoffset():
         moment = moment.astimezone(timezone.utc)
-    # isoformat is ~10 x faster than strftime; the same text, microseconds always written.
     return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
