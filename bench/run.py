@@ -386,6 +386,28 @@ def table(cells: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def relative_to_floor(cells: list[dict]) -> list[str]:
+    """Each proxy's CPU per request as a multiple of the passthrough's at the same mode and
+    concurrency, measured in the same run: the machine's speed cancels out, so these figures compare
+    across machines where the absolute ones (and the checks, which are absolute) do not."""
+    floor = {(c["mode"], c["conc"]): c["cpu_ms_per_req"] for c in cells
+             if c["target"] == "passthrough" and c.get("requests") and not c["errors"]}
+    lines = []
+    for target in dict.fromkeys(c["target"] for c in cells if c["target"] not in ("upstream", "passthrough")):
+        parts = []
+        for mode in ("plain", "stream"):
+            ratios = [f"c={c['conc']} {c['cpu_ms_per_req'] / floor[(mode, c['conc'])]:.2f}" for c in cells
+                      if c["target"] == target and c["mode"] == mode and c.get("requests") and not c["errors"]
+                      and floor.get((mode, c["conc"]))]
+            if ratios:
+                parts.append(f"{'non-stream' if mode == 'plain' else 'stream'} {', '.join(ratios)}")
+        if parts:
+            lines.append(f"  {target}: {'; '.join(parts)}")
+    if lines:
+        lines.insert(0, "CPU per request as a multiple of the passthrough's in this run (the machine's speed cancels out):")
+    return lines
+
+
 def checks(cells: list[dict], litellm_ran: bool, litellm_absent: str = "LiteLLM not installed") -> list[dict]:
     def cell(target, mode, conc):
         return next((c for c in cells if c["target"] == target and c["mode"] == mode and c["conc"] == conc), None)
@@ -582,6 +604,10 @@ def main() -> int:
     print()
     if db_figures:
         print(db_line(db_figures))
+        print()
+    relative = relative_to_floor(cells)
+    if relative:
+        print("\n".join(relative))
         print()
     for note in notes:
         print(f"Note: {note}")
