@@ -134,3 +134,59 @@ def test_cli_top_up_beyond_the_maximum_fails_clearly(make_gateway, tmp_path):
     done = cli(str(MAX_USD - 5))  # fits by itself, but not on top of the $10 there
     assert done.returncode != 0 and "maximum" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert_books_unchanged(gw, 10 * NANO, 1)
+
+
+def test_amounts_of_money_are_plain_ascii_decimals(make_gateway):
+    """Decimal() alone would read "1_000" as 1000, "1e3" as 1000 and "١٠" as 10: a typo or a
+    look-alike moving money without a word. Every money field takes digits and one point only."""
+    gw = make_gateway(**bill_config())
+    topup(gw, "10")
+    created = post(gw, "/v1/keys", {"name": "capped"}).json()
+    cap_path = f"/v1/keys/{created['apiKey']['id']}:setSpendCap"
+    for text in ("1_000", "1e3", "1e1000000", "١٠", " 1", "1 ", ".5", "1.", "+1", "0x10"):
+        assert_invalid(post(gw, "/v1/accounts/acct_default/wallet:topup", {"amountUsd": text}), "amount_usd")
+        assert_invalid(post(gw, cap_path, {"spendCapUsd": text}), "spend_cap_usd")
+        assert_invalid(post(gw, "/v1/wallet:setLowBalanceThreshold", {"thresholdUsd": text}), "threshold_usd")
+    assert_books_unchanged(gw, 10 * NANO, 1)
+    assert "spendCapNanoUsd" not in wallet(gw, created["key"])["key"]
+    spec = {"mode": "chat", "context_window": 1000, "max_output_tokens": 100, "deployments": [{"provider": "mock", "upstream_model": "mock"}],
+            "pricing": {"input_usd_per_million_tokens": "١", "output_usd_per_million_tokens": "1"}}
+    r = requests.put(f"{gw.url}/v1/admin/models/eastern-digits", json=spec, headers=auth(gw.admin_key), timeout=10)
+    assert_invalid(r, "pricing.input_usd_per_million_tokens")
+    r = post(gw, cap_path, {"spendCapUsd": "0.50"})
+    assert r.status_code == 200 and r.json()["spendCapNanoUsd"] == NANO // 2
+
+
+def test_clear_false_removes_no_limit(make_gateway):
+    """`clear` is one member of a set-or-clear oneof: sent as false it asks for nothing, so it is
+    refused, and the cap or threshold stays; only `clear: true` removes it."""
+    gw = make_gateway(**bill_config())
+    created = post(gw, "/v1/keys", {"name": "capped"}).json()
+    cap_path = f"/v1/keys/{created['apiKey']['id']}:setSpendCap"
+    assert post(gw, cap_path, {"spendCapUsd": "5"}).status_code == 200
+    assert post(gw, "/v1/wallet:setLowBalanceThreshold", {"thresholdUsd": "5"}).status_code == 200
+
+    assert_invalid(post(gw, cap_path, {"clear": False}), "clear")
+    assert_invalid(post(gw, "/v1/wallet:setLowBalanceThreshold", {"clear": False}), "clear")
+    assert wallet(gw, created["key"])["key"]["spendCapNanoUsd"] == 5 * NANO
+    assert wallet(gw)["lowBalanceThresholdNanoUsd"] == 5 * NANO
+
+    assert post(gw, cap_path, {"clear": True}).status_code == 200
+    assert post(gw, "/v1/wallet:setLowBalanceThreshold", {"clear": True}).status_code == 200
+    assert "spendCapNanoUsd" not in wallet(gw, created["key"])["key"]
+    assert "lowBalanceThresholdNanoUsd" not in wallet(gw)
+
+
+def test_the_wallet_shows_a_changed_spend_cap_at_once(make_gateway):
+    """The key that asks was verified (and cached) before its cap changed: the wallet it sees
+    shows the cap as stored now, as admission already counts it."""
+    gw = make_gateway(**bill_config())
+    topup(gw, "10")
+    created = post(gw, "/v1/keys", {"name": "capped"}).json()
+    cap_path = f"/v1/keys/{created['apiKey']['id']}:setSpendCap"
+    assert post(gw, cap_path, {"spendCapUsd": "5"}).status_code == 200
+    assert wallet(gw, created["key"])["key"]["spendCapNanoUsd"] == 5 * NANO  # the key is now verified and cached
+    assert post(gw, cap_path, {"spendCapUsd": "7"}).status_code == 200
+    assert wallet(gw, created["key"])["key"]["spendCapNanoUsd"] == 7 * NANO
+    assert post(gw, cap_path, {"clear": True}).status_code == 200
+    assert "spendCapNanoUsd" not in wallet(gw, created["key"])["key"]

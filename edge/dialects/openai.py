@@ -20,6 +20,7 @@ from decimal import Context, Decimal, InvalidOperation
 import orjson
 
 from edge.dialects.vendor_json import DialectError, VendorJson, Wording, request_body
+from services.billing.ledger import PLAIN_DECIMAL
 from switchyard.routing.v1 import chat_pb2, routing_pb2
 from switchyard.type.v1 import usage_pb2
 
@@ -539,7 +540,6 @@ def encode_rerank(resp: routing_pb2.RerankResponse) -> dict:
 _NANO_PER_USD_EXPONENT = 9
 # Enough digits that no accepted price is ever rounded: strings are capped far below this.
 _MONEY = Context(prec=80, traps=[InvalidOperation])
-_PLAIN_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
 _MAX_PRICE_CHARS = 40
 _MODEL_KEYS = frozenset(
     {"id", "object", "created", "owned_by", "mode", "context_window", "max_output_tokens", "pricing", "deployments"}
@@ -586,7 +586,7 @@ def _nano_usd(value: object, param: str) -> int:
         # repr is the shortest text that reads back as this double: the digits the client wrote.
         amount = Decimal(repr(value))
     elif isinstance(value, str):
-        if len(value) > _MAX_PRICE_CHARS or not _PLAIN_DECIMAL.fullmatch(value):
+        if len(value) > _MAX_PRICE_CHARS or not PLAIN_DECIMAL.fullmatch(value):
             raise read.invalid(param, f"'{value[:_MAX_PRICE_CHARS]}' is not a decimal number (e.g. \"0.15\").")
         amount = Decimal(value)
     else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -55,20 +56,19 @@ MAX_AMOUNT_NANO = 10**18
 MAX_AMOUNT_USD = MAX_AMOUNT_NANO // NANO_PER_USD
 # Enough for any amount up to the bound with 9 decimals; longer text is refused before Decimal parses it.
 _MAX_USD_CHARS = 40
+# What an amount of money may look like as text. Decimal() alone also takes "1_000", "1e3", " 1 " and
+# other scripts' digits ("١٠"): a mistyped amount would move money without a word.
+PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
 def parse_usd(text: str) -> int:
     """An exact decimal USD string ("10", "0.50") -> nano-USD; at most 9 decimal places and at most
     MAX_AMOUNT_USD in size (either sign; callers refuse negatives where they make no sense)."""
-    text = text.strip()
     if len(text) > _MAX_USD_CHARS:
         raise ValueError(f"{text[:_MAX_USD_CHARS]!r}… is not a decimal amount of USD")
-    try:
-        value = Decimal(text)
-    except ArithmeticError:
-        raise ValueError(f"{text!r} is not a decimal amount of USD") from None
-    if not value.is_finite():
-        raise ValueError(f"{text!r} is not a decimal amount of USD")
+    if not PLAIN_DECIMAL.fullmatch(text):
+        raise ValueError(f"{text!r} is not a decimal amount of USD (digits and one point, e.g. \"10\" or \"0.50\")")
+    value = Decimal(text)
     # Compared before scaling: "1e999999" * 1e9 would overflow Decimal's own exponent range.
     if abs(value) > MAX_AMOUNT_USD:
         raise ValueError(f"{text!r} is more than the largest amount, {MAX_AMOUNT_USD} USD")

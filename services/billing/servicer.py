@@ -61,6 +61,16 @@ def _amount(oneof_owner, usd_field: str, nano_field: str, what: str, *, positive
     return amount_in_range(amount, which, allow_zero=not positive)
 
 
+def _clears(request, oneof: str, usd_field: str, what: str) -> bool:
+    """Whether a set-or-clear request clears. `clear: false` is a oneof member too (proto3 marks it
+    set), but it asks for nothing: refused rather than taken as a clear, which would lift a limit."""
+    if request.WhichOneof(oneof) != "clear":
+        return False
+    if not request.clear:
+        raise invalid_request(f"clear must be true to remove the {what}; to set one, send {usd_field}.", "clear")
+    return True
+
+
 class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     def __init__(self, ledger: Ledger, usage_log: UsageLog, store: KeyStore, sessions) -> None:
         self._ledger = ledger
@@ -114,12 +124,14 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             if await session.get(Account, request.account_id) is None:
                 raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"No account {request.account_id!r}.", metadata={"resource": "account"})
         amount = _amount(request, "amount_usd", "amount_nano_usd", "amount", positive=True)
-        await self._ledger.top_up(request.account_id, amount, request.note or f"top-up by {call_context.current().principal.key_id}",
-                                  field=request.WhichOneof("amount"))
+        caller = call_context.current().principal
+        # The account's own ledger is read by its admins: another account's key id stays out of it.
+        note = request.note or (f"top-up by {caller.key_id}" if caller.account_id == request.account_id else "top-up")
+        await self._ledger.top_up(request.account_id, amount, note, field=request.WhichOneof("amount"))
         return billing_pb2.TopUpWalletResponse(wallet=await self._wallet(request.account_id))
 
     async def SetKeySpendCap(self, request, context) -> billing_pb2.SetKeySpendCapResponse:
-        cap = None if request.WhichOneof("cap") == "clear" else _amount(request, "spend_cap_usd", "spend_cap_nano_usd", "cap")
+        cap = None if _clears(request, "cap", "spend_cap_usd", "spend cap") else _amount(request, "spend_cap_usd", "spend_cap_nano_usd", "cap")
         if cap is not None and cap < 0:
             raise invalid_request("A spend cap cannot be negative.", "spend_cap_usd")
         # The interceptor found the key and checked the caller may act on its account.
@@ -131,7 +143,10 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def GetWallet(self, request, context) -> billing_pb2.GetWalletResponse:
         caller = call_context.current().principal
         wallet = await self._wallet(caller.account_id)
-        wallet.key.CopyFrom(await self._key_spend(caller.key_id, caller.spend_cap_nano))
+        # The cap as stored now: the verified-key cache may be a second old, and enforcement already
+        # reads a changed cap at once (Meter.admit_amount).
+        _, cap = await self._ledger.spend_cap_of(caller.key_id)
+        wallet.key.CopyFrom(await self._key_spend(caller.key_id, cap))
         return billing_pb2.GetWalletResponse(wallet=wallet)
 
     async def ListLedgerEntries(self, request, context) -> billing_pb2.ListLedgerEntriesResponse:
@@ -208,8 +223,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
 
     async def SetLowBalanceThreshold(self, request, context) -> billing_pb2.SetLowBalanceThresholdResponse:
         account_id = call_context.current().account_id
-        which = request.WhichOneof("threshold")
-        threshold = None if which == "clear" else _amount(request, "threshold_usd", "threshold_nano_usd", "threshold")
+        threshold = (None if _clears(request, "threshold", "threshold_usd", "low-balance threshold")
+                     else _amount(request, "threshold_usd", "threshold_nano_usd", "threshold"))
         if threshold is not None and not 0 <= threshold <= 10**18:
             raise invalid_request("threshold must be between 0 and 1,000,000,000 USD.", "threshold_usd")
         async with self._sessions() as session:

@@ -37,8 +37,9 @@ def _midnight(day: date) -> datetime:
 
 
 def default_window(now: datetime) -> tuple[datetime, datetime]:
-    """The last 30 whole UTC days, today included."""
-    return _midnight((now - timedelta(days=DEFAULT_DAYS - 1)).date()), now
+    """The last 30 whole UTC days, today included (from 0001-01-01 for an end in year 1's first month)."""
+    first = now.date().toordinal() - (DEFAULT_DAYS - 1)
+    return _midnight(date.fromordinal(max(first, 1))), now
 
 
 def _day_of_log(dialect: str):
