@@ -16,7 +16,7 @@ from google.api import httpbody_pb2
 from grpc_health.v1 import health_pb2 as grpc_health_pb2
 from grpc_health.v1 import health_pb2_grpc as grpc_health_pb2_grpc
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from edge import console
 from edge.asgi import BodyTooLarge, EventStreamResponse, Inbound, Reply, json_reply, read_body
@@ -101,6 +101,11 @@ class Edge:
                                          attributes={"http.request.method": request.method, "url.path": request.path})
         try:
             response = await self._dispatch(request, request_id, found, surface)
+        except ClientDisconnect:
+            # Gone before its body was whole: nobody to answer and nothing broke here. Logged as
+            # 499 like a call the client cancelled, not as a 500 with a traceback.
+            response = json_reply({"error": {"code": "cancelled", "message": "The client closed the connection."}}, 499,
+                                  {"x-request-id": request_id})
         except Exception:  # noqa: BLE001 - whatever broke, the client gets its surface's 500 shape
             log.exception("edge failure on %s %s (request %s)", request.method, request.path, request_id)
             response = self.error(surface, public_error(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), request_id, {})
@@ -156,10 +161,7 @@ class Edge:
                 if codec is not None and codec.raw_body:
                     body = RawBody(raw, request.header(b"content-type") or "")
                 elif raw.strip():
-                    try:
-                        body = orjson.loads(raw)
-                    except orjson.JSONDecodeError as exc:
-                        raise TranscodeError(f"The request body is not valid JSON: {exc.msg}.") from None
+                    body = _json_body(raw, request.header(b"content-encoding"))
             query = request.query()
             if codec is not None:
                 message, codec_context = codec.decode(body, found.params, query)
@@ -339,6 +341,18 @@ def _headers_from(*metadata_sets) -> dict[str, str]:
             if key in _FORWARDED_METADATA and isinstance(value, str):
                 headers[key] = value
     return headers
+
+
+def _json_body(raw: bytes, encoding: str | None):
+    if encoding and encoding.strip().lower() != "identity":
+        # Compressed bodies are not decoded (a small body inflating to gigabytes is the risk).
+        raise TranscodeError(f"Content-Encoding {encoding[:40]!r} is not supported: send the JSON body uncompressed.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        # orjson's words name Python's types for bytes that are no UTF-8 ("str is not valid UTF-8").
+        detail = "it is not UTF-8 text" if "UTF-8" in exc.msg else exc.msg
+        raise TranscodeError(f"The request body is not valid JSON: {detail}.") from None
 
 
 def _reason_of(response) -> str:

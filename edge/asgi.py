@@ -19,7 +19,8 @@ from starlette.requests import ClientDisconnect
 # The request headers the edge itself reads; any other one only matters behind the gRPC boundary,
 # which never sees HTTP headers.
 _READ_HEADERS = frozenset({
-    b"authorization", b"x-api-key", b"x-goog-api-key", b"content-type", b"content-length", b"x-request-id", b"cookie",
+    b"authorization", b"x-api-key", b"x-goog-api-key", b"content-type", b"content-length", b"content-encoding", b"x-request-id",
+    b"cookie",
 })
 _JSON = "application/json"
 

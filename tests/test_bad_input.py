@@ -4,6 +4,8 @@ changes nothing."""
 from __future__ import annotations
 
 import base64
+import socket
+import time
 
 import grpc
 import pytest
@@ -46,6 +48,17 @@ def test_generation_logs_up_to_the_last_representable_day(gw, admin):
     r = admin.get(f"{gw.url}/api/v1/logs", params={"end_date": "9999-12-31", "start_date": "0001-01-01"}, timeout=10)
     assert r.status_code == 200, r.text
     assert r.json()["success"] is True
+
+
+def test_usage_summaries_at_both_ends_of_the_calendar(gw, admin):
+    """The default window is the 30 days before the end: an end in year 1's first month must not
+    reach before 0001-01-01 (it was a 500), and the last representable second is an end like any."""
+    error = error_of(admin.get(f"{gw.url}/v1/usage:summary", params={"endTime": "0001-01-01T00:00:00Z"}, timeout=10))
+    assert error["code"] == "invalid_request" and error["param"] == "start_time"
+    for params in ({"endTime": "0001-01-20T00:00:00Z"}, {"endTime": "9999-12-31T23:59:59Z"},
+                   {"startTime": "9999-12-01T00:00:00Z", "endTime": "9999-12-31T23:59:59.999999999Z"}):
+        r = admin.get(f"{gw.url}/v1/usage:summary", params=params, timeout=10)
+        assert r.status_code == 200 and r.json() == {"buckets": []}, (params, r.text)
 
 
 @pytest.mark.parametrize("path", ["/v1/usage", "/v1/ledger"])
@@ -210,3 +223,61 @@ def test_nul_over_grpc_names_the_field(gateway):
         with pytest.raises(grpc.RpcError) as caught:
             auth_pb2_grpc.AuthServiceStub(channel).CreateKey(auth_pb2.CreateKeyRequest(name="ok", scopes=["a\x00"]), metadata=metadata)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and _field_of(caught.value) == "scopes[0]"
+
+
+def test_a_multipart_boundary_the_parser_refuses_is_a_400(gateway, admin_headers):
+    boundary = "b" * 257
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\na cat\r\n--{boundary}--\r\n").encode()
+    r = requests.post(f"{gateway.url}/v1/images/edits", data=body, timeout=10,
+                      headers={**admin_headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert "boundary" in error_of(r)["message"]
+    # A broken part says so without the parser's own state-machine wording.
+    r = requests.post(f"{gateway.url}/v1/images/edits", data=b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nb\r\n--y", timeout=10,
+                      headers={**admin_headers, "Content-Type": "multipart/form-data; boundary=x"})
+    message = error_of(r)["message"]
+    assert "multipart/form-data" in message and "index" not in message and "character" not in message
+
+
+def test_compressed_and_non_utf8_bodies_are_refused_in_plain_words(gateway, admin_headers):
+    import gzip
+
+    chat = b'{"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]}'
+    r = requests.post(f"{gateway.url}/v1/chat/completions", data=gzip.compress(chat), timeout=10,
+                      headers={**admin_headers, "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert "Content-Encoding" in error_of(r)["message"]
+    r = requests.post(f"{gateway.url}/v1/chat/completions", data=chat.decode().encode("utf-16"), timeout=10,
+                      headers={**admin_headers, "Content-Type": "application/json"})
+    message = error_of(r)["message"]
+    assert "UTF-8" in message and "str " not in message and "surrogates" not in message
+    r = requests.post(f"{gateway.url}/v1/chat/completions", data=chat, timeout=10,
+                      headers={**admin_headers, "Content-Type": "application/json", "Content-Encoding": "identity"})
+    assert r.status_code == 200, r.text
+
+
+def test_a_client_gone_before_its_body_is_whole_is_no_server_error(gateway, admin_headers, caplog):
+    from tests.fuzz import raw_request
+
+    host, port = "127.0.0.1", int(gateway.url.rsplit(":", 1)[1])
+    with caplog.at_level("ERROR"):
+        for head in (b"Content-Length: 1000\r\n", b"Transfer-Encoding: chunked\r\n"):
+            request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: " + admin_headers["Authorization"].encode()
+                       + b"\r\nContent-Type: application/json\r\n" + head + b"\r\n" + (b"100\r\n" if b"chunked" in head else b"") + b'{"model":')
+            with socket.create_connection((host, port), timeout=10) as sock:
+                sock.sendall(request)
+            status, _, _ = raw_request(host, port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert status == 200
+        time.sleep(0.5)  # the edge notices the disconnects
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+
+
+def test_errors_quote_a_huge_model_name_shortened(gateway, admin_headers):
+    r = requests.post(f"{gateway.url}/v1/chat/completions", json={"model": "m" * 100_000, "messages": [{"role": "user", "content": "hi"}]},
+                      headers=admin_headers, timeout=10)
+    error = error_of(r, 404)
+    assert error["code"] == "model_not_found" and len(r.content) < 2_000
+
+
+def test_a_model_of_another_mode_is_named_with_the_right_article(gateway, admin_headers):
+    r = requests.post(f"{gateway.url}/v1/chat/completions", json={"model": "mock-embed", "messages": [{"role": "user", "content": "hi"}]},
+                      headers=admin_headers, timeout=10)
+    assert "is an embedding model" in error_of(r)["message"]

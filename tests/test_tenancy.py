@@ -106,3 +106,20 @@ def test_the_operator_acts_on_any_account(gateway, tenants):
     assert [k["id"] for k in listed] == [b]
     r = requests.post(f"{gateway.url}/v1/keys", json={"name": "x", "accountId": "acct_nope"}, headers=operator, timeout=10)
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_a_tenants_ledger_does_not_name_the_operators_key(gateway, tenants):
+    operator_key_id = requests.get(f"{gateway.url}/v1/wallet", headers=auth(gateway.admin_key), timeout=10).json()["key"]["keyId"]
+    r = requests.post(f"{gateway.url}/v1/accounts/acct_b/wallet:topup", json={"amountUsd": "1"}, headers=auth(gateway.admin_key), timeout=10)
+    assert r.status_code == 200, r.text
+    entries = requests.get(f"{gateway.url}/v1/ledger", headers=auth(tenants["acct_b"]["key"]), timeout=10).json()["entries"]
+    assert [e["kind"] for e in entries] == ["topup"]
+    assert operator_key_id not in str(entries) and entries[0]["note"] == "top-up"
+
+
+@pytest.mark.parametrize("email", ["alice@a.example.", "alice@a..example", "alice@.a.example"])
+def test_an_email_with_an_empty_domain_label_is_refused(gateway, tenants, email):
+    """`alice@a.example.` would be a second user for the address `alice@a.example`."""
+    r = requests.post(f"{gateway.url}/v1/users", json={"email": email, "password": "correct horse battery"},
+                      headers=auth(tenants["acct_a"]["key"]), timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request", r.text

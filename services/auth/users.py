@@ -34,7 +34,7 @@ INVITE_LIFETIME = timedelta(days=7)
 # A person clicking through the console makes a handful of calls per page; keys keep their own limits.
 SESSION_RATE_LIMIT_PER_MINUTE = 600
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
-_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}")
+_EMAIL = re.compile(r"[^@\s]{1,64}@(?:[^@\s.]+\.)+[^@\s.]{1,63}")
 
 
 class UserExists(ValueError):

@@ -93,17 +93,18 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         model = self._registry.get(model_id)
         if model is None:
             raise ServiceError(
-                Reason.ERROR_REASON_MODEL_NOT_FOUND, f"The model '{model_id}' does not exist.",
-                metadata={"field": "model", "model": model_id},
+                Reason.ERROR_REASON_MODEL_NOT_FOUND, f"The model '{_shown(model_id)}' does not exist.",
+                metadata={"field": "model", "model": _shown(model_id)},
             )
         if not principal.may_use(model_id):
             # The documented 400 "model not allowed": the key is restricted, the model is real.
             raise ServiceError(
-                Reason.ERROR_REASON_MODEL_NOT_ALLOWED, f"This API key is not allowed to use the model '{model_id}'.",
+                Reason.ERROR_REASON_MODEL_NOT_ALLOWED, f"This API key is not allowed to use the model '{_shown(model_id)}'.",
                 metadata={"field": "model", "model": model_id},
             )
         if model.mode != mode:
-            raise invalid_request(f"Model '{model_id}' is a {model.mode} model and cannot serve this endpoint.", "model")
+            article = "an" if model.mode[0] in "aeiou" else "a"
+            raise invalid_request(f"Model '{model_id}' is {article} {model.mode} model and cannot serve this endpoint.", "model")
         return model
 
     def output_limit(self, model_id: str) -> int | None:
@@ -274,8 +275,8 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         if shown is None:
             raise ServiceError(
                 Reason.ERROR_REASON_MODEL_NOT_FOUND,
-                f"The model '{request.model_id}' does not exist or you do not have access to it.",
-                metadata={"model": request.model_id},
+                f"The model '{_shown(request.model_id)}' does not exist or you do not have access to it.",
+                metadata={"model": _shown(request.model_id)},
             )
         return routing_pb2.GetModelResponse(model=shown)
 
@@ -313,10 +314,15 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     async def DeleteModel(self, request, context) -> routing_pb2.DeleteModelResponse:
         if not await self._registry.delete(request.model_id):
             raise ServiceError(
-                Reason.ERROR_REASON_MODEL_NOT_FOUND, f"The model '{request.model_id}' does not exist.",
-                metadata={"model": request.model_id},
+                Reason.ERROR_REASON_MODEL_NOT_FOUND, f"The model '{_shown(request.model_id)}' does not exist.",
+                metadata={"model": _shown(request.model_id)},
             )
         return routing_pb2.DeleteModelResponse()
+
+
+def _shown(model_id: str) -> str:
+    """A model id as an error quotes it: a client's 100 KB "model" is not echoed back whole."""
+    return model_id if len(model_id) <= 200 else model_id[:200] + "…"
 
 
 def _ensure_usage(usage, prompt, output) -> None:
