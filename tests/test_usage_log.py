@@ -89,3 +89,46 @@ def test_a_row_reads_back_through_the_orm_as_it_was_recorded(tmp_path):
                 assert got.replace(tzinfo=timezone.utc) == value, (got, value)
             else:
                 assert got == value, (column, got, value)
+
+
+def test_stopping_mid_write_waits_for_the_batch_and_writes_every_row_once(tmp_path):
+    """Shutdown cancels the writer task while its thread may be writing a batch: the final flush
+    and close() must wait for that write, never run beside it on the same connection."""
+    import threading
+
+    url = f"sqlite:///{tmp_path}/usage.db"
+    migrate(url)
+    writing = threading.Event()
+    overlaps: list[int] = []
+    active = [0]
+
+    async def main() -> int:
+        log = UsageLog(url, interval=0.01)
+        write = log._write
+
+        def slow_write(batch: list[dict]) -> None:
+            active[0] += 1
+            overlaps.append(active[0])
+            writing.set()
+            time.sleep(0.3)  # long enough for the cancellation to land mid-write
+            write(batch)
+            active[0] -= 1
+
+        log._write = slow_write
+        for n in range(50):
+            log.record(_row(n))
+        writer = asyncio.create_task(log.run())
+        await asyncio.to_thread(writing.wait, 5)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        for n in range(50, 60):
+            log.record(_row(n))
+        await asyncio.wait_for(log.flush(), 10)
+        log.close()
+        return 60
+
+    recorded = asyncio.run(main())
+    assert max(overlaps) == 1, overlaps  # never two writes at once on the one connection
+    with sqlite3.connect(tmp_path / "usage.db") as db:
+        assert db.execute("SELECT COUNT(*), COUNT(DISTINCT request_id) FROM usage_logs").fetchone() == (recorded, recorded)
