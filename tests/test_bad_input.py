@@ -281,3 +281,10 @@ def test_a_model_of_another_mode_is_named_with_the_right_article(gateway, admin_
     r = requests.post(f"{gateway.url}/v1/chat/completions", json={"model": "mock-embed", "messages": [{"role": "user", "content": "hi"}]},
                       headers=admin_headers, timeout=10)
     assert "is an embedding model" in error_of(r)["message"]
+
+
+def test_a_usage_window_that_ends_before_it_starts_is_refused(gateway, admin_headers):
+    params = {"startTime": "2026-02-01T00:00:00Z", "endTime": "2026-01-01T00:00:00Z"}
+    for path in ("/v1/usage", "/v1/usage:summary"):
+        error = error_of(requests.get(f"{gateway.url}{path}", params=params, headers=admin_headers, timeout=10))
+        assert error["param"] == "start_time" and "before" in error["message"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 from sqlalchemy import update
 from sqlmodel import select
@@ -177,10 +177,14 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             query = query.where(UsageRow.status == request.status)
         if request.template:
             query = query.where(UsageRow.template == request.template)
-        if request.HasField("start_time"):
-            query = query.where(UsageRow.created_at >= request.start_time.ToDatetime(tzinfo=utcnow().tzinfo))
-        if request.HasField("end_time"):
-            query = query.where(UsageRow.created_at < request.end_time.ToDatetime(tzinfo=utcnow().tzinfo))
+        start = request.start_time.ToDatetime(tzinfo=timezone.utc) if request.HasField("start_time") else None
+        end = request.end_time.ToDatetime(tzinfo=timezone.utc) if request.HasField("end_time") else None
+        if start is not None and end is not None and start >= end:
+            raise invalid_request("start_time must be before end_time.", "start_time")  # as GetUsageSummary says
+        if start is not None:
+            query = query.where(UsageRow.created_at >= start)
+        if end is not None:
+            query = query.where(UsageRow.created_at < end)
         before = _before(request.page_token)
         if before is not None:
             query = query.where(UsageRow.id < before)
