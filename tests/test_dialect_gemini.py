@@ -593,7 +593,7 @@ REQUEST_ERRORS = [
     ({"contents": [{"parts": [{"text": 5}]}]}, "contents[0].parts[0].text", "expected a string"),
     ({"contents": [{"parts": [{"text": "a", "inlineData": {}}]}]}, "contents[0].parts[0]", "text and inlineData"),
     ({"contents": [{"parts": [{"inlineData": "x"}]}]}, "contents[0].parts[0].inlineData", "expected an object"),
-    ({"contents": [{"parts": [{"inlineData": {"data": PNG}}]}]}, "contents[0].parts[0].inlineData.mime_type", "Missing"),
+    ({"contents": [{"parts": [{"inlineData": {"data": PNG}}]}]}, "contents[0].parts[0].inlineData.mimeType", "Missing"),
     (
         {"contents": [{"parts": [{"inline_data": {"mime_type": "image/png"}}]}]},
         "contents[0].parts[0].inline_data.data",
@@ -609,7 +609,8 @@ REQUEST_ERRORS = [
         "contents[0].parts[0].inlineData.data",
         "expected a string",
     ),
-    ({"contents": [{"parts": [{"fileData": {"mimeType": "image/png"}}]}]}, "contents[0].parts[0].fileData.file_uri", "Missing"),
+    ({"contents": [{"parts": [{"fileData": {"mimeType": "image/png"}}]}]}, "contents[0].parts[0].fileData.fileUri", "Missing"),
+    ({"contents": [{"parts": [{"file_data": {"mime_type": "image/png"}}]}]}, "contents[0].parts[0].file_data.file_uri", "Missing"),
     (
         {"contents": [{"parts": [{"fileData": {"fileUri": "gs://b/o", "mimeType": 3}}]}]},
         "contents[0].parts[0].fileData.mimeType",

@@ -105,7 +105,9 @@ def _required_str(container: dict, camel: str, param: str) -> str:
     """A required non-empty string field of either spelling; `param` is the path of its container."""
     key, value = _pick(container, camel)
     if value is None:
-        raise read.missing(f"{param}.{key}")
+        # Sent in neither spelling: named in the container's own (fileData.fileUri, file_data.file_uri).
+        snake = "_" in param.rsplit(".", 1)[-1]
+        raise read.missing(f"{param}.{_SNAKE.get(camel, camel) if snake else camel}")
     return read.non_empty_string(value, f"{param}.{key}")
 
 
