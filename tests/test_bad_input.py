@@ -288,3 +288,11 @@ def test_a_usage_window_that_ends_before_it_starts_is_refused(gateway, admin_hea
     for path in ("/v1/usage", "/v1/usage:summary"):
         error = error_of(requests.get(f"{gateway.url}{path}", params=params, headers=admin_headers, timeout=10))
         assert error["param"] == "start_time" and "before" in error["message"]
+
+
+def test_an_integer_beyond_64_bits_is_out_of_range_not_a_decimal(gateway, admin_headers):
+    body = b'{"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1180591620717411303424}'
+    r = requests.post(f"{gateway.url}/v1/chat/completions", data=body, timeout=10,
+                      headers={**admin_headers, "Content-Type": "application/json"})
+    error = error_of(r)
+    assert error["param"] == "max_tokens" and "above maximum" in error["message"] and "decimal" not in error["message"]

@@ -173,6 +173,9 @@ class VendorJson:
     def integer(self, value: object, param: str, minimum: int, maximum: int) -> int:
         # type() rather than isinstance(): True is an int in Python but not an integer in JSON.
         if type(value) is not int:
+            if type(value) is float and value.is_integer() and not minimum <= value <= maximum:
+                # JSON integers beyond 64 bits reach us as floats (orjson): out of range, not "a decimal".
+                raise self._out_of_range(param, "integer", minimum, maximum, value)
             raise self.wrong_type(param, self.words.integer, value)
         if not minimum <= value <= maximum:
             raise self._out_of_range(param, "integer", minimum, maximum, value)
