@@ -296,3 +296,13 @@ def test_an_integer_beyond_64_bits_is_out_of_range_not_a_decimal(gateway, admin_
                       headers={**admin_headers, "Content-Type": "application/json"})
     error = error_of(r)
     assert error["param"] == "max_tokens" and "above maximum" in error["message"] and "decimal" not in error["message"]
+
+
+def test_a_message_nested_too_deeply_says_so_on_the_anthropic_surface(gateway, admin_headers):
+    deep = '{"a":' * 600 + "1" + "}" * 600
+    body = ('{"model": "mock-chat", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "tool_result", '
+            f'"tool_use_id": "t", "content": "x"}}]}}], "tools": [{{"name": "f", "input_schema": {deep}}}]}}')
+    r = requests.post(f"{gateway.url}/v1/messages", data=body, timeout=10,
+                      headers={**admin_headers, "Content-Type": "application/json", "anthropic-version": "2023-06-01"})
+    assert r.status_code == 400, r.text
+    assert "nested too deeply" in r.json()["error"]["message"]

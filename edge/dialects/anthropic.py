@@ -88,9 +88,11 @@ read = VendorJson(
 def _json(value: object, param: str | None) -> bytes:
     try:
         return orjson.dumps(value)
-    except TypeError:
-        # Only Python callers can get here (orjson.loads never yields such values): an int beyond
-        # 64 bits or a non-JSON object must still be a client error, not a crash.
+    except TypeError as exc:
+        if "ecursion" in str(exc):  # orjson's depth limit: worded as the other surfaces word it
+            raise DialectError("The request body is nested too deeply.", param) from None
+        # Otherwise only Python callers can get here (orjson.loads never yields such values): an int
+        # beyond 64 bits or a non-JSON object must still be a client error, not a crash.
         raise DialectError("The request contains a value that cannot be written as JSON.", param) from None
 
 
