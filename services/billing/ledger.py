@@ -69,7 +69,7 @@ def parse_usd(text: str) -> int:
     if not PLAIN_DECIMAL.fullmatch(text):
         raise ValueError(f"{text!r} is not a decimal amount of USD (digits and one point, e.g. \"10\" or \"0.50\")")
     value = Decimal(text)
-    # Compared before scaling: "1e999999" * 1e9 would overflow Decimal's own exponent range.
+    # Compared before scaling, so the digits scaled are at most MAX_AMOUNT_USD's.
     if abs(value) > MAX_AMOUNT_USD:
         raise ValueError(f"{text!r} is more than the largest amount, {MAX_AMOUNT_USD} USD")
     nano = value * NANO_PER_USD

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import update
 from sqlmodel import select
@@ -59,6 +59,21 @@ def _amount(oneof_owner, usd_field: str, nano_field: str, what: str, *, positive
     else:
         raise invalid_request(f"{usd_field} (or {nano_field}) is required.", usd_field)
     return amount_in_range(amount, which, allow_zero=not positive)
+
+
+def _usage_window(request) -> tuple[datetime | None, datetime | None]:
+    """The status filter checked and the (start_time, end_time) of a usage query, None where unset."""
+    if request.status and request.status not in ("ok", "error"):
+        raise invalid_request("status must be ok or error.", "status")
+    start = request.start_time.ToDatetime(tzinfo=timezone.utc) if request.HasField("start_time") else None
+    end = request.end_time.ToDatetime(tzinfo=timezone.utc) if request.HasField("end_time") else None
+    _in_order(start, end)
+    return start, end
+
+
+def _in_order(start: datetime | None, end: datetime | None) -> None:
+    if start is not None and end is not None and start >= end:
+        raise invalid_request("start_time must be before end_time.", "start_time")
 
 
 def _clears(request, oneof: str, usd_field: str, what: str) -> bool:
@@ -165,8 +180,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def ListUsage(self, request, context) -> billing_pb2.ListUsageResponse:
         account_id = call_context.current().account_id
         size = _page_size(request.page_size)
-        if request.status and request.status not in ("ok", "error"):
-            raise invalid_request("status must be ok or error.", "status")
+        start, end = _usage_window(request)
         await self._usage_log.flush()  # a client reading its log right after a call sees that call
         query = select(UsageRow).where(UsageRow.account_id == account_id)
         if request.key_id:
@@ -177,10 +191,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             query = query.where(UsageRow.status == request.status)
         if request.template:
             query = query.where(UsageRow.template == request.template)
-        start = request.start_time.ToDatetime(tzinfo=timezone.utc) if request.HasField("start_time") else None
-        end = request.end_time.ToDatetime(tzinfo=timezone.utc) if request.HasField("end_time") else None
-        if start is not None and end is not None and start >= end:
-            raise invalid_request("start_time must be before end_time.", "start_time")  # as GetUsageSummary says
         if start is not None:
             query = query.where(UsageRow.created_at >= start)
         if end is not None:
@@ -203,13 +213,10 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return billing_pb2.ListUsageResponse(records=records, next_page_token=_token(rows[size - 1].id) if len(rows) > size else "")
 
     async def GetUsageSummary(self, request, context) -> billing_pb2.GetUsageSummaryResponse:
-        if request.status and request.status not in ("ok", "error"):
-            raise invalid_request("status must be ok or error.", "status")
-        now = utcnow()
-        end = request.end_time.ToDatetime(tzinfo=now.tzinfo) if request.HasField("end_time") else now
-        start = request.start_time.ToDatetime(tzinfo=now.tzinfo) if request.HasField("start_time") else default_window(end)[0]
-        if start >= end:
-            raise invalid_request("start_time must be before end_time.", "start_time")
+        start, end = _usage_window(request)
+        end = end or utcnow()
+        start = start or default_window(end)[0]
+        _in_order(start, end)
         if end - start > timedelta(days=400):
             raise invalid_request("The window is at most 400 days.", "start_time")
         await self._usage_log.flush()  # the charts include the call just made

@@ -92,9 +92,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         principal = call_context.current().principal
         model = self._registry.get(model_id)
         if model is None:
+            shown = _shown(model_id)
             raise ServiceError(
-                Reason.ERROR_REASON_MODEL_NOT_FOUND, f"The model '{_shown(model_id)}' does not exist.",
-                metadata={"field": "model", "model": _shown(model_id)},
+                Reason.ERROR_REASON_MODEL_NOT_FOUND, f"The model '{shown}' does not exist.", metadata={"field": "model", "model": shown},
             )
         if not principal.may_use(model_id):
             # The documented 400 "model not allowed": the key is restricted, the model is real.

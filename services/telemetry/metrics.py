@@ -142,10 +142,7 @@ class GatewayMetrics:
             "switchyard_upstream_request_duration_seconds", "Time an upstream attempt took (streams: to the first chunk).",
             ("provider",), buckets=_LATENCY_BUCKETS,
         )
-        r.register(_Lean([
-            self.requests, self.request_duration, self.overhead, self.refusals, self.wallet_admission, self.tokens,
-            self.cost, self.ttft, self.tokens_per_second, self.upstream, self.upstream_duration,
-        ]))
+        r.register(_Lean([m for m in vars(self).values() if isinstance(m, (LeanCounter, LeanHistogram))]))
         self.cooling = Gauge(
             "switchyard_deployments_cooling_down", "Deployments in cool-down after repeated failures, as this process last saw.",
             registry=r,
