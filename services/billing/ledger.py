@@ -155,9 +155,10 @@ class Ledger:
     async def wallet(self, account_id: str) -> WalletState:
         async with self._sessions() as session:
             row = await session.get(WalletRow, account_id)
+        held = self._money.held(account_id) if self._money is not None else 0  # holds kept in memory (SQLite)
         if row is None:
-            return WalletState(account_id, 0, 0)
-        return WalletState(account_id, row.balance_nano, row.reserved_nano)
+            return WalletState(account_id, 0, held)
+        return WalletState(account_id, row.balance_nano, row.reserved_nano + held)
 
     async def spend_cap_of(self, key_id: str) -> tuple[bool, int | None]:
         """(the key exists, its current monthly cap) as stored now, not as a cached Principal says."""
@@ -255,7 +256,9 @@ class Ledger:
         """Release holds of requests that can no longer finish (their process died mid-request)."""
         cutoff = utcnow() - older_than
         async with self._sessions() as session:
-            stale = (await session.exec(select(ReservationRow.id).where(ReservationRow.created_at < cutoff))).all()
+            stale = list((await session.exec(select(ReservationRow.id).where(ReservationRow.created_at < cutoff))).all())
+        if self._money is not None:
+            stale += self._money.stale_holds(cutoff)
         released = 0
         for reservation_id in stale:
             released += await self.release(reservation_id)

@@ -38,6 +38,14 @@ class MoneyStore(Protocol):
 
     async def release(self, reservation_id: str) -> bool: ...
 
+    def held(self, account_id: str) -> int:
+        """Holds for the wallet kept outside its row (in this process's memory), for views."""
+        ...
+
+    def stale_holds(self, cutoff: datetime) -> list[str]:
+        """Holds kept outside the database that were taken before `cutoff`, for the sweep."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -51,6 +51,12 @@ class PostgresMoneyStore:
     async def release(self, reservation_id: str) -> bool:
         return await self._call("switchyard_release", reservation_id) == b"t"
 
+    def held(self, account_id: str) -> int:
+        return 0  # every hold is a row: replicas must see it
+
+    def stale_holds(self, cutoff: datetime) -> list[str]:
+        return []
+
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for held in idle:

@@ -13,6 +13,10 @@ runs inside its own SAVEPOINT, so one refused or failing operation never undoes 
 hears its outcome only after COMMIT returned: an answer is never released before its charge is
 committed (durable as `synchronous=NORMAL` makes it, see the README). BEGIN IMMEDIATE takes the write
 lock up front, so the guarded UPDATEs are all-or-nothing however many processes share the file.
+
+While this process alone admits on the file, a hold is no transaction at all: it is booked in memory
+against the wallet as committed (services/billing/sqlite_holds.py), and every operation that touches
+the book runs on the loop, never in the writer thread.
 """
 
 from __future__ import annotations
@@ -25,9 +29,14 @@ import threading
 from datetime import datetime
 
 from services.billing.money_rules import Refused, Unheld, cap_room
+from services.billing.sqlite_holds import OWNER, WAIT_SECONDS, WATCH_SECONDS, Hold, HoldBook, Ownership
 from services.storage.database import open_sqlite, sqlite_time
 
 log = logging.getLogger(__name__)
+# What an admission in memory reads: one statement, one read transaction.
+_FREE = "SELECT balance_nano - reserved_nano FROM wallets WHERE account_id = ?"
+_FREE_AND_SPENT = ("SELECT balance_nano - reserved_nano, (SELECT spent_nano + reserved_nano FROM key_spend "
+                   "WHERE key_id = ?2 AND month = ?3) FROM wallets WHERE account_id = ?1")
 _BATCH = 256  # operations per transaction at most: bounds how long one commit holds the lock
 _CHECKPOINT_EVERY = 500  # inline commits between the writer thread's checkpoints
 
@@ -45,13 +54,30 @@ class SqliteMoneyStore:
         # Holds this process made and has not yet settled or released: with at most one (the caller's
         # own), nobody can share a transaction with the caller, so it commits without waiting a turn.
         self._held: set[str] = set()
+        # While this process alone admits on the file, its holds live here, not in the database
+        # (services/billing/sqlite_holds.py).
+        self._book = HoldBook()
+        self._ownership = Ownership(path)
+        self._watch: asyncio.TimerHandle | None = None
+        self._stepping_down: asyncio.Task | None = None
+        # Operations waiting on the loop for SQLite's write lock (an owner never hands its holds'
+        # operations to the writer thread: the book is the loop's alone).
+        self._locked_since: float | None = None
 
     # -- the three hot operations (called on the event loop) --
 
     async def reserve(self, *, reservation_id: str, account_id: str, key_id: str, month: str, amount_nano: int,
                       spend_cap_nano: int | None, request_id: str, now: datetime) -> Refused | None:
-        refused = await self._submit(_reserve, reservation_id, account_id, key_id, month, amount_nano,
-                                     spend_cap_nano, request_id, sqlite_time(now))
+        if self._ownership.state != OWNER:
+            if self._ownership.claim() == OWNER:
+                self._watch = asyncio.get_running_loop().call_later(WATCH_SECONDS, self._look_for_newcomers)
+        if self._ownership.state == OWNER:
+            refused = await self._hold_in_memory(reservation_id, Hold(account_id, key_id, month, amount_nano,
+                                                                      spend_cap_nano is not None, request_id, now), spend_cap_nano)
+        else:
+            await self._ownership.ready()
+            refused = await self._submit(_reserve, reservation_id, account_id, key_id, month, amount_nano,
+                                         spend_cap_nano, request_id, sqlite_time(now))
         if refused is None:
             self._held.add(reservation_id)
         return refused
@@ -59,17 +85,33 @@ class SqliteMoneyStore:
     async def settle(self, reservation_id: str, cost: int, charge_key: str, note: str, now: datetime,
                      unheld: Unheld | None) -> int | None:
         try:
-            return await self._submit(_settle, reservation_id, cost, charge_key, note, sqlite_time(now), unheld)
+            return await self._submit(_settle_any, self._book, reservation_id, cost, charge_key, note, sqlite_time(now), unheld)
         finally:
             self._held.discard(reservation_id)
 
     async def release(self, reservation_id: str) -> bool:
         try:
+            if self._book.take(reservation_id) is not None:
+                return True  # a hold in memory: nothing was written, nothing to undo
             return await self._submit(_release, reservation_id)
         finally:
             self._held.discard(reservation_id)
 
+    def held(self, account_id: str) -> int:
+        """What this process holds for the wallet in memory (the wallet's row counts the rest)."""
+        return self._book.account_held(account_id)
+
+    def stale_holds(self, cutoff: datetime) -> list[str]:
+        """Holds in memory older than `cutoff` (a request that never settled: a bug, not a crash)."""
+        return self._book.older_than(cutoff)
+
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        if self._stepping_down is not None:
+            self._stepping_down.cancel()
+        self._ownership.close()
         if self._thread is not None:
             self._queue.put(None)
             await asyncio.to_thread(self._thread.join, 30)
@@ -88,7 +130,7 @@ class SqliteMoneyStore:
                 return _unwrap(outcomes[0])
             loop = asyncio.get_running_loop()
             future = loop.create_future()
-            self._to_writer([(operation, args, future, loop)])
+            self._when_locked([(operation, args, future, loop)])
             return await future
         loop = asyncio.get_running_loop()
         future = loop.create_future()
@@ -102,10 +144,32 @@ class SqliteMoneyStore:
         batch, self._batch = self._batch, []
         outcomes = self._commit_inline(batch)
         if outcomes is None:
-            self._to_writer(batch)  # it retries with a busy timeout, and answers the futures itself
+            self._when_locked(batch)
             return
+        self._locked_since = None
         for (_, _, future, _), outcome in zip(batch, outcomes):
             _resolve(future, outcome)
+
+    def _when_locked(self, batch: list) -> None:
+        """Another connection holds SQLite's write lock. Rows: the writer thread waits for it (with a
+        busy timeout) and answers the futures itself. Holds in memory: the loop tries again shortly,
+        ahead of what queued meanwhile, for as long as SQLite's busy timeout would wait."""
+        if self._ownership.state != OWNER:
+            self._to_writer(batch)
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._locked_since is None:
+            self._locked_since = now
+        elif now - self._locked_since > WAIT_SECONDS:
+            self._locked_since = None
+            for _, _, future, _ in batch:
+                _resolve(future, sqlite3.OperationalError("database is locked"))
+            return
+        retry = not self._batch
+        self._batch[:0] = batch
+        if retry:
+            loop.call_later(0.001, self._flush)
 
     def _commit_inline(self, batch: list) -> list | None:
         """Commit `batch` on the loop's own connection if SQLite's write lock is free right now: a
@@ -115,11 +179,8 @@ class SqliteMoneyStore:
         which waits for the lock without blocking the loop, must take the batch."""
         try:
             if self._inline is None:
-                self._inline = self._connect(busy_timeout_ms=0)
-                # Checkpoints (the one fsync of WAL mode) are left to the writer thread and the other
-                # connections, never run on the loop.
-                self._inline.execute("PRAGMA wal_autocheckpoint=0")
-            outcomes = _commit(self._inline, batch)
+                self._inline = self._open_inline()
+            outcomes = _commit(self._inline, batch, self._book)
         except sqlite3.OperationalError as exc:
             if self._inline is not None:
                 _rollback(self._inline)
@@ -137,6 +198,67 @@ class SqliteMoneyStore:
         if self._inline_commits % _CHECKPOINT_EVERY == 0:
             self._to_writer([(_checkpoint, (), None, None)])
         return outcomes
+
+    # -- holds in memory (this process alone admits on the file) --
+
+    async def _hold_in_memory(self, reservation_id: str, hold: Hold, cap: int | None) -> Refused | None:
+        """Admit against the wallet's free money and the key's spend as committed, minus the holds
+        in the book. Reading and booking happen in one step of the loop, which every other change
+        to the book also runs on, so two admissions never both count the same money."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_SECONDS
+        while True:
+            try:
+                if self._inline is None:
+                    self._inline = self._open_inline()
+                if cap is None:
+                    row = self._inline.execute(_FREE, (hold.account_id,)).fetchone()
+                else:
+                    row = self._inline.execute(_FREE_AND_SPENT, (hold.account_id, hold.key_id, hold.month)).fetchone()
+                break
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc) or loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.001)  # a reader waits only while SQLite recovers a WAL
+        if row is None or row[0] - self._book.account_held(hold.account_id) < hold.amount:
+            return Refused.BALANCE
+        if cap is not None and (row[1] or 0) + self._book.key_held(hold.key_id, hold.month) + hold.amount > cap:
+            return Refused.SPEND_CAP
+        self._book.add(reservation_id, hold)
+        return None
+
+    def _look_for_newcomers(self) -> None:
+        self._watch = None
+        if self._ownership.someone_waits():
+            self._stepping_down = asyncio.get_running_loop().create_task(self._step_down())
+        else:
+            self._watch = asyncio.get_running_loop().call_later(WATCH_SECONDS, self._look_for_newcomers)
+
+    async def _step_down(self) -> None:
+        """Another process wants to admit: write the book's holds as rows, then keep rows."""
+        while True:
+            try:
+                if self._inline is None:
+                    self._inline = self._open_inline()
+                _write_holds(self._inline, self._book.holds)
+                break
+            except sqlite3.OperationalError as exc:
+                if self._inline is not None:
+                    _rollback(self._inline)
+                if not _locked(exc):
+                    log.warning("could not write this process's holds as rows; retrying: %s", exc)
+                await asyncio.sleep(0.002)  # admissions go on meanwhile; the next try takes theirs too
+        # Same step as the commit: from here on no hold is booked in memory.
+        self._book.clear()
+        self._ownership.step_down()
+        log.info("another gateway process admits on this SQLite file: holds are rows from now on")
+
+    def _open_inline(self) -> sqlite3.Connection:
+        connection = self._connect(busy_timeout_ms=0)
+        # Checkpoints (the one fsync of WAL mode) are left to the writer thread and the other
+        # connections, never run on the loop.
+        connection.execute("PRAGMA wal_autocheckpoint=0")
+        return connection
 
     def _to_writer(self, batch: list) -> None:
         if self._thread is None:
@@ -199,31 +321,47 @@ def _checkpoint(connection: sqlite3.Connection) -> None:
     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
-def _commit(connection: sqlite3.Connection, batch: list) -> list:
-    if len(batch) == 1:
-        return [_commit_one(connection, *batch[0][:2])]
-    outcomes = []
-    connection.execute("BEGIN IMMEDIATE")
-    for operation, args, _, _ in batch:
-        connection.execute("SAVEPOINT op")
-        try:
-            outcome = operation(connection, *args)
-        except Exception as exc:  # noqa: BLE001 - this operation alone is undone
-            connection.execute("ROLLBACK TO op")
-            outcome = exc
-        connection.execute("RELEASE op")
-        outcomes.append(outcome)
-    connection.execute("COMMIT")
-    return outcomes
+def _commit(connection: sqlite3.Connection, batch: list, book: HoldBook | None = None) -> list:
+    """`book`: on the loop, the holds in memory, journaled so that what a failed operation or
+    transaction took from it goes back."""
+    if book is not None:
+        book.begin()
+    committed = False
+    try:
+        if len(batch) == 1:
+            outcomes = [_commit_one(connection, *batch[0][:2], book)]
+        else:
+            outcomes = []
+            connection.execute("BEGIN IMMEDIATE")
+            for operation, args, _, _ in batch:
+                connection.execute("SAVEPOINT op")
+                mark = book.mark() if book is not None else 0
+                try:
+                    outcome = operation(connection, *args)
+                except Exception as exc:  # noqa: BLE001 - this operation alone is undone
+                    connection.execute("ROLLBACK TO op")
+                    if book is not None:
+                        book.undo_to(mark)
+                    outcome = exc
+                connection.execute("RELEASE op")
+                outcomes.append(outcome)
+            connection.execute("COMMIT")
+        committed = True
+        return outcomes
+    finally:
+        if book is not None:
+            book.end(committed)
 
 
-def _commit_one(connection: sqlite3.Connection, operation, args):
+def _commit_one(connection: sqlite3.Connection, operation, args, book: HoldBook | None):
     """A batch of one (the usual case when load is light): no savepoint, the transaction is the unit."""
     connection.execute("BEGIN IMMEDIATE")
     try:
         outcome = operation(connection, *args)
     except Exception as exc:  # noqa: BLE001 - this operation is undone
         connection.execute("ROLLBACK")
+        if book is not None:
+            book.undo_to(0)
         return exc
     connection.execute("COMMIT")
     return outcome
@@ -348,6 +486,63 @@ def _settle(c: sqlite3.Connection, reservation_id, cost, charge_key, note, now, 
         if written.rowcount != 1:
             raise _Undone(None)  # charged already under this key: nothing happens twice
     return charged
+
+
+def _settle_any(c: sqlite3.Connection, book: HoldBook, reservation_id, cost, charge_key, note, now, unheld: Unheld | None):
+    hold = book.take(reservation_id)
+    if hold is None:
+        return _settle(c, reservation_id, cost, charge_key, note, now, unheld)  # a hold that is a row, or gone
+    return _settle_held_in_memory(c, book, hold, cost, charge_key, note, now)
+
+
+def _settle_held_in_memory(c: sqlite3.Connection, book: HoldBook, hold: Hold, cost, charge_key, note, now):
+    """The rules of _settle, with the other holds of the wallet and key counted from the book (this
+    one is out of it already); nothing of the hold was written, so nothing of it is undone here."""
+    bounds = c.execute(
+        "SELECT balance_nano - reserved_nano, (SELECT spend_cap_nano FROM api_keys WHERE id = ?) FROM wallets WHERE account_id = ?",
+        (hold.key_id, hold.account_id),
+    ).fetchone()
+    if bounds is None:
+        return None  # no wallet, nothing to take from
+    free = bounds[0] - book.account_held(hold.account_id) - hold.amount  # as _settle's, its own hold counted
+    charged = min(cost, hold.amount + max(0, free))
+    cap = bounds[1]
+    if cap is not None:
+        spend = c.execute("SELECT spent_nano, reserved_nano FROM key_spend WHERE key_id = ? AND month = ?",
+                          (hold.key_id, hold.month)).fetchone()
+        spent, reserved = spend if spend is not None else (0, 0)
+        charged = min(charged, cap_room(cap, (spent, reserved + book.key_held(hold.key_id, hold.month)), 0))
+    c.execute("UPDATE wallets SET balance_nano = balance_nano - ? WHERE account_id = ?", (charged, hold.account_id))
+    _count_spend(c, hold.key_id, hold.month, charged, 0)
+    if charged:
+        written = c.execute(
+            "INSERT INTO ledger (account_id, kind, amount_nano, key_id, request_id, charge_key, note, created_at) "
+            "VALUES (?, 'charge', ?, ?, ?, ?, ?, ?) ON CONFLICT (charge_key) DO NOTHING",
+            (hold.account_id, -charged, hold.key_id, hold.request_id, charge_key, note[:500], now),
+        )
+        if written.rowcount != 1:
+            raise _Undone(None)  # charged already under this key: nothing happens twice
+    return charged
+
+
+def _write_holds(c: sqlite3.Connection, holds: dict[str, Hold]) -> None:
+    """The book's holds as rows, as _reserve writes them, in one transaction (the owner steps down)."""
+    c.execute("BEGIN IMMEDIATE")
+    for reservation_id, hold in holds.items():
+        c.execute("UPDATE wallets SET reserved_nano = reserved_nano + ? WHERE account_id = ?", (hold.amount, hold.account_id))
+        if hold.capped:
+            c.execute(
+                "INSERT INTO key_spend (key_id, month, spent_nano, reserved_nano) VALUES (?1, ?2, 0, ?3) "
+                "ON CONFLICT (key_id, month) DO UPDATE SET reserved_nano = reserved_nano + excluded.reserved_nano",
+                (hold.key_id, hold.month, hold.amount),
+            )
+        c.execute(
+            "INSERT INTO reservations (id, account_id, key_id, month, amount_nano, capped, request_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (reservation_id, hold.account_id, hold.key_id, hold.month, hold.amount, hold.capped, hold.request_id,
+             sqlite_time(hold.created_at)),
+        )
+    c.execute("COMMIT")
 
 
 def _release(c: sqlite3.Connection, reservation_id):
