@@ -14,6 +14,15 @@ from tests.billing_race import race
 from tests.test_billing import COST_OF_5, HI, auth, bill_config, upstream  # noqa: F401 - upstream is a fixture
 
 
+def _books(database) -> tuple[int, int, int, int]:
+    """The default wallet's (balance, reserved) and its ledger's (sum, charges), as stored."""
+    with sqlite3.connect(database) as conn:
+        balance, reserved = conn.execute("SELECT balance_nano, reserved_nano FROM wallets WHERE account_id = 'acct_default'").fetchone()
+        total, charges = conn.execute(
+            "SELECT COALESCE(SUM(amount_nano), 0), SUM(kind = 'charge') FROM ledger WHERE account_id = 'acct_default'").fetchone()
+    return balance, reserved, total, charges
+
+
 def test_two_processes_on_one_sqlite_file_admit_exactly_what_the_wallet_holds(tmp_path):
     config = tmp_path / "billing.yaml"
     config.write_text(yaml.safe_dump(bill_config()))
@@ -34,10 +43,7 @@ def test_two_processes_on_one_sqlite_file_admit_exactly_what_the_wallet_holds(tm
     finally:
         for g in gateways:
             g.terminate()
-    with sqlite3.connect(database) as conn:
-        balance, reserved = conn.execute("SELECT balance_nano, reserved_nano FROM wallets WHERE account_id = 'acct_default'").fetchone()
-        total, charges = conn.execute(
-            "SELECT COALESCE(SUM(amount_nano), 0), SUM(kind = 'charge') FROM ledger WHERE account_id = 'acct_default'").fetchone()
+    balance, reserved, total, charges = _books(database)
     assert balance == total == 0 and reserved == 0 and charges == 50
 
 
@@ -89,7 +95,7 @@ def test_a_hold_in_flight_in_one_process_counts_in_a_second_that_starts_later(tm
         r = requests.post(f"{first.url}/v1/accounts/acct_default/wallet:topup", json={"amountNanoUsd": funds},
                           headers=auth(admin), timeout=10)
         assert r.status_code == 200, r.text
-        upstream.set_mode("openai", "stall", seconds=2.0, times=1)
+        upstream.set_mode("openai", "stall", seconds=12.0, times=1)  # outlasts the second process's start-up
         with ThreadPoolExecutor(1) as pool:
             slow = pool.submit(requests.post, f"{first.url}/v1/chat/completions", json=body, headers=auth(admin), timeout=30)
             held = 0
@@ -104,6 +110,7 @@ def test_a_hold_in_flight_in_one_process_counts_in_a_second_that_starts_later(tm
 
             gateways.append(ProcessGateway(args, env=env, cwd=tmp_path).start())
             second = gateways[1]
+            assert not slow.done()  # the first one's hold is still in flight
             r = requests.post(f"{second.url}/v1/chat/completions", json=body, headers=auth(admin), timeout=30)
             assert r.status_code == 402, r.text  # the first one's hold leaves too little
             assert requests.get(f"{second.url}/v1/wallet", headers=auth(admin), timeout=10).json()["reservedNanoUsd"] == held
@@ -116,8 +123,5 @@ def test_a_hold_in_flight_in_one_process_counts_in_a_second_that_starts_later(tm
     finally:
         for g in gateways:
             g.terminate()
-    with sqlite3.connect(database) as conn:
-        balance, reserved = conn.execute("SELECT balance_nano, reserved_nano FROM wallets WHERE account_id = 'acct_default'").fetchone()
-        total, charges = conn.execute(
-            "SELECT COALESCE(SUM(amount_nano), 0), SUM(kind = 'charge') FROM ledger WHERE account_id = 'acct_default'").fetchone()
+    balance, reserved, total, charges = _books(database)
     assert balance == total and reserved == 0 and charges == 1

@@ -45,6 +45,18 @@ def _rows(path: str) -> dict:
     return {"balance": balance, "reserved": reserved, "holds": holds, "charged": charged}
 
 
+def _with_store(path: str, body):
+    """asyncio.run(body(store)) with a store on `path`, closed afterwards."""
+    async def main():
+        store = SqliteMoneyStore(path)
+        try:
+            return await body(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
 def _wal_frames(path: str) -> int:
     wal = Path(path + "-wal")
     return max(0, (wal.stat().st_size - 32) // (24 + 4096)) if wal.exists() else 0
@@ -53,40 +65,32 @@ def _wal_frames(path: str) -> int:
 def test_a_lone_process_holds_in_memory_and_pays_in_one_transaction(tmp_path):
     path = _wallet(tmp_path)
 
-    async def main() -> None:
-        store = SqliteMoneyStore(path)
-        try:
-            before = _wal_frames(path)
-            assert await _reserve(store, "res_1", 600) is None
-            assert _wal_frames(path) == before  # nothing written for the hold
-            assert store.held("acct_1") == 600 and _rows(path)["holds"] == []
-            assert await _reserve(store, "res_2", 500) is Refused.BALANCE  # 400 free, counting the hold in memory
-            assert await _settle(store, "res_1", 250) == 250
-            assert store.held("acct_1") == 0
-            assert await _reserve(store, "res_3", 750) is None  # the unused 350 of the hold is free again
-            assert await store.release("res_3") is True
-            assert store.held("acct_1") == 0
-        finally:
-            await store.close()
+    async def body(store: SqliteMoneyStore) -> None:
+        before = _wal_frames(path)
+        assert await _reserve(store, "res_1", 600) is None
+        assert _wal_frames(path) == before  # nothing written for the hold
+        assert store.held("acct_1") == 600 and _rows(path)["holds"] == []
+        assert await _reserve(store, "res_2", 500) is Refused.BALANCE  # 400 free, counting the hold in memory
+        assert await _settle(store, "res_1", 250) == 250
+        assert store.held("acct_1") == 0
+        assert await _reserve(store, "res_3", 750) is None  # the unused 350 of the hold is free again
+        assert await store.release("res_3") is True
+        assert store.held("acct_1") == 0
 
-    asyncio.run(main())
+    _with_store(path, body)
     assert _rows(path) == {"balance": BALANCE - 250, "reserved": 0, "holds": [], "charged": 250}
 
 
 def test_admission_in_memory_is_exact_when_many_race_for_one_wallet(tmp_path):
     path = _wallet(tmp_path, balance=500)
 
-    async def main() -> tuple[list, list]:
-        store = SqliteMoneyStore(path)
-        try:
-            outcomes = await asyncio.gather(*(_reserve(store, f"res_{i}", 10, cap=300) for i in range(200)))
-            admitted = [f"res_{i}" for i, refused in enumerate(outcomes) if refused is None]
-            charged = await asyncio.gather(*(_settle(store, reservation_id, 10) for reservation_id in admitted))
-            return outcomes, charged
-        finally:
-            await store.close()
+    async def body(store: SqliteMoneyStore) -> tuple[list, list]:
+        outcomes = await asyncio.gather(*(_reserve(store, f"res_{i}", 10, cap=300) for i in range(200)))
+        admitted = [f"res_{i}" for i, refused in enumerate(outcomes) if refused is None]
+        charged = await asyncio.gather(*(_settle(store, reservation_id, 10) for reservation_id in admitted))
+        return outcomes, charged
 
-    outcomes, charged = asyncio.run(main())
+    outcomes, charged = _with_store(path, body)
     # The key's cap (300) binds before the wallet (500): exactly 30 holds of 10, the rest refused by it.
     assert outcomes.count(None) == 30 and outcomes.count(Refused.SPEND_CAP) == 170
     assert charged == [10] * 30
@@ -123,38 +127,30 @@ def test_a_second_process_admits_only_after_the_first_has_written_its_holds_as_r
 def test_a_settlement_that_fails_keeps_its_hold_for_the_retry(tmp_path):
     path = _wallet(tmp_path)
 
-    async def main() -> None:
-        store = SqliteMoneyStore(path)
-        try:
-            assert await _reserve(store, "res_1", 600) is None
-            with sqlite3.connect(path) as db:
-                db.execute("CREATE TRIGGER no_charges BEFORE INSERT ON ledger BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
-            with pytest.raises(sqlite3.Error):
-                await _settle(store, "res_1", 500)
-            assert store.held("acct_1") == 600  # the failed transaction took nothing
-            with sqlite3.connect(path) as db:
-                db.execute("DROP TRIGGER no_charges")
-            assert await _settle(store, "res_1", 500) == 500
-            assert await _settle(store, "res_1", 500) is None  # charged once
-        finally:
-            await store.close()
+    async def body(store: SqliteMoneyStore) -> None:
+        assert await _reserve(store, "res_1", 600) is None
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TRIGGER no_charges BEFORE INSERT ON ledger BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+        with pytest.raises(sqlite3.Error):
+            await _settle(store, "res_1", 500)
+        assert store.held("acct_1") == 600  # the failed transaction took nothing
+        with sqlite3.connect(path) as db:
+            db.execute("DROP TRIGGER no_charges")
+        assert await _settle(store, "res_1", 500) == 500
+        assert await _settle(store, "res_1", 500) is None  # charged once
 
-    asyncio.run(main())
+    _with_store(path, body)
     assert _rows(path) == {"balance": BALANCE - 500, "reserved": 0, "holds": [], "charged": 500}
 
 
 def test_a_hold_in_memory_that_outlives_its_horizon_is_swept(tmp_path):
     path = _wallet(tmp_path)
 
-    async def main() -> None:
-        store = SqliteMoneyStore(path)
-        try:
-            assert await _reserve(store, "res_1", 600) is None
-            assert store.stale_holds(utcnow() - timedelta(minutes=5)) == []
-            assert store.stale_holds(utcnow() + timedelta(seconds=1)) == ["res_1"]
-            assert await store.release("res_1") is True
-            assert store.held("acct_1") == 0
-        finally:
-            await store.close()
+    async def body(store: SqliteMoneyStore) -> None:
+        assert await _reserve(store, "res_1", 600) is None
+        assert store.stale_holds(utcnow() - timedelta(minutes=5)) == []
+        assert store.stale_holds(utcnow() + timedelta(seconds=1)) == ["res_1"]
+        assert await store.release("res_1") is True
+        assert store.held("acct_1") == 0
 
-    asyncio.run(main())
+    _with_store(path, body)
