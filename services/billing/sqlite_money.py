@@ -242,10 +242,10 @@ class SqliteMoneyStore:
                     self._inline = self._open_inline()
                 _write_holds(self._inline, self._book.holds)
                 break
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:
                 if self._inline is not None:
                     _rollback(self._inline)
-                if not _locked(exc):
+                if not (isinstance(exc, sqlite3.OperationalError) and _locked(exc)):
                     log.warning("could not write this process's holds as rows; retrying: %s", exc)
                 await asyncio.sleep(0.002)  # admissions go on meanwhile; the next try takes theirs too
         # Same step as the commit: from here on no hold is booked in memory.
