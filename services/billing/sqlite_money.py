@@ -236,6 +236,7 @@ class SqliteMoneyStore:
 
     async def _step_down(self) -> None:
         """Another process wants to admit: write the book's holds as rows, then keep rows."""
+        pause = 0.002
         while True:
             try:
                 if self._inline is None:
@@ -247,7 +248,8 @@ class SqliteMoneyStore:
                     _rollback(self._inline)
                 if not (isinstance(exc, sqlite3.OperationalError) and _locked(exc)):
                     log.warning("could not write this process's holds as rows; retrying: %s", exc)
-                await asyncio.sleep(0.002)  # admissions go on meanwhile; the next try takes theirs too
+                    pause = min(1.0, pause * 2)  # a broken database: do not log every few milliseconds
+                await asyncio.sleep(pause)  # admissions go on meanwhile; the next try takes theirs too
         # Same step as the commit: from here on no hold is booked in memory.
         self._book.clear()
         self._ownership.step_down()
