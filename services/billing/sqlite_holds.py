@@ -26,6 +26,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import sqlite3
 import struct
 import threading
 from dataclasses import dataclass
@@ -56,8 +57,8 @@ class HoldBook:
         self.holds: dict[str, Hold] = {}
         self._account: dict[str, int] = {}
         self._key: dict[tuple[str, str], int] = {}
-        self._taken: list[Hold] | None = None
-        self._ids: list[str] = []
+        # What this transaction took, to put back if it fails (None outside one).
+        self._journal: list[tuple[str, Hold]] | None = None
 
     def add(self, reservation_id: str, hold: Hold) -> None:
         self.holds[reservation_id] = hold
@@ -73,9 +74,8 @@ class HoldBook:
         _subtract(self._account, hold.account_id, hold.amount)
         if hold.capped:
             _subtract(self._key, (hold.key_id, hold.month), hold.amount)
-        if self._taken is not None:
-            self._taken.append(hold)
-            self._ids.append(reservation_id)
+        if self._journal is not None:
+            self._journal.append((reservation_id, hold))
         return hold
 
     def account_held(self, account_id: str) -> int:
@@ -95,19 +95,19 @@ class HoldBook:
     # -- the journal of one transaction --
 
     def begin(self) -> None:
-        self._taken, self._ids = [], []
+        self._journal = []
 
     def mark(self) -> int:
-        return len(self._ids)
+        return len(self._journal)
 
     def undo_to(self, mark: int) -> None:
-        while len(self._ids) > mark:
-            self.add(self._ids.pop(), self._taken.pop())
+        while len(self._journal) > mark:
+            self.add(*self._journal.pop())
 
     def end(self, committed: bool) -> None:
-        if not committed and self._taken is not None:
+        if not committed:
             self.undo_to(0)
-        self._taken = None
+        self._journal = None
 
 
 def _subtract(sums: dict, key, amount: int) -> None:
@@ -158,8 +158,6 @@ class Ownership:
             try:
                 await asyncio.wait_for(self._shared.wait(), WAIT_SECONDS)
             except asyncio.TimeoutError:
-                import sqlite3
-
                 raise sqlite3.OperationalError("database is locked (another gateway process keeps its holds in memory)") from None
 
     def someone_waits(self) -> bool:

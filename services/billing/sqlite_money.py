@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 _FREE = "SELECT balance_nano - reserved_nano FROM wallets WHERE account_id = ?"
 _FREE_AND_SPENT = ("SELECT balance_nano - reserved_nano, (SELECT spent_nano + reserved_nano FROM key_spend "
                    "WHERE key_id = ?2 AND month = ?3) FROM wallets WHERE account_id = ?1")
+# A settlement's bounds when no hold row brought them: the wallet's free money and the key's cap.
+_FREE_AND_CAP = ("SELECT (SELECT balance_nano - reserved_nano FROM wallets WHERE account_id = ?), "
+                 "(SELECT spend_cap_nano FROM api_keys WHERE id = ?)")
+_INSERT_HOLD = ("INSERT INTO reservations (id, account_id, key_id, month, amount_nano, capped, request_id, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 _BATCH = 256  # operations per transaction at most: bounds how long one commit holds the lock
 _CHECKPOINT_EVERY = 500  # inline commits between the writer thread's checkpoints
 
@@ -68,9 +73,8 @@ class SqliteMoneyStore:
 
     async def reserve(self, *, reservation_id: str, account_id: str, key_id: str, month: str, amount_nano: int,
                       spend_cap_nano: int | None, request_id: str, now: datetime) -> Refused | None:
-        if self._ownership.state != OWNER:
-            if self._ownership.claim() == OWNER:
-                self._watch = asyncio.get_running_loop().call_later(WATCH_SECONDS, self._look_for_newcomers)
+        if self._ownership.state is None and self._ownership.claim() == OWNER:  # this process's first admission
+            self._watch = asyncio.get_running_loop().call_later(WATCH_SECONDS, self._look_for_newcomers)
         if self._ownership.state == OWNER:
             refused = await self._hold_in_memory(reservation_id, Hold(account_id, key_id, month, amount_nano,
                                                                       spend_cap_nano is not None, request_id, now), spend_cap_nano)
@@ -178,9 +182,7 @@ class SqliteMoneyStore:
         usage log, the control plane, another process) or this one broke: then the writer thread,
         which waits for the lock without blocking the loop, must take the batch."""
         try:
-            if self._inline is None:
-                self._inline = self._open_inline()
-            outcomes = _commit(self._inline, batch, self._book)
+            outcomes = _commit(self._loop_connection(), batch, self._book)
         except sqlite3.OperationalError as exc:
             if self._inline is not None:
                 _rollback(self._inline)
@@ -209,12 +211,10 @@ class SqliteMoneyStore:
         deadline = loop.time() + WAIT_SECONDS
         while True:
             try:
-                if self._inline is None:
-                    self._inline = self._open_inline()
                 if cap is None:
-                    row = self._inline.execute(_FREE, (hold.account_id,)).fetchone()
+                    row = self._loop_connection().execute(_FREE, (hold.account_id,)).fetchone()
                 else:
-                    row = self._inline.execute(_FREE_AND_SPENT, (hold.account_id, hold.key_id, hold.month)).fetchone()
+                    row = self._loop_connection().execute(_FREE_AND_SPENT, (hold.account_id, hold.key_id, hold.month)).fetchone()
                 break
             except sqlite3.OperationalError as exc:
                 if not _locked(exc) or loop.time() > deadline:
@@ -239,9 +239,7 @@ class SqliteMoneyStore:
         pause = 0.002
         while True:
             try:
-                if self._inline is None:
-                    self._inline = self._open_inline()
-                _write_holds(self._inline, self._book.holds)
+                _write_holds(self._loop_connection(), self._book.holds)
                 break
             except sqlite3.Error as exc:
                 if self._inline is not None:
@@ -255,12 +253,14 @@ class SqliteMoneyStore:
         self._ownership.step_down()
         log.info("another gateway process admits on this SQLite file: holds are rows from now on")
 
-    def _open_inline(self) -> sqlite3.Connection:
-        connection = self._connect(busy_timeout_ms=0)
-        # Checkpoints (the one fsync of WAL mode) are left to the writer thread and the other
-        # connections, never run on the loop.
-        connection.execute("PRAGMA wal_autocheckpoint=0")
-        return connection
+    def _loop_connection(self) -> sqlite3.Connection:
+        """The event loop's own connection, opened by its first use."""
+        if self._inline is None:
+            self._inline = self._connect(busy_timeout_ms=0)
+            # Checkpoints (the one fsync of WAL mode) are left to the writer thread and the other
+            # connections, never run on the loop.
+            self._inline.execute("PRAGMA wal_autocheckpoint=0")
+        return self._inline
 
     def _to_writer(self, batch: list) -> None:
         if self._thread is None:
@@ -428,11 +428,7 @@ def _reserve(c: sqlite3.Connection, reservation_id, account_id, key_id, month, a
         )
         if within.rowcount != 1:
             raise _Undone(Refused.SPEND_CAP)  # the wallet's hold above is undone with the savepoint
-    c.execute(
-        "INSERT INTO reservations (id, account_id, key_id, month, amount_nano, capped, request_id, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (reservation_id, account_id, key_id, month, amount, cap is not None, request_id, now),
-    )
+    c.execute(_INSERT_HOLD, (reservation_id, account_id, key_id, month, amount, cap is not None, request_id, now))
     return None
 
 
@@ -463,64 +459,47 @@ def _settle(c: sqlite3.Connection, reservation_id, cost, charge_key, note, now, 
     if held is None:
         if unheld is None or c.execute("SELECT 1 FROM ledger WHERE charge_key = ?", (charge_key,)).fetchone() is not None:
             return None  # charged already (nothing happens twice), or nobody to charge
-        free_and_cap = c.execute(
-            "SELECT (SELECT balance_nano - reserved_nano FROM wallets WHERE account_id = ?), "
-            "(SELECT spend_cap_nano FROM api_keys WHERE id = ?)", (unheld.account_id, unheld.key_id),
-        ).fetchone()
-        held = (unheld.account_id, unheld.key_id, unheld.month, 0, False, unheld.request_id, *free_and_cap)  # see Unheld
+        held = (unheld.account_id, unheld.key_id, unheld.month, 0, False, unheld.request_id,  # see Unheld
+                *c.execute(_FREE_AND_CAP, (unheld.account_id, unheld.key_id)).fetchone())
     account_id, key_id, month, amount, capped, request_id, free, cap = held
-    if free is None:
-        return None  # no wallet, nothing to take from (a hold always has one)
-    # Never drive a balance negative: beyond its reservation a request may only take what is free.
-    charged = min(cost, amount + max(0, free))
-    if cap is not None:
-        spend = c.execute("SELECT spent_nano, reserved_nano FROM key_spend WHERE key_id = ? AND month = ?", (key_id, month)).fetchone()
-        charged = min(charged, cap_room(cap, spend, amount if capped else 0))
-    c.execute("UPDATE wallets SET balance_nano = balance_nano - ?, reserved_nano = reserved_nano - ? WHERE account_id = ?",
-              (charged, amount, account_id))
-    _count_spend(c, key_id, month, charged, amount if capped else 0)
-    if charged:
-        written = c.execute(
-            "INSERT INTO ledger (account_id, kind, amount_nano, key_id, request_id, charge_key, note, created_at) "
-            "VALUES (?, 'charge', ?, ?, ?, ?, ?, ?) ON CONFLICT (charge_key) DO NOTHING",
-            (account_id, -charged, key_id, request_id, charge_key, note[:500], now),
-        )
-        if written.rowcount != 1:
-            raise _Undone(None)  # charged already under this key: nothing happens twice
-    return charged
+    return _charge(c, account_id, key_id, month, request_id, amount, free, cap, cost, charge_key, note, now,
+                   row_hold=amount, key_row_hold=amount if capped else 0)
 
 
 def _settle_any(c: sqlite3.Connection, book: HoldBook, reservation_id, cost, charge_key, note, now, unheld: Unheld | None):
     hold = book.take(reservation_id)
     if hold is None:
         return _settle(c, reservation_id, cost, charge_key, note, now, unheld)  # a hold that is a row, or gone
-    return _settle_held_in_memory(c, book, hold, cost, charge_key, note, now)
+    # The book's other holds count as the rows' holds do; this one is out of the book already.
+    free, cap = c.execute(_FREE_AND_CAP, (hold.account_id, hold.key_id)).fetchone()
+    if free is not None:
+        free -= book.account_held(hold.account_id) + hold.amount
+    return _charge(c, hold.account_id, hold.key_id, hold.month, hold.request_id, hold.amount, free, cap, cost, charge_key,
+                   note, now, row_hold=0, key_row_hold=0, key_held_elsewhere=book.key_held(hold.key_id, hold.month))
 
 
-def _settle_held_in_memory(c: sqlite3.Connection, book: HoldBook, hold: Hold, cost, charge_key, note, now):
-    """The rules of _settle, with the other holds of the wallet and key counted from the book (this
-    one is out of it already); nothing of the hold was written, so nothing of it is undone here."""
-    bounds = c.execute(
-        "SELECT balance_nano - reserved_nano, (SELECT spend_cap_nano FROM api_keys WHERE id = ?) FROM wallets WHERE account_id = ?",
-        (hold.key_id, hold.account_id),
-    ).fetchone()
-    if bounds is None:
-        return None  # no wallet, nothing to take from
-    free = bounds[0] - book.account_held(hold.account_id) - hold.amount  # as _settle's, its own hold counted
-    charged = min(cost, hold.amount + max(0, free))
-    cap = bounds[1]
+def _charge(c: sqlite3.Connection, account_id, key_id, month, request_id, amount, free, cap, cost, charge_key, note, now, *,
+            row_hold: int, key_row_hold: int, key_held_elsewhere: int = 0):
+    """Charge `cost` against a hold of `amount`. `free`: the wallet's money net of every hold, this
+    one's included (None: no wallet). `row_hold` / `key_row_hold`: what of this hold the wallet's and
+    the key's rows count, given back here (nothing for a hold in memory); `key_held_elsewhere`: the
+    key's holds in memory this month, which its row does not count."""
+    if free is None:
+        return None  # no wallet, nothing to take from (a hold always has one)
+    # Never drive a balance negative: beyond its reservation a request may only take what is free.
+    charged = min(cost, amount + max(0, free))
     if cap is not None:
-        spend = c.execute("SELECT spent_nano, reserved_nano FROM key_spend WHERE key_id = ? AND month = ?",
-                          (hold.key_id, hold.month)).fetchone()
+        spend = c.execute("SELECT spent_nano, reserved_nano FROM key_spend WHERE key_id = ? AND month = ?", (key_id, month)).fetchone()
         spent, reserved = spend if spend is not None else (0, 0)
-        charged = min(charged, cap_room(cap, (spent, reserved + book.key_held(hold.key_id, hold.month)), 0))
-    c.execute("UPDATE wallets SET balance_nano = balance_nano - ? WHERE account_id = ?", (charged, hold.account_id))
-    _count_spend(c, hold.key_id, hold.month, charged, 0)
+        charged = min(charged, cap_room(cap, (spent, reserved + key_held_elsewhere), key_row_hold))
+    c.execute("UPDATE wallets SET balance_nano = balance_nano - ?, reserved_nano = reserved_nano - ? WHERE account_id = ?",
+              (charged, row_hold, account_id))
+    _count_spend(c, key_id, month, charged, key_row_hold)
     if charged:
         written = c.execute(
             "INSERT INTO ledger (account_id, kind, amount_nano, key_id, request_id, charge_key, note, created_at) "
             "VALUES (?, 'charge', ?, ?, ?, ?, ?, ?) ON CONFLICT (charge_key) DO NOTHING",
-            (hold.account_id, -charged, hold.key_id, hold.request_id, charge_key, note[:500], now),
+            (account_id, -charged, key_id, request_id, charge_key, note[:500], now),
         )
         if written.rowcount != 1:
             raise _Undone(None)  # charged already under this key: nothing happens twice
@@ -538,12 +517,8 @@ def _write_holds(c: sqlite3.Connection, holds: dict[str, Hold]) -> None:
                 "ON CONFLICT (key_id, month) DO UPDATE SET reserved_nano = reserved_nano + excluded.reserved_nano",
                 (hold.key_id, hold.month, hold.amount),
             )
-        c.execute(
-            "INSERT INTO reservations (id, account_id, key_id, month, amount_nano, capped, request_id, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (reservation_id, hold.account_id, hold.key_id, hold.month, hold.amount, hold.capped, hold.request_id,
-             sqlite_time(hold.created_at)),
-        )
+        c.execute(_INSERT_HOLD, (reservation_id, hold.account_id, hold.key_id, hold.month, hold.amount, hold.capped,
+                                 hold.request_id, sqlite_time(hold.created_at)))
     c.execute("COMMIT")
 
 
