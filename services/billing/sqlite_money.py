@@ -38,8 +38,9 @@ _FREE = "SELECT balance_nano - reserved_nano FROM wallets WHERE account_id = ?"
 _FREE_AND_SPENT = ("SELECT balance_nano - reserved_nano, (SELECT spent_nano + reserved_nano FROM key_spend "
                    "WHERE key_id = ?2 AND month = ?3) FROM wallets WHERE account_id = ?1")
 # A settlement's bounds when no hold row brought them: the wallet's free money and the key's cap.
-_FREE_AND_CAP = ("SELECT (SELECT balance_nano - reserved_nano FROM wallets WHERE account_id = ?), "
-                 "(SELECT spend_cap_nano FROM api_keys WHERE id = ?)")
+# No row: no wallet.
+_FREE_AND_CAP = ("SELECT balance_nano - reserved_nano, (SELECT spend_cap_nano FROM api_keys WHERE id = ?2) "
+                 "FROM wallets WHERE account_id = ?1")
 _INSERT_HOLD = ("INSERT INTO reservations (id, account_id, key_id, month, amount_nano, capped, request_id, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 _BATCH = 256  # operations per transaction at most: bounds how long one commit holds the lock
@@ -460,7 +461,7 @@ def _settle(c: sqlite3.Connection, reservation_id, cost, charge_key, note, now, 
         if unheld is None or c.execute("SELECT 1 FROM ledger WHERE charge_key = ?", (charge_key,)).fetchone() is not None:
             return None  # charged already (nothing happens twice), or nobody to charge
         held = (unheld.account_id, unheld.key_id, unheld.month, 0, False, unheld.request_id,  # see Unheld
-                *c.execute(_FREE_AND_CAP, (unheld.account_id, unheld.key_id)).fetchone())
+                *(c.execute(_FREE_AND_CAP, (unheld.account_id, unheld.key_id)).fetchone() or (None, None)))
     account_id, key_id, month, amount, capped, request_id, free, cap = held
     return _charge(c, account_id, key_id, month, request_id, amount, free, cap, cost, charge_key, note, now,
                    row_hold=amount, key_row_hold=amount if capped else 0)
@@ -471,7 +472,7 @@ def _settle_any(c: sqlite3.Connection, book: HoldBook, reservation_id, cost, cha
     if hold is None:
         return _settle(c, reservation_id, cost, charge_key, note, now, unheld)  # a hold that is a row, or gone
     # The book's other holds count as the rows' holds do; this one is out of the book already.
-    free, cap = c.execute(_FREE_AND_CAP, (hold.account_id, hold.key_id)).fetchone()
+    free, cap = c.execute(_FREE_AND_CAP, (hold.account_id, hold.key_id)).fetchone() or (None, None)
     if free is not None:
         free -= book.account_held(hold.account_id) + hold.amount
     return _charge(c, hold.account_id, hold.key_id, hold.month, hold.request_id, hold.amount, free, cap, cost, charge_key,
