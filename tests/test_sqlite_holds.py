@@ -154,3 +154,26 @@ def test_a_hold_in_memory_that_outlives_its_horizon_is_swept(tmp_path):
         assert store.held("acct_1") == 0
 
     _with_store(path, body)
+
+
+def test_admission_reads_the_wallet_only_when_money_known_to_be_free_does_not_cover_the_hold(tmp_path):
+    path = _wallet(tmp_path)
+
+    async def body(store: SqliteMoneyStore) -> None:
+        assert await _reserve(store, "res_1", 600) is None
+        assert await _settle(store, "res_1", 700) == 700  # over its hold: 300 free are left
+        statements: list[str] = []
+        store._loop_connection().set_trace_callback(statements.append)
+        assert await _reserve(store, "res_2", 200) is None
+        assert statements == []  # 300 known free cover it: no read
+        assert await _reserve(store, "res_3", 200) is Refused.BALANCE  # 100 left: it reads, and refuses
+        assert len(statements) == 1
+        with sqlite3.connect(path) as db:  # a top-up by another connection (the control plane, the CLI)
+            db.execute("UPDATE wallets SET balance_nano = balance_nano + 1000")
+        assert await _reserve(store, "res_4", 1_100) is None  # 1 300 − 200 held: the read sees the top-up
+        assert await _reserve(store, "res_5", 1) is Refused.BALANCE
+        await _settle(store, "res_2", 200)
+        await _settle(store, "res_4", 1_100)
+
+    _with_store(path, body)
+    assert _rows(path) == {"balance": 0, "reserved": 0, "holds": [], "charged": 2_000}

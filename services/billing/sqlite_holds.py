@@ -57,6 +57,11 @@ class HoldBook:
         self.holds: dict[str, Hold] = {}
         self._account: dict[str, int] = {}
         self._key: dict[tuple[str, str], int] = {}
+        # Per wallet, a floor under its free money as committed (balance minus the holds in rows):
+        # read at an admission, lowered by each settlement here to exactly what it left. Nothing
+        # else lowers free money (top-ups and new wallets only add; every charge and hold goes
+        # through the owner), so while the floor covers a hold, admission needs no read at all.
+        self.floor: dict[str, int] = {}
         # What this transaction took, to put back if it fails (None outside one).
         self._journal: list[tuple[str, Hold]] | None = None
 
@@ -91,6 +96,7 @@ class HoldBook:
         self.holds.clear()
         self._account.clear()
         self._key.clear()
+        self.floor.clear()
 
     # -- the journal of one transaction --
 

@@ -208,6 +208,12 @@ class SqliteMoneyStore:
         """Admit against the wallet's free money and the key's spend as committed, minus the holds
         in the book. Reading and booking happen in one step of the loop, which every other change
         to the book also runs on, so two admissions never both count the same money."""
+        book = self._book
+        if cap is None:
+            floor = book.floor.get(hold.account_id)
+            if floor is not None and floor - book.account_held(hold.account_id) >= hold.amount:
+                book.add(reservation_id, hold)  # covered by money known to be free: no read
+                return None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WAIT_SECONDS
         while True:
@@ -221,11 +227,14 @@ class SqliteMoneyStore:
                 if not _locked(exc) or loop.time() > deadline:
                     raise
                 await asyncio.sleep(0.001)  # a reader waits only while SQLite recovers a WAL
-        if row is None or row[0] - self._book.account_held(hold.account_id) < hold.amount:
+        if row is None:
             return Refused.BALANCE
-        if cap is not None and (row[1] or 0) + self._book.key_held(hold.key_id, hold.month) + hold.amount > cap:
+        book.floor[hold.account_id] = row[0]
+        if row[0] - book.account_held(hold.account_id) < hold.amount:
+            return Refused.BALANCE
+        if cap is not None and (row[1] or 0) + book.key_held(hold.key_id, hold.month) + hold.amount > cap:
             return Refused.SPEND_CAP
-        self._book.add(reservation_id, hold)
+        book.add(reservation_id, hold)
         return None
 
     def _look_for_newcomers(self) -> None:
@@ -470,13 +479,17 @@ def _settle(c: sqlite3.Connection, reservation_id, cost, charge_key, note, now, 
 def _settle_any(c: sqlite3.Connection, book: HoldBook, reservation_id, cost, charge_key, note, now, unheld: Unheld | None):
     hold = book.take(reservation_id)
     if hold is None:
+        book.floor.clear()  # a charge the floors do not follow
         return _settle(c, reservation_id, cost, charge_key, note, now, unheld)  # a hold that is a row, or gone
     # The book's other holds count as the rows' holds do; this one is out of the book already.
-    free, cap = c.execute(_FREE_AND_CAP, (hold.account_id, hold.key_id)).fetchone() or (None, None)
-    if free is not None:
-        free -= book.account_held(hold.account_id) + hold.amount
-    return _charge(c, hold.account_id, hold.key_id, hold.month, hold.request_id, hold.amount, free, cap, cost, charge_key,
-                   note, now, row_hold=0, key_row_hold=0, key_held_elsewhere=book.key_held(hold.key_id, hold.month))
+    committed, cap = c.execute(_FREE_AND_CAP, (hold.account_id, hold.key_id)).fetchone() or (None, None)
+    free = None if committed is None else committed - book.account_held(hold.account_id) - hold.amount
+    charged = _charge(c, hold.account_id, hold.key_id, hold.month, hold.request_id, hold.amount, free, cap, cost, charge_key,
+                      note, now, row_hold=0, key_row_hold=0, key_held_elsewhere=book.key_held(hold.key_id, hold.month))
+    if committed is not None:
+        # Exact once this commits; if it does not, still under the wallet's free money.
+        book.floor[hold.account_id] = committed - (charged or 0)
+    return charged
 
 
 def _charge(c: sqlite3.Connection, account_id, key_id, month, request_id, amount, free, cap, cost, charge_key, note, now, *,
