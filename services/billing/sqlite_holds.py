@@ -4,7 +4,9 @@ A hold written as a row costs a paying request a transaction of its own (BEGIN I
 frames, COMMIT): at concurrency 1 about a seventh of its CPU (bench/README.md, step 31). While one
 process alone admits on a file, nobody else needs to see its holds: admission reads the wallet's
 free money (and the key's spend) in the database and subtracts the holds kept here, and the
-settlement is the request's only transaction. Holds die with the process, as its requests do, so a
+settlement is the request's only transaction. Since only the owner takes money away, the free money
+its last read or charge left is a floor under the real figure, and a hold that floor covers needs
+no read at all. Holds die with the process, as its requests do, so a
 crash leaves none to sweep.
 
 Who may keep holds in memory is decided by open-file-description locks (Linux `F_OFD_*`, which

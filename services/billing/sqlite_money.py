@@ -206,8 +206,9 @@ class SqliteMoneyStore:
 
     async def _hold_in_memory(self, reservation_id: str, hold: Hold, cap: int | None) -> Refused | None:
         """Admit against the wallet's free money and the key's spend as committed, minus the holds
-        in the book. Reading and booking happen in one step of the loop, which every other change
-        to the book also runs on, so two admissions never both count the same money."""
+        in the book; a hold of an uncapped key that the wallet's floor (HoldBook.floor) covers reads
+        nothing. Reading and booking happen in one step of the loop, which every other change to the
+        book also runs on, so two admissions never both count the same money."""
         book = self._book
         if cap is None:
             floor = book.floor.get(hold.account_id)

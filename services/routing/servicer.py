@@ -92,10 +92,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         principal = call_context.current().principal
         model = self._registry.get(model_id)
         if model is None:
-            shown = _shown(model_id)
-            raise ServiceError(
-                Reason.ERROR_REASON_MODEL_NOT_FOUND, f"The model '{shown}' does not exist.", metadata={"field": "model", "model": shown},
-            )
+            raise _no_model(model_id, "does not exist.", field="model")
         if not principal.may_use(model_id):
             # The documented 400 "model not allowed": the key is restricted, the model is real.
             raise ServiceError(
@@ -273,11 +270,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         model = self._registry.get(request.model_id)
         shown = self._visible(model) if model is not None else None
         if shown is None:
-            raise ServiceError(
-                Reason.ERROR_REASON_MODEL_NOT_FOUND,
-                f"The model '{_shown(request.model_id)}' does not exist or you do not have access to it.",
-                metadata={"model": _shown(request.model_id)},
-            )
+            raise _no_model(request.model_id, "does not exist or you do not have access to it.")
         return routing_pb2.GetModelResponse(model=shown)
 
     async def ListProviders(self, request, context) -> routing_pb2.ListProvidersResponse:
@@ -313,16 +306,19 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
 
     async def DeleteModel(self, request, context) -> routing_pb2.DeleteModelResponse:
         if not await self._registry.delete(request.model_id):
-            raise ServiceError(
-                Reason.ERROR_REASON_MODEL_NOT_FOUND, f"The model '{_shown(request.model_id)}' does not exist.",
-                metadata={"model": _shown(request.model_id)},
-            )
+            raise _no_model(request.model_id, "does not exist.")
         return routing_pb2.DeleteModelResponse()
 
 
 def _shown(model_id: str) -> str:
     """A model id as an error quotes it: a client's 100 KB "model" is not echoed back whole."""
     return model_id if len(model_id) <= 200 else model_id[:200] + "…"
+
+
+def _no_model(model_id: str, says: str, *, field: str | None = None) -> ServiceError:
+    shown = _shown(model_id)
+    metadata = {"field": field, "model": shown} if field else {"model": shown}
+    return ServiceError(Reason.ERROR_REASON_MODEL_NOT_FOUND, f"The model '{shown}' {says}", metadata=metadata)
 
 
 def _ensure_usage(usage, prompt, output) -> None:
