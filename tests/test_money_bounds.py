@@ -190,3 +190,18 @@ def test_the_wallet_shows_a_changed_spend_cap_at_once(make_gateway):
     assert wallet(gw, created["key"])["key"]["spendCapNanoUsd"] == 7 * NANO
     assert post(gw, cap_path, {"clear": True}).status_code == 200
     assert "spendCapNanoUsd" not in wallet(gw, created["key"])["key"]
+
+
+def test_usd_numbers_are_the_nearest_float_to_the_exact_amount():
+    """`usage.cost`, a wallet's `remaining`, a key's `spend_cap_usd`: JSON numbers for nano-USD
+    amounts, each the float nearest the exact decimal amount, at every size the books allow."""
+    import random
+    from decimal import Decimal
+
+    from services.billing.ledger import MAX_AMOUNT_NANO, usd
+
+    amounts = [0, 1, 999_999_999, NANO, 76_200, 123_456_789_012_345_678, MAX_AMOUNT_NANO]
+    draw = random.Random(11)
+    amounts += [draw.randrange(10**digits) for digits in range(1, 19) for _ in range(200)]
+    for nano in amounts + [-amount for amount in amounts]:
+        assert usd(nano) == float(Decimal(nano) / NANO), nano

@@ -23,63 +23,72 @@ ACCESS = logging.getLogger("switchyard.access")
 REFUSALS = frozenset({"rate_limited", "insufficient_balance", "spend_cap_reached"})
 
 
+# The fields of an access line, in order; a request the edge answered itself has the short list.
+_REQUEST_FIELDS = ("request_id", "trace_id", "key_id", "account_id", "rpc", "route", "surface", "model", "provider",
+                   "status", "grpc_code", "error_reason", "latency_ms", "overhead_ms", "input_tokens", "output_tokens",
+                   "cost_nano_usd")
+_EDGE_FIELDS = ("request_id", "route", "surface", "status", "error_reason", "latency_ms", "overhead_ms")
+
+
 class AccessLog:
     """Access lines in the process's log format, written in batches.
 
     They go through the `switchyard.access` logger's level (so `SWITCHYARD_LOG_LEVEL=WARNING`
     silences them) but not through a logging handler: one write and flush per request cost more
-    than everything else the access log does, on the path every request takes.
+    than everything else the access log does, on the path every request takes. A request only
+    keeps its values; lines are formatted when a batch is written, in one loop that runs with
+    warm caches (formatting ~17 values a request, one request at a time, cost ~2 % of a request).
     """
 
     def __init__(self, fmt: str = "text", stream=None, *, batch: int = 256) -> None:
         self._json = fmt == "json"
         self._stream = stream
         self._batch = batch
-        self._lines: list[str] = []
+        # (time.time(), field names, values) per line, formatted by flush().
+        self._pending: list[tuple[float, tuple[str, ...], tuple]] = []
         self._second = -1
         self._stamp = ""
 
     def request(self, record: "CallRecord", seconds: float, trace_id: str) -> None:
         if not ACCESS.isEnabledFor(logging.INFO):
             return
-        self._add({
-            "request_id": record.request_id, "trace_id": trace_id, "key_id": record.key_id, "account_id": record.account_id,
-            "rpc": record.rpc, "route": record.route, "surface": record.surface, "model": record.model,
-            "provider": record.provider, "status": record.http_status, "grpc_code": record.code, "error_reason": record.reason,
-            "latency_ms": round(seconds * 1000, 3), "overhead_ms": round(max(0.0, seconds - record.upstream_seconds) * 1000, 3),
-            "input_tokens": record.input_tokens, "output_tokens": record.output_tokens, "cost_nano_usd": record.cost_nano,
-        })
+        self._add(_REQUEST_FIELDS, (
+            record.request_id, trace_id, record.key_id, record.account_id, record.rpc, record.route, record.surface,
+            record.model, record.provider, record.http_status, record.code, record.reason,
+            seconds, max(0.0, seconds - record.upstream_seconds), record.input_tokens, record.output_tokens, record.cost_nano,
+        ))
 
     def edge_only(self, route: str, surface: str, request_id: str, status: int, reason: str, seconds: float) -> None:
         """A request the edge answered itself (unknown route, unreadable body): it never became an RPC."""
         if not ACCESS.isEnabledFor(logging.INFO):
             return
-        self._add({
-            "request_id": request_id, "route": route, "surface": surface, "status": status, "error_reason": reason,
-            "latency_ms": round(seconds * 1000, 3), "overhead_ms": round(seconds * 1000, 3),
-        })
+        self._add(_EDGE_FIELDS, (request_id, route, surface, status, reason, seconds, seconds))
 
-    def _add(self, fields: dict) -> None:
-        now = time.time()
-        if int(now) != self._second:  # one strftime a second, not one a request
+    def _add(self, names: tuple[str, ...], values: tuple) -> None:
+        self._pending.append((time.time(), names, values))
+        if len(self._pending) >= self._batch:
+            self.flush()
+
+    def _line(self, now: float, names: tuple[str, ...], values: tuple) -> str:
+        if int(now) != self._second:  # one strftime a second, not one a line
             self._second = int(now)
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
         stamp = f"{self._stamp}.{int(now % 1 * 1000):03d}Z"
+        fields = dict(zip(names, values))
+        # Durations are kept in seconds; the line says milliseconds.
+        fields["latency_ms"] = round(fields["latency_ms"] * 1000, 3)
+        fields["overhead_ms"] = round(fields["overhead_ms"] * 1000, 3)
         if self._json:
-            line = orjson.dumps({"time": stamp, "level": "info", "logger": ACCESS.name, **fields}).decode()
-        else:
-            line = f"{stamp} INFO access: " + " ".join([f"{k}={v}" for k, v in fields.items() if v != ""])
-        self._lines.append(line)
-        if len(self._lines) >= self._batch:
-            self.flush()
+            return orjson.dumps({"time": stamp, "level": "info", "logger": ACCESS.name, **fields}).decode()
+        return f"{stamp} INFO access: " + " ".join([f"{k}={v}" for k, v in fields.items() if v != ""])
 
     def flush(self) -> None:
-        if not self._lines:
+        if not self._pending:
             return
-        lines, self._lines = self._lines, []
+        pending, self._pending = self._pending, []
         stream = self._stream or sys.stderr
         try:
-            stream.write("\n".join(lines) + "\n")
+            stream.write("".join([self._line(*entry) + "\n" for entry in pending]))
             stream.flush()
         except (OSError, ValueError):  # stderr closed or gone: nothing to report it to
             pass
