@@ -17,10 +17,10 @@ import asyncio
 import contextlib
 import re
 from dataclasses import dataclass
-from typing import NamedTuple
 from datetime import datetime, timedelta
 from decimal import Decimal
 from random import getrandbits
+from typing import NamedTuple
 
 from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite

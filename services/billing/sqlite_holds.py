@@ -31,8 +31,8 @@ import os
 import sqlite3
 import struct
 import threading
-from typing import NamedTuple
 from datetime import datetime
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 WATCH_SECONDS = 0.05  # how often the owner looks for a process waiting to admit

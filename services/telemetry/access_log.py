@@ -37,7 +37,8 @@ class AccessLog:
     silences them) but not through a logging handler: one write and flush per request cost more
     than everything else the access log does, on the path every request takes. A request only
     keeps its values; lines are formatted when a batch is written, in one loop that runs with
-    warm caches (formatting ~17 values a request, one request at a time, cost ~2 % of a request).
+    warm caches (formatting 17 values a request, one request at a time, cost a few per cent of a
+    request: bench/README.md, step 33).
     """
 
     def __init__(self, fmt: str = "text", stream=None, *, batch: int = 256) -> None:
