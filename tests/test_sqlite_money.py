@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
+from services.billing.ledger import reservation_id
 from services.billing.sqlite_money import SqliteMoneyStore
 from services.storage.database import migrate, utcnow
 
@@ -86,3 +88,13 @@ def test_requests_in_flight_together_share_the_loop_turns_transaction(tmp_path):
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT balance_nano, reserved_nano FROM wallets").fetchone() == (BALANCE - 2_000, 0)
         assert db.execute("SELECT COUNT(*), SUM(amount_nano) FROM ledger").fetchone() == (20, -2_000)
+
+
+def test_reservation_ids_sort_in_the_order_they_were_made():
+    # A charge's key starts with its reservation's id: in time order, each charge is written where
+    # the last one was in the ledger's charge_key index, not into a random page of it.
+    earlier = [reservation_id() for _ in range(1_000)]
+    time.sleep(0.002)
+    later = reservation_id()
+    assert len(set(earlier)) == len(earlier)
+    assert all(later > made for made in earlier)

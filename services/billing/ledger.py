@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from random import getrandbits
+from time import time_ns
 from typing import NamedTuple
 
 from sqlalchemy import func, update
@@ -93,6 +94,15 @@ def amount_in_range(nano: int, field: str, *, allow_zero: bool = False) -> int:
             metadata={"field": field},
         )
     return nano
+
+
+def reservation_id() -> str:
+    """Unique, not secret, like a request id (services/call_context.py), and in time order: the
+    milliseconds since the epoch, then 64 random bits. A charge's key is "<reservation id>:<attempt>",
+    so each charge lands at the right-hand end of the ledger's charge_key index, in the page the last
+    one wrote, instead of in a random page of it: random keys gave SQLite's checkpoints one page to
+    copy per charge (hundreds per checkpoint) and PostgreSQL a cold index page to read and log."""
+    return f"res_{time_ns() // 1_000_000:012x}{getrandbits(64):016x}"
 
 
 def month_of(moment: datetime) -> str:
@@ -216,8 +226,7 @@ class Ledger:
         """Hold `amount_nano` for a request, or fail with 402 insufficient_balance / spend_cap_reached."""
         now = now or utcnow()
         month = month_of(now)
-        # Unique, not secret, like a request id (services/call_context.py).
-        reservation = Reservation(f"res_{getrandbits(80):020x}", account_id, key_id, amount_nano, month, request_id)
+        reservation = Reservation(reservation_id(), account_id, key_id, amount_nano, month, request_id)
         refused = await self._money.reserve(
             reservation_id=reservation.id, account_id=account_id, key_id=key_id, month=month, amount_nano=amount_nano,
             spend_cap_nano=spend_cap_nano, request_id=request_id, now=now,
