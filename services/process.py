@@ -95,6 +95,9 @@ class GatewayProcess:
                     log_level="warning",
                     timeout_graceful_shutdown=30,
                     server_header=False,
+                    # Nothing reads the client's address or scheme from the scope (the console reads
+                    # X-Forwarded-Proto itself): the middleware would only be a layer per request.
+                    proxy_headers=False,
                 )
                 self._edge = _EdgeServer(config)
                 edge_task = asyncio.create_task(self._edge.serve(sockets=[sock]))
