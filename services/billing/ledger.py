@@ -100,8 +100,9 @@ def reservation_id() -> str:
     """Unique, not secret, like a request id (services/call_context.py), and in time order: the
     milliseconds since the epoch, then 64 random bits. A charge's key is "<reservation id>:<attempt>",
     so each charge lands at the right-hand end of the ledger's charge_key index, in the page the last
-    one wrote, instead of in a random page of it: random keys gave SQLite's checkpoints one page to
-    copy per charge (hundreds per checkpoint) and PostgreSQL a cold index page to read and log."""
+    one wrote. Random keys put each charge in a random page of it: more pages for SQLite's
+    checkpoints to copy, and once the ledger is large, a cold page to read (and on PostgreSQL, to
+    log whole after a checkpoint) per charge."""
     return f"res_{time_ns() // 1_000_000:012x}{getrandbits(64):016x}"
 
 
