@@ -211,8 +211,6 @@ def _flock(kind: int, byte: int) -> bytes:
 def _lock(fd: int, kind: int, byte: int, *, wait: bool) -> bool:
     try:
         fcntl.fcntl(fd, fcntl.F_OFD_SETLKW if wait else fcntl.F_OFD_SETLK, _flock(kind, byte))
-    except BlockingIOError:
-        return False
-    except PermissionError:  # EACCES: some systems' way of saying the lock is taken
+    except (BlockingIOError, PermissionError):  # EAGAIN, or EACCES: some systems' way of saying it is taken
         return False
     return True
