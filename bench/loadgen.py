@@ -237,7 +237,8 @@ async def run(args) -> dict:
     cell = Cell(args)
     conns: list[_Conn | None] = [None] * args.concurrency
     # The warm-up opens every connection and lets caches, pools and JITs settle.
-    await cell.phase(conns, args.warmup_requests, args.warmup_seconds)
+    warmed, _ = await cell.phase(conns, args.warmup_requests, args.warmup_seconds)
+    warmup_errors = cell.errors
     cell.errors, cell.error_samples = 0, []
     pids = [int(p) for p in args.pids.split(",") if p]
     cpu_before = cpu_seconds(pids)
@@ -248,7 +249,9 @@ async def run(args) -> dict:
             conn.transport.close()
     count = len(results)
     out = {"requests": count, "errors": cell.errors, "error_samples": cell.error_samples,
-           "elapsed_s": elapsed, "cpu_s": cpu_after - cpu_before}
+           "elapsed_s": elapsed, "cpu_s": cpu_after - cpu_before,
+           # Every answer the server gave, warm-up included: what a priced target must have charged.
+           "answered": len(warmed) + count, "failed": warmup_errors + cell.errors}
     if count:
         latencies = [r[0] for r in results]
         ttfbs = [r[1] for r in results]

@@ -53,6 +53,7 @@ REDIS_URL = os.environ.get("SWITCHYARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379
 
 sys.path.insert(0, str(BENCH))
 from loadgen import _descendants, _stat  # noqa: E402  (bench/ is not a package)
+from billing_audit import Audit, audit  # noqa: E402
 from pg_load import BenchDatabase, reachable, redis_cleanup  # noqa: E402
 
 
@@ -172,6 +173,7 @@ class Target:
     key: str
     model: str
     proc: Proc
+    priced: bool = False  # its answers are charged: run.py reads the ledger back after its cells
 
 
 def start_upstream(procs: Processes) -> Target:
@@ -183,6 +185,7 @@ def start_upstream(procs: Processes) -> Target:
 # The price the issue gives the benchmark model: every request reserves, settles and writes the ledger.
 PRICING = 'input_usd_per_million_tokens: "0.15", output_usd_per_million_tokens: "0.60", '
 WALLET_USD = "100000"  # far more than a run spends: admission never refuses
+WALLET_NANO_USD = int(WALLET_USD) * 10**9
 
 
 @dataclass(frozen=True)
@@ -232,7 +235,7 @@ def start_switchyard(procs: Processes, upstream: Target, entry: tuple[str, ...] 
     url = f"http://127.0.0.1:{port.group(1)}"
     if flavour.priced:
         _top_up(url, key.group(1))
-    return Target(flavour.name, url, key.group(1), "bench-model", proc)
+    return Target(flavour.name, url, key.group(1), "bench-model", proc, priced=flavour.priced)
 
 
 def guarded(body, cleanup) -> int | None:
@@ -408,7 +411,8 @@ def relative_to_floor(cells: list[dict]) -> list[str]:
     return lines
 
 
-def checks(cells: list[dict], litellm_ran: bool, litellm_absent: str = "LiteLLM not installed") -> list[dict]:
+def checks(cells: list[dict], litellm_ran: bool, litellm_absent: str = "LiteLLM not installed",
+           audits: dict[str, Audit] | None = None) -> list[dict]:
     def cell(target, mode, conc):
         return next((c for c in cells if c["target"] == target and c["mode"] == mode and c["conc"] == conc), None)
 
@@ -446,7 +450,9 @@ def checks(cells: list[dict], litellm_ran: bool, litellm_absent: str = "LiteLLM 
     added_p50(priced, TARGET_ADDED_P50_MS, "priced, SQLite")
     name = f"priced, SQLite: req/s at concurrency 32, non-streaming >= {TARGET_RPS:g} and >= {TARGET_RPS_FACTOR:g} x LiteLLM"
     sy = cell(priced, "plain", 32)
-    if not usable(sy):
+    if not any(c["target"] == priced for c in cells):
+        record(name, None, "n/a (not measured in this run)")
+    elif not usable(sy):
         record(name, False, "Switchyard cell not measured, or it had errors")
     elif litellm_ran:
         ll = cell("litellm", "plain", 32)
@@ -465,6 +471,10 @@ def checks(cells: list[dict], litellm_ran: bool, litellm_absent: str = "LiteLLM 
     added_p50(pg, TARGET_PG_ADDED_P50_MS, "priced, PostgreSQL + Redis")
     cpu(pg, "plain", TARGET_PG_CPU_MS, "priced, PostgreSQL + Redis", "request")
     added_p50(free, TARGET_FREE_ADDED_P50_MS, "free model, SQLite (no regression)")
+    for target, found in (audits or {}).items():
+        problems = found.problems()
+        record(f"{target}: every answered request charged once; ledger, usage log and wallet agree",
+               not problems, "; ".join(problems) or found.summary())
     return results
 
 
@@ -478,8 +488,15 @@ def db_load(target: Target, database, budget: Budget) -> dict:
     cell = measure(target, "plain", 8, Budget(budget.requests, budget.seconds, 0, 0.0))
     settle_stats()
     after = database.snapshot()
-    return {"requests": cell.get("requests", 0) + cell["errors"],
+    return {"requests": cell.get("requests", 0) + cell["errors"], "answered": cell.get("answered", 0),
+            "failed": cell.get("failed", cell["errors"]),
             **per_request(before, after, cell.get("requests", 0) + cell["errors"])}
+
+
+def audit_target(target: Target, runs: list[dict]) -> Audit:
+    """The ledger, usage log and wallet read back after every load `runs` put on `target`."""
+    return audit(target.url, target.key, WALLET_NANO_USD, sum(r.get("answered", 0) for r in runs),
+                 sum(r.get("failed", r.get("errors", 0)) for r in runs))
 
 
 def db_line(figures: dict) -> str:
@@ -529,6 +546,7 @@ def main() -> int:
     litellm_ran = False
     database = None
     db_figures: dict = {}
+    audits: dict[str, Audit] = {}
     started = time.monotonic()
     print(f"bench: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"{budget.requests} requests / {budget.seconds:g} s per cell after "
@@ -577,6 +595,10 @@ def main() -> int:
                 if name == "switchyard-pg":
                     db_figures = db_load(target, database, budget)
                     print(f"  {db_line(db_figures)}", file=sys.stderr)
+                if target.priced:
+                    audits[name] = audit_target(target, [c for c in cells if c["target"] == name] + [db_figures])
+                    print(f"  billing read back: {'; '.join(audits[name].problems()) or audits[name].summary()}",
+                          file=sys.stderr)
             finally:
                 procs.stop(target.proc)
             litellm_ran = litellm_ran or name == "litellm"
@@ -598,7 +620,7 @@ def main() -> int:
 
     add_baseline(cells)
     results = checks(cells, litellm_ran, "LiteLLM not installed" if not LITELLM_BIN.exists()
-                     else "LiteLLM not run: left out by --targets")
+                     else "LiteLLM not run: left out by --targets", audits)
     print()
     print(table(cells))
     print()
