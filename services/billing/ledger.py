@@ -233,11 +233,14 @@ class Ledger:
             spend_cap_nano=spend_cap_nano, request_id=request_id, now=now,
         )
         if refused is Refused.BALANCE:
+            # Read after the refusal: requests in flight may have settled since, so the free money now
+            # can exceed what the admission saw. The message says so rather than look self-contradictory.
             available = await self.wallet(account_id)
             raise ServiceError(
                 Reason.ERROR_REASON_INSUFFICIENT_BALANCE,
-                f"Insufficient balance: this request may cost up to ${usd_text(amount_nano)}, and the wallet has "
-                f"${usd_text(max(0, available.balance_nano - available.reserved_nano))} available. Top up the wallet.",
+                f"Insufficient balance: this request may cost up to ${usd_text(amount_nano)}, more than the wallet "
+                f"had free when it arrived (its balance less what requests in flight hold; "
+                f"${usd_text(max(0, available.balance_nano - available.reserved_nano))} is free now). Top up the wallet.",
                 metadata={"requiredNanoUsd": str(amount_nano)},
             )
         if refused is Refused.SPEND_CAP:
