@@ -52,8 +52,8 @@ POSTGRES_URL = os.environ.get("SWITCHYARD_BENCH_POSTGRES_URL", "postgresql://pos
 REDIS_URL = os.environ.get("SWITCHYARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 sys.path.insert(0, str(BENCH))
-from loadgen import _descendants, _stat  # noqa: E402  (bench/ is not a package)
-from billing_audit import Audit, audit  # noqa: E402
+from billing_audit import Audit, audit  # noqa: E402  (bench/ is not a package)
+from loadgen import _descendants, _stat  # noqa: E402
 from pg_load import BenchDatabase, reachable, redis_cleanup  # noqa: E402
 
 
