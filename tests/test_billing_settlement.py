@@ -99,6 +99,38 @@ def test_an_over_report_takes_at_most_the_wallet(make_gateway, upstream):
     assert balance == ledger_sum == 0
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_a_cap_lowered_while_a_request_runs_does_not_make_its_answer_free(make_gateway, upstream, request, store):
+    """The key's admin lowers its cap to what the key has spent while a request is in flight: the
+    answer was admitted under the old cap, so it is delivered and charged; only new requests stop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    extra = {"database_url": request.getfixturevalue("postgres_url")} if store == "postgres" else {}
+    gw = make_gateway(**bill_config(upstream.base_url), **extra)
+    topup(gw, "1000")
+    key_id, key = capped_key(gw.url, gw.admin_key, CAP)
+    body = {"model": "remote", "messages": HI, "max_tokens": 5}
+    upstream.set_mode("openai", "stall", seconds=1.0, times=1)
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(requests.post, f"{gw.url}/v1/chat/completions", json=body, headers=auth(key), timeout=30)
+        assert _until(lambda: upstream.count("openai") == 1, 5)  # admitted, and waiting on the upstream
+        lowered = requests.post(f"{gw.url}/v1/keys/{key_id}:setSpendCap", json={"spendCapNanoUsd": 0},
+                                headers=auth(gw.admin_key), timeout=10)
+        assert lowered.status_code == 200, lowered.text
+        answer = pending.result()
+    assert answer.status_code == 200, answer.text
+    cost = round(float(answer.headers["x-switchyard-cost-usd"]) * 1_000_000_000)
+    assert cost > 0
+    charges = [e for e in ledger(gw) if e["kind"] == "charge"]
+    assert [e["amountNanoUsd"] for e in charges] == [-cost]
+    assert wallet(gw)["balanceNanoUsd"] == 1000 * 1_000_000_000 - cost
+    assert wallet(gw, key)["key"]["spentNanoUsd"] == cost
+
+    refused = requests.post(f"{gw.url}/v1/chat/completions", json=body, headers=auth(key), timeout=10)
+    assert refused.status_code == 402 and refused.json()["error"]["code"] == "spend_cap_reached"
+    assert len([e for e in ledger(gw) if e["kind"] == "charge"]) == 1
+
+
 @pytest.mark.parametrize("limit", ["wallet", "spend_cap"])
 def test_two_replicas_racing_over_reported_usage_never_pass_cap_or_wallet(
     tmp_path, postgres_url, redis_url, redis_prefix, upstream, limit

@@ -255,8 +255,9 @@ class Ledger:
     async def settle(self, reservation: Reservation | str, cost: int, *, attempt: int = 0, note: str = "") -> int | None:
         """Charge `cost` against a reservation and release the rest. Returns what was charged, or
         None if it was charged already (nothing happens twice). The charge is at most the hold plus
-        what the wallet has free, and never takes a capped key past its cap (read at settlement, so a
-        cap lowered since admission holds too). Given the Reservation (not only its id), a hold that
+        what the wallet has free. Beyond its hold it never takes a capped key past its cap as read at
+        settlement; the hold itself, admitted under the cap of its time, is always chargeable, so a
+        cap lowered while the request ran cannot make its answer free. Given the Reservation (not only its id), a hold that
         is gone uncharged (lost in a database crash, swept while the request ran) is still charged,
         within the same bounds."""
         if isinstance(reservation, str):

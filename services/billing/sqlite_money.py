@@ -506,7 +506,9 @@ def _charge(c: sqlite3.Connection, account_id, key_id, month, request_id, amount
     if cap is not None:
         spend = c.execute("SELECT spent_nano, reserved_nano FROM key_spend WHERE key_id = ? AND month = ?", (key_id, month)).fetchone()
         spent, reserved = spend if spend is not None else (0, 0)
-        charged = min(charged, cap_room(cap, (spent, reserved + key_held_elsewhere), key_row_hold))
+        # Up to its hold, taken under the cap in force at admission, whatever the cap is now: else
+        # lowering a cap while requests run would make their answers free. Beyond it, the cap now.
+        charged = min(charged, max(amount, cap_room(cap, (spent, reserved + key_held_elsewhere), key_row_hold)))
     c.execute("UPDATE wallets SET balance_nano = balance_nano - ?, reserved_nano = reserved_nano - ? WHERE account_id = ?",
               (charged, row_hold, account_id))
     _count_spend(c, key_id, month, charged, key_row_hold)
