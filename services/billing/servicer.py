@@ -16,7 +16,7 @@ from services.billing.ledger import Ledger, amount_in_range, month_of, parse_usd
 from services.billing.usage_log import UsageLog
 from services.billing.usage_summary import default_window, summarize
 from services.errors import Reason, ServiceError, invalid_request
-from services.storage.database import timestamp_of, utcnow
+from services.storage.database import insert_ignore, timestamp_of, utcnow
 from services.storage.tables import Account, AccountSettingsRow, ApiKeyRecord, UsageRow
 from switchyard.billing.v1 import billing_pb2, billing_pb2_grpc
 
@@ -241,9 +241,11 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         async with self._sessions() as session:
             if await session.get(Account, account_id) is None:
                 raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"No account {account_id!r}.", metadata={"resource": "account"})
-            row = await session.get(AccountSettingsRow, account_id) or AccountSettingsRow(account_id=account_id)
-            row.low_balance_threshold_nano = threshold
-            session.add(row)
+            # The account's first setting creates its row, and concurrent first calls (or replicas)
+            # race to: insert-or-ignore, then update the one row that exists, in one transaction.
+            await session.exec(insert_ignore(session, AccountSettingsRow.__table__, {"account_id": account_id}))
+            await session.exec(update(AccountSettingsRow).where(AccountSettingsRow.account_id == account_id)
+                               .values(low_balance_threshold_nano=threshold))
             await session.commit()
         return billing_pb2.SetLowBalanceThresholdResponse(wallet=await self._wallet(account_id))
 
