@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from services import call_context
 from services.auth.store import KeyStore
+from services.auth.verifier import KeyVerifier
 from services.billing.ledger import Ledger, amount_in_range, month_of, parse_usd, usd
 from services.billing.usage_log import UsageLog
 from services.billing.usage_summary import default_window, summarize
@@ -87,11 +88,12 @@ def _clears(request, oneof: str, usd_field: str, what: str) -> bool:
 
 
 class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
-    def __init__(self, ledger: Ledger, usage_log: UsageLog, store: KeyStore, sessions) -> None:
+    def __init__(self, ledger: Ledger, usage_log: UsageLog, store: KeyStore, sessions, verifier: KeyVerifier) -> None:
         self._ledger = ledger
         self._usage_log = usage_log
         self._store = store
         self._sessions = sessions
+        self._verifier = verifier
 
     async def _wallet(self, account_id: str) -> billing_pb2.Wallet:
         state = await self._ledger.wallet(account_id)
@@ -153,6 +155,9 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         async with self._sessions() as session:
             await session.exec(update(ApiKeyRecord).where(ApiKeyRecord.id == request.key_id).values(spend_cap_nano=cap))
             await session.commit()
+        # Admission holds against the cached key's cap and asks the database only when that refuses,
+        # so a lowered cap would go unseen until the cache expired: this process applies it at once.
+        self._verifier.forget(request.key_id)
         return billing_pb2.SetKeySpendCapResponse(key=await self._key_spend(request.key_id, cap))
 
     async def GetWallet(self, request, context) -> billing_pb2.GetWalletResponse:
