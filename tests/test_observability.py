@@ -227,6 +227,34 @@ def test_no_request_can_forge_or_split_an_access_line(tmp_path, fmt):
         assert "key_id" not in fields and "account_id" not in fields
 
 
+def test_requests_the_edge_refuses_log_the_same_reason_code_on_every_surface(tmp_path):
+    gw = ProcessGateway(["serve", "--port", "0", "--grpc-port", "0"], env={}, cwd=tmp_path).start()
+    sent = {  # request id -> (method, path, body, the reason code every surface logs)
+        "gemini-json": ("POST", "/v1beta/models/mock-chat:generateContent", b"{not json", "invalid_request"),
+        "gemini-path": ("GET", "/v1beta/nowhere", None, "not_found"),
+        "gemini-verb": ("DELETE", "/v1beta/models", None, "method_not_allowed"),
+        "anthropic-json": ("POST", "/v1/messages", b"{not json", "invalid_request"),
+        "templated-json": ("POST", "/api/v1/generate", b"{not json", "invalid_request"),
+        "default-json": ("POST", "/v1/chat/completions", b"{not json", "invalid_request"),
+    }
+    try:
+        for request_id, (method, path, body, _) in sent.items():
+            r = requests.request(method, f"{gw.url}{path}", data=body, headers={**auth(gw.admin_key), "X-Request-Id": request_id,
+                                                                                   "Content-Type": "application/json"}, timeout=10)
+            assert r.status_code in (400, 404, 405), r.text
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not all(f"request_id={i} " in "".join(gw.output) for i in sent):
+            time.sleep(0.05)
+    finally:
+        gw.terminate()
+    logged = {}
+    for request_id in sent:
+        line = next(x for x in gw.output if f"request_id={request_id} " in x)
+        fields = logfmt(line.rstrip("\n").partition(" INFO access: ")[2])
+        logged[request_id] = (fields["route"], fields["error_reason"])
+    assert logged == {i: (f"{method} {path}", reason) for i, (method, path, _, reason) in sent.items()}
+
+
 # -- traces ---------------------------------------------------------------------------------------
 
 
