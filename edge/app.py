@@ -86,7 +86,7 @@ class Edge:
 
     def error(self, surface: str, error: PublicError, request_id: str, headers: dict[str, str]) -> Reply:
         headers["x-request-id"] = request_id
-        return json_reply(error_body(surface, error, request_id), http_status(surface, error), headers)
+        return json_reply(error_body(surface, error, request_id), http_status(surface, error), headers, error.reason.code)
 
     async def dispatch(self, request: Inbound) -> Reply | EventStreamResponse:
         started = time.perf_counter()
@@ -105,7 +105,7 @@ class Edge:
             # Gone before its body was whole: nobody to answer and nothing broke here. Logged as
             # 499 like a call the client cancelled, not as a 500 with a traceback.
             response = json_reply({"error": {"code": "cancelled", "message": "The client closed the connection."}}, 499,
-                                  {"x-request-id": request_id})
+                                  {"x-request-id": request_id}, "cancelled")
         except Exception:  # noqa: BLE001 - whatever broke, the client gets its surface's 500 shape
             log.exception("edge failure on %s %s (request %s)", request.method, request.path, request_id)
             response = self.error(surface, public_error(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), request_id, {})
@@ -123,7 +123,8 @@ class Edge:
         span = request.span
         status = getattr(response, "status_code", 200)
         if not request.reached_services and self.telemetry.access_log is not None:
-            self.telemetry.access_log.edge_only(f"{request.method} {request.path}"[:200], surface, request_id, status, _reason_of(response), elapsed)
+            self.telemetry.access_log.edge_only(f"{request.method} {request.path}"[:200], surface, request_id, status,
+                                                getattr(response, "reason", ""), elapsed)
         if span is not None:
             span.set_attribute("http.response.status_code", status)
             if isinstance(response, EventStreamResponse):
@@ -353,17 +354,6 @@ def _json_body(raw: bytes, encoding: str | None):
         # orjson's words name Python's types for bytes that are no UTF-8 ("str is not valid UTF-8").
         detail = "it is not UTF-8 text" if "UTF-8" in exc.msg else exc.msg
         raise TranscodeError(f"The request body is not valid JSON: {detail}.") from None
-
-
-def _reason_of(response) -> str:
-    """The error code of an edge-made error response, for the access log."""
-    if getattr(response, "status_code", 200) < 400:
-        return ""
-    try:
-        error = orjson.loads(response.body).get("error")
-    except (orjson.JSONDecodeError, AttributeError):
-        return ""
-    return str(error.get("code") or error.get("type") or "") if isinstance(error, dict) else ""
 
 
 def create_app(grpc_target: str, max_body_bytes: int, channel=None, telemetry: Telemetry | None = None,

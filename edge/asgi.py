@@ -108,13 +108,17 @@ def _content_type(media_type: str) -> bytes:
 class Reply:
     """A whole response; `headers` stays a plain dict until it is sent, so late ones are cheap to add."""
 
-    __slots__ = ("body", "status_code", "media_type", "headers")
+    __slots__ = ("body", "status_code", "media_type", "headers", "reason")
 
-    def __init__(self, body: bytes | str, status_code: int, media_type: str | None, headers: dict[str, str]) -> None:
+    def __init__(self, body: bytes | str, status_code: int, media_type: str | None, headers: dict[str, str],
+                 reason: str = "") -> None:
         self.body = body.encode() if isinstance(body, str) else body
         self.status_code = status_code
         self.media_type = media_type
         self.headers = headers
+        # An error's reason code (e.g. "invalid_request") for the access log: every surface spells
+        # it differently in the body (Gemini gives the HTTP status, Anthropic a type).
+        self.reason = reason
 
     async def __call__(self, scope, receive, send) -> None:
         headers = self.headers
@@ -127,8 +131,8 @@ class Reply:
         await send({"type": "http.response.body", "body": self.body})
 
 
-def json_reply(payload, status: int, headers: dict[str, str]) -> Reply:
-    return Reply(orjson.dumps(payload), status, _JSON, headers)
+def json_reply(payload, status: int, headers: dict[str, str], reason: str = "") -> Reply:
+    return Reply(orjson.dumps(payload), status, _JSON, headers, reason)
 
 
 class EventStreamResponse:

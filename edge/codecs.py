@@ -319,7 +319,10 @@ CODECS: dict[BindingKey, Codec] = {
     _chat("/v1/responses"): chat_codec(OPENAI_RESPONSES),
     _chat("/v1/responses/compact"): chat_codec(OPENAI_RESPONSES_COMPACT),
     _routing("ListModels", "GET", "/v1beta/models"): Codec(
-        decode=_generic(routing_pb2.ListModelsRequest), encode=lambda m, _: gemini.encode_model_list(m), surface=GEMINI),
+        decode=lambda body, params, query: (routing_pb2.ListModelsRequest(), gemini.model_page(query)),
+        encode=gemini.encode_model_list,
+        surface=GEMINI,
+    ),
     _routing("GetModel", "GET", "/v1beta/models/{model_id}"): Codec(
         decode=lambda body, params, query: (routing_pb2.GetModelRequest(model_id=params["model_id"].removeprefix("models/")), None),
         encode=lambda m, _: gemini.encode_model(m.model),

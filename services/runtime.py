@@ -190,7 +190,7 @@ class ServiceRuntime:
         users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(self.users, self.limiter), server)
         sy_health_pb2_grpc.add_HealthServiceServicer_to_server(HealthServicer(self.monitor, self.cooldown), server)
         billing_pb2_grpc.add_BillingServiceServicer_to_server(
-            BillingServicer(self.ledger, self.usage_log, self.store, self.sessions), server
+            BillingServicer(self.ledger, self.usage_log, self.store, self.sessions, self.verifier), server
         )
         routing = RoutingServicer(
             self.registry, self.router, settings.providers, self.monitor, self.cooldown, self.metering, self.catalogue,

@@ -149,6 +149,23 @@ def test_spend_cap(make_gateway):
     assert requests.post(f"{gw.url}/v1/chat/completions", json=body, headers=auth(gw.admin_key), timeout=10).status_code == 200
 
 
+def test_a_cap_lowered_to_what_was_spent_refuses_the_next_request_at_once(make_gateway):
+    # The longest key cache there is: the refusal must not depend on the cached key expiring first.
+    gw = make_gateway(**bill_config(), key_cache_seconds=1.0)
+    topup(gw, "100")
+    created = requests.post(f"{gw.url}/v1/keys", json={"name": "capped"}, headers=auth(gw.admin_key), timeout=10).json()
+    key_id, key = created["apiKey"]["id"], created["key"]
+    cap_url = f"{gw.url}/v1/keys/{key_id}:setSpendCap"
+    assert requests.post(cap_url, json={"spendCapUsd": "100"}, headers=auth(gw.admin_key), timeout=10).status_code == 200
+    body = {"model": "metered", "messages": HI, "max_tokens": 5}
+    assert requests.post(f"{gw.url}/v1/chat/completions", json=body, headers=auth(key), timeout=10).status_code == 200
+    lowered = requests.post(cap_url, json={"spendCapNanoUsd": COST_OF_5}, headers=auth(gw.admin_key), timeout=10)
+    assert lowered.status_code == 200 and lowered.json()["spentNanoUsd"] == COST_OF_5
+    r = requests.post(f"{gw.url}/v1/chat/completions", json=body, headers=auth(key), timeout=10)
+    assert r.status_code == 402 and r.json()["error"]["code"] == "spend_cap_reached", r.text
+    assert wallet(gw, key)["key"]["spentNanoUsd"] == COST_OF_5
+
+
 async def _race(url: str, key: str, n: int, model: str = "metered") -> list[int]:
     client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=60)
 

@@ -3,7 +3,10 @@ models, a key's cap shown with it, and the account's low-balance threshold on it
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import openai
+import pytest
 import requests
 
 
@@ -46,3 +49,29 @@ def test_low_balance_threshold_marks_the_wallet(gateway, admin_headers):
     cleared = requests.post(url, json={"clear": True}, headers=admin_headers, timeout=10).json()
     assert "lowBalanceThresholdUsd" not in cleared and not cleared.get("lowBalance")
     assert requests.post(url, json={"thresholdUsd": "-1"}, headers=admin_headers, timeout=10).status_code == 400
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_concurrent_first_thresholds_of_an_account_all_succeed(request, make_gateway, database):
+    # An account has no settings row until its first threshold: parallel first calls (two console
+    # tabs, a script and the console) all create it, and every one must be answered.
+    overrides = {"database_url": request.getfixturevalue("postgres_url")} if database == "postgresql" else {}
+    gw = make_gateway(**overrides)
+    operator = {"Authorization": f"Bearer {gw.admin_key}"}
+    sent = [{"thresholdUsd": "0.5"}, {"thresholdUsd": "1.25"}, {"clear": True}]
+    for n in range(3):  # the row is missing only once per account: a fresh account per round
+        account = f"acct_race{n}"
+        requests.post(f"{gw.url}/v1/accounts", json={"name": account, "accountId": account}, headers=operator, timeout=10).raise_for_status()
+        key = requests.post(f"{gw.url}/v1/keys", json={"name": "admin", "accountId": account, "scopes": ["admin"]},
+                            headers=operator, timeout=10).json()["key"]
+        headers = {"Authorization": f"Bearer {key}"}
+
+        def one(i, headers=headers):
+            r = requests.post(f"{gw.url}/v1/wallet:setLowBalanceThreshold", json=sent[i % len(sent)], headers=headers, timeout=30)
+            return r.status_code, r.text
+
+        with ThreadPoolExecutor(24) as pool:
+            answers = list(pool.map(one, range(24)))
+        assert [status for status, _ in answers] == [200] * 24, [text for status, text in answers if status != 200][:1]
+        final = requests.get(f"{gw.url}/v1/wallet", headers=headers, timeout=10).json()
+        assert final.get("lowBalanceThresholdUsd") in (0.5, 1.25, None)

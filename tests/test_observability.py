@@ -4,6 +4,7 @@ OpenTelemetry traces received by a real OTLP receiver on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from concurrent import futures
@@ -15,6 +16,7 @@ import requests
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.fuzz import raw_request
 from tests.harness import ProcessGateway
 from tests.test_billing import bill_config, ledger, topup
 from tests.fake_upstream import DEFAULT_API_KEY, FakeUpstream
@@ -164,6 +166,93 @@ def test_json_access_log_has_one_line_per_request_and_no_secrets(tmp_path):
     log = "".join(gw.output)
     assert PROMPT not in log and "sk-in-the-query" not in log
     assert log.count(gw.admin_key) == 1  # the first-start announcement, never a log line
+
+
+# Paths anyone may send, no key needed, and the route each is logged as (URL parsing drops tabs and
+# line breaks, and re-encodes backslashes): fields of their own, a terminal escape and a NUL, a
+# line break, quotes, DEL and a right-to-left override.
+FORGING_PATHS = {
+    "fake-fields": ("/v1/x%20key_id=key_1%20account_id=acct_b%20status=200", "/v1/x key_id=key_1 account_id=acct_b status=200"),
+    "terminal": ("/v1/y%1b%5b31mRED%00", "/v1/y\x1b[31mRED\x00"),
+    "lines": ("/v1/z%0d%0a2026-01-01T00:00:00.000Z%20INFO%20access:%20status=200", "/v1/z2026-01-01T00:00:00.000Z INFO access: status=200"),
+    "quotes": ("/v1/q%22%20status=200%20x=%5c%22%5cx41", '/v1/q" status=200 x=%5C"%5Cx41'),
+    "others": ("/v1/o%7f%e2%80%ae%09end", "/v1/o\x7f\u202eend"),
+}
+
+_LOGFMT = re.compile(r'([a-z_]+)=("(?:[^"\\]|\\.)*"|[^\s"=]+)(?: |$)')
+_ESCAPE = re.compile(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|.)")
+
+
+def logfmt(text: str) -> dict[str, str]:
+    """key=value pairs, values bare or quoted with backslash escapes; the pairs must make up the whole text."""
+    fields, at = {}, 0
+    while at < len(text):
+        m = _LOGFMT.match(text, at)
+        assert m, f"not logfmt at {at}: {text!r}"
+        key, raw = m.groups()
+        assert key not in fields, f"{key} twice: {text!r}"
+        if raw.startswith('"'):
+            raw = _ESCAPE.sub(lambda e: e[1] if len(e[1]) == 1 else chr(int(e[1][1:], 16)), raw[1:-1])
+        fields[key], at = raw, m.end()
+    return fields
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_no_request_can_forge_or_split_an_access_line(tmp_path, fmt):
+    gw = ProcessGateway(["serve", "--port", "0", "--grpc-port", "0"], env={"SWITCHYARD_LOG_FORMAT": fmt}, cwd=tmp_path).start()
+    try:
+        for name, (raw_path, _) in FORGING_PATHS.items():
+            request = f"GET {raw_path} HTTP/1.1\r\nHost: x\r\nX-Request-Id: forge-{name}\r\nConnection: close\r\n\r\n"
+            status, _, body = raw_request("127.0.0.1", gw.http_port, request.encode())
+            assert status == 404 and json.loads(body)["error"]["message"] == f"Unknown endpoint: GET {FORGING_PATHS[name][1]}"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "".join(gw.output).count("forge-") < len(FORGING_PATHS):
+            time.sleep(0.05)
+    finally:
+        gw.terminate()
+    log = "".join(gw.output)
+    lines = log.split("\n")
+    assert [c for c in log if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0 or c == "\u202e"] == []
+    for name, (_, path) in FORGING_PATHS.items():
+        mine = [line for line in lines if f"forge-{name}" in line]
+        assert len(mine) == 1, mine  # one request, one line
+        if fmt == "json":
+            fields = json.loads(mine[0])
+        else:
+            prefix, _, rest = mine[0].partition(" INFO access: ")
+            assert rest and " " not in prefix, mine[0]
+            fields = logfmt(rest)
+        assert fields["request_id"] == f"forge-{name}" and fields["route"] == f"GET {path}"
+        assert str(fields["status"]) == "404" and fields["error_reason"] == "not_found"
+        assert "key_id" not in fields and "account_id" not in fields
+
+
+def test_requests_the_edge_refuses_log_the_same_reason_code_on_every_surface(tmp_path):
+    gw = ProcessGateway(["serve", "--port", "0", "--grpc-port", "0"], env={}, cwd=tmp_path).start()
+    sent = {  # request id -> (method, path, body, the reason code every surface logs)
+        "gemini-json": ("POST", "/v1beta/models/mock-chat:generateContent", b"{not json", "invalid_request"),
+        "gemini-path": ("GET", "/v1beta/nowhere", None, "not_found"),
+        "gemini-verb": ("DELETE", "/v1beta/models", None, "method_not_allowed"),
+        "anthropic-json": ("POST", "/v1/messages", b"{not json", "invalid_request"),
+        "templated-json": ("POST", "/api/v1/generate", b"{not json", "invalid_request"),
+        "default-json": ("POST", "/v1/chat/completions", b"{not json", "invalid_request"),
+    }
+    try:
+        for request_id, (method, path, body, _) in sent.items():
+            r = requests.request(method, f"{gw.url}{path}", data=body, headers={**auth(gw.admin_key), "X-Request-Id": request_id,
+                                                                                   "Content-Type": "application/json"}, timeout=10)
+            assert r.status_code in (400, 404, 405), r.text
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not all(f"request_id={i} " in "".join(gw.output) for i in sent):
+            time.sleep(0.05)
+    finally:
+        gw.terminate()
+    logged = {}
+    for request_id in sent:
+        line = next(x for x in gw.output if f"request_id={request_id} " in x)
+        fields = logfmt(line.rstrip("\n").partition(" INFO access: ")[2])
+        logged[request_id] = (fields["route"], fields["error_reason"])
+    assert logged == {i: (f"{method} {path}", reason) for i, (method, path, _, reason) in sent.items()}
 
 
 # -- traces ---------------------------------------------------------------------------------------

@@ -126,6 +126,27 @@ def test_gemini_errors_models_and_key_styles(gw, gemini_sdk):
     assert error["details"][0]["requestId"] == r.headers["X-Request-Id"]
 
 
+def test_google_genai_sdk_lists_models_a_page_at_a_time(gw, gemini_sdk):
+    everything = [m.name for m in gemini_sdk.models.list()]
+    assert len(everything) > 5
+    pager = gemini_sdk.models.list(config={"page_size": 2})
+    assert [m.name for m in pager.page] == everything[:2]
+    assert [m.name for m in pager] == everything  # the SDK follows nextPageToken to the last page
+    # Google's wire format, with the key in the query as Gemini clients may send it.
+    url = f"{gw.url}/v1beta/models"
+    first = requests.get(url, params={"key": gw.admin_key, "pageSize": 5}, timeout=10)
+    assert first.status_code == 200, first.text
+    assert [m["name"] for m in first.json()["models"]] == everything[:5]
+    rest = requests.get(url, params={"key": gw.admin_key, "pageSize": 5, "pageToken": first.json()["nextPageToken"]}, timeout=10).json()
+    assert [m["name"] for m in rest["models"]] == everything[5:10]
+    whole = requests.get(url, params={"key": gw.admin_key, "pageSize": 1000}, timeout=10).json()
+    assert [m["name"] for m in whole["models"]] == everything and "nextPageToken" not in whole
+    for bad in ({"pageSize": "-1"}, {"pageSize": "two"}, {"pageToken": "not-one-of-ours"}):
+        r = requests.get(url, params={"key": gw.admin_key, **bad}, timeout=10)
+        assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT", r.text
+    assert requests.get(url, params={"key": "tk_live_" + "0" * 32}, timeout=10).status_code == 401
+
+
 @pytest.mark.parametrize("model", ["gpt-mini", "claude", "gemini", "mock-chat"])
 def test_openai_responses_across_providers(gw, model):
     client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=gw.admin_key, max_retries=0)

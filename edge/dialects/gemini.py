@@ -29,7 +29,10 @@ Gemini -> canonical (the reverse of services/routing/adapters/gemini.py)
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+from dataclasses import dataclass
 
 import orjson
 
@@ -39,11 +42,13 @@ from switchyard.routing.v1 import chat_pb2, routing_pb2
 __all__ = [
     "DialectError",
     "GenerateStreamEncoder",
+    "ModelPage",
     "decode_generate_request",
     "encode_generate_response",
     "encode_model",
     "encode_model_list",
     "error_event",
+    "model_page",
 ]
 
 _INT32_MIN = -(2**31)
@@ -778,9 +783,59 @@ def encode_model(model: routing_pb2.Model) -> dict:
     return out
 
 
-def encode_model_list(resp: routing_pb2.ListModelsResponse) -> dict:
-    """models.list; rerank models are left out, Gemini has no method to call them with."""
-    return {"models": [encode_model(m) for m in resp.data if m.mode in _METHODS]}
+# models.list as Google pages it: 50 a page unless pageSize says otherwise, never more than 1000.
+_DEFAULT_PAGE_SIZE = 50
+_MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPage:
+    size: int = _DEFAULT_PAGE_SIZE
+    # The page starts after this model id ("": the first page).
+    after: str = ""
+
+
+def model_page(query: list[tuple[str, str]]) -> ModelPage:
+    """models.list's pageSize and pageToken (either spelling, the last one sent counts). Its other
+    query parameters are Google's system ones (`key`, `alt`, `prettyPrint`, …), left alone here as
+    on every Gemini route; `key` is read as the caller's credential."""
+    size, token, size_name, token_name = None, None, "pageSize", "pageToken"
+    for name, value in query:
+        if name in ("pageSize", "page_size"):
+            size, size_name = value, name
+        elif name in ("pageToken", "page_token"):
+            token, token_name = value, name
+    page = ModelPage()
+    if size:
+        if not (size.isascii() and size.isdigit()):
+            raise DialectError(f"{size_name} must be a whole number of models, at least 0.", size_name)
+        # Larger sizes are served as the largest page, as Google does; 0 is the default size.
+        wanted = _MAX_PAGE_SIZE if len(size) > 4 else min(int(size), _MAX_PAGE_SIZE)
+        page = ModelPage(size=wanted or _DEFAULT_PAGE_SIZE)
+    if token:
+        try:
+            after = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        except (binascii.Error, ValueError):
+            after = ""
+        if not after or _page_token(after) != token:
+            raise DialectError(f"{token_name} is not one this API returned.", token_name)
+        page = ModelPage(page.size, after)
+    return page
+
+
+def _page_token(model_id: str) -> str:
+    return base64.urlsafe_b64encode(model_id.encode()).decode().rstrip("=")
+
+
+def encode_model_list(resp: routing_pb2.ListModelsResponse, page: ModelPage = ModelPage()) -> dict:
+    """models.list, one page in model id order; rerank models are left out, Gemini has no method to
+    call them with. The page token names the last model of the page, so a model added or removed
+    between pages neither repeats nor skips another."""
+    models = sorted((m for m in resp.data if m.mode in _METHODS and m.id > page.after), key=lambda m: m.id)
+    out: dict = {"models": [encode_model(m) for m in models[:page.size]]}
+    if len(models) > page.size:
+        out["nextPageToken"] = _page_token(models[page.size - 1].id)
+    return out
 
 
 # --- countTokens, embedContent, batchEmbedContents -------------------------------------------------------------

@@ -12,11 +12,12 @@ from sqlmodel import select
 
 from services import call_context
 from services.auth.store import KeyStore
+from services.auth.verifier import KeyVerifier
 from services.billing.ledger import Ledger, amount_in_range, month_of, parse_usd, usd
 from services.billing.usage_log import UsageLog
 from services.billing.usage_summary import default_window, summarize
 from services.errors import Reason, ServiceError, invalid_request
-from services.storage.database import timestamp_of, utcnow
+from services.storage.database import insert_ignore, timestamp_of, utcnow
 from services.storage.tables import Account, AccountSettingsRow, ApiKeyRecord, UsageRow
 from switchyard.billing.v1 import billing_pb2, billing_pb2_grpc
 
@@ -87,11 +88,12 @@ def _clears(request, oneof: str, usd_field: str, what: str) -> bool:
 
 
 class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
-    def __init__(self, ledger: Ledger, usage_log: UsageLog, store: KeyStore, sessions) -> None:
+    def __init__(self, ledger: Ledger, usage_log: UsageLog, store: KeyStore, sessions, verifier: KeyVerifier) -> None:
         self._ledger = ledger
         self._usage_log = usage_log
         self._store = store
         self._sessions = sessions
+        self._verifier = verifier
 
     async def _wallet(self, account_id: str) -> billing_pb2.Wallet:
         state = await self._ledger.wallet(account_id)
@@ -153,6 +155,9 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         async with self._sessions() as session:
             await session.exec(update(ApiKeyRecord).where(ApiKeyRecord.id == request.key_id).values(spend_cap_nano=cap))
             await session.commit()
+        # Admission holds against the cached key's cap and asks the database only when that refuses,
+        # so a lowered cap would go unseen until the cache expired: this process applies it at once.
+        self._verifier.forget(request.key_id)
         return billing_pb2.SetKeySpendCapResponse(key=await self._key_spend(request.key_id, cap))
 
     async def GetWallet(self, request, context) -> billing_pb2.GetWalletResponse:
@@ -241,9 +246,11 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         async with self._sessions() as session:
             if await session.get(Account, account_id) is None:
                 raise ServiceError(Reason.ERROR_REASON_NOT_FOUND, f"No account {account_id!r}.", metadata={"resource": "account"})
-            row = await session.get(AccountSettingsRow, account_id) or AccountSettingsRow(account_id=account_id)
-            row.low_balance_threshold_nano = threshold
-            session.add(row)
+            # The account's first setting creates its row, and concurrent first calls (or replicas)
+            # race to: insert-or-ignore, then update the one row that exists, in one transaction.
+            await session.exec(insert_ignore(session, AccountSettingsRow.__table__, {"account_id": account_id}))
+            await session.exec(update(AccountSettingsRow).where(AccountSettingsRow.account_id == account_id)
+                               .values(low_balance_threshold_nano=threshold))
             await session.commit()
         return billing_pb2.SetLowBalanceThresholdResponse(wallet=await self._wallet(account_id))
 

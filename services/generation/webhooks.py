@@ -29,14 +29,13 @@ from urllib.parse import urlsplit
 import aiohttp
 from sqlalchemy import func, or_, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.config import WebhookConfig
 from services.generation.webhook_urls import AddressRefused, UrlGuard, WebhookUrlError
-from services.storage.database import as_utc, utcnow
+from services.storage.database import as_utc, insert_ignore, utcnow
 from services.storage.outages import log_safe, log_safe_trace
 from services.storage.tables import GenerationLogRow, WebhookDeliveryRow, WebhookSecretRow
 
@@ -77,11 +76,6 @@ def retry_delay(config: WebhookConfig, attempts: int) -> float:
     (half fixed, so delays keep growing; half random, so a receiver's outage is not met by a stampede)."""
     ceiling = min(config.max_delay_seconds, config.base_delay_seconds * 2 ** min(attempts - 1, 62))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def _insert_ignore(session: AsyncSession, table, values: dict):
-    module = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    return module.insert(table).values(**values).on_conflict_do_nothing()
 
 
 def _new_secret() -> str:
@@ -132,7 +126,7 @@ class WebhookDispatcher:
         now = utcnow()
         async with self._sessions() as session:
             with _parameters_hidden("the webhook signing secret"):
-                await session.exec(_insert_ignore(session, WebhookSecretRow.__table__, {
+                await session.exec(insert_ignore(session, WebhookSecretRow.__table__, {
                     "account_id": account_id, "secret": _new_secret(), "created_at": now, "updated_at": now,
                 }))
                 await session.commit()
@@ -144,7 +138,7 @@ class WebhookDispatcher:
         secret, now = _new_secret(), utcnow()
         async with self._sessions() as session:
             with _parameters_hidden("the webhook signing secret"):
-                await session.exec(_insert_ignore(session, WebhookSecretRow.__table__, {
+                await session.exec(insert_ignore(session, WebhookSecretRow.__table__, {
                     "account_id": account_id, "secret": secret, "created_at": now, "updated_at": now,
                 }))
                 await session.exec(

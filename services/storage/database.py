@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -98,6 +99,13 @@ def create_sync_engine_for(url: str):
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def insert_ignore(session: AsyncSession, table, values: dict):
+    """INSERT … ON CONFLICT DO NOTHING in the session's dialect: how a get-or-create stays safe when
+    requests or replicas race to create the same row (insert-or-ignore, then read or update it)."""
+    module = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    return module.insert(table).values(**values).on_conflict_do_nothing()
 
 
 def migrate(url: str) -> None:

@@ -1,7 +1,7 @@
 """The access log: one structured line per request, and the log format of the whole process.
 
 `SWITCHYARD_LOG_FORMAT=json` makes every log line a JSON object (access lines carry their fields at
-the top level); `text` (the default) prints `key=value` pairs. Access lines carry identifiers,
+the top level); `text` (the default) prints logfmt `key=value` pairs. Access lines carry identifiers,
 numbers and outcomes only: never a key's secret, a prompt, a response or a query string.
 """
 
@@ -28,6 +28,44 @@ _REQUEST_FIELDS = ("request_id", "trace_id", "key_id", "account_id", "rpc", "rou
                    "status", "grpc_code", "error_reason", "latency_ms", "overhead_ms", "input_tokens", "output_tokens",
                    "cost_nano_usd")
 _EDGE_FIELDS = ("request_id", "route", "surface", "status", "error_reason", "latency_ms", "overhead_ms")
+
+
+def _quoted_char(c: str) -> str:
+    if c == "\\" or c == '"':
+        return "\\" + c
+    if c.isprintable():
+        return c
+    code = ord(c)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _logfmt(value: str) -> str:
+    """A text value as logfmt writes it: bare when nothing in it can be misread, else quoted with
+    backslash escapes. Routes are whatever path a client sent, before any key is checked: without
+    this, a path could add fields (` key_id=…`), end the line, or write terminal escapes and NULs."""
+    if value.isprintable():
+        if " " not in value and "=" not in value and '"' not in value and "\\" not in value:
+            return value
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + "".join([_quoted_char(c) for c in value]) + '"'
+
+
+def _json_printable(line: str) -> str:
+    """orjson escapes only what JSON requires (below U+0020, quotes, backslashes); DEL, C1 controls
+    and invisible or bidirectional formatting characters would reach a terminal raw. \\uXXXX is
+    lossless, so a JSON reader still gets the value the client sent."""
+    if line.isprintable():
+        return line
+    out = []
+    for c in line:
+        if c.isprintable():
+            out.append(c)
+        elif ord(c) < 0x10000:
+            out.append(f"\\u{ord(c):04x}")
+        else:  # JSON spells characters beyond the BMP as a UTF-16 surrogate pair
+            code = ord(c) - 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+    return "".join(out)
 
 
 class AccessLog:
@@ -80,8 +118,9 @@ class AccessLog:
         fields["latency_ms"] = round(fields["latency_ms"] * 1000, 3)
         fields["overhead_ms"] = round(fields["overhead_ms"] * 1000, 3)
         if self._json:
-            return orjson.dumps({"time": stamp, "level": "info", "logger": ACCESS.name, **fields}).decode()
-        return f"{stamp} INFO access: " + " ".join([f"{k}={v}" for k, v in fields.items() if v != ""])
+            return _json_printable(orjson.dumps({"time": stamp, "level": "info", "logger": ACCESS.name, **fields}).decode())
+        return f"{stamp} INFO access: " + " ".join(
+            [f"{k}={_logfmt(v) if type(v) is str else v}" for k, v in fields.items() if v != ""])
 
     def flush(self) -> None:
         if not self._pending:
