@@ -107,7 +107,8 @@ class Edge:
             response = json_reply({"error": {"code": "cancelled", "message": "The client closed the connection."}}, 499,
                                   {"x-request-id": request_id}, "cancelled")
         except Exception:  # noqa: BLE001 - whatever broke, the client gets its surface's 500 shape
-            log.exception("edge failure on %s %s (request %s)", request.method, request.path, request_id)
+            # %r for the path, here and below: it is the client's, and %r escapes what could forge a log line.
+            log.exception("edge failure on %s %r (request %s)", request.method, request.path, request_id)
             response = self.error(surface, public_error(Reason.ERROR_REASON_INTERNAL_ERROR, "Internal error."), request_id, {})
         return self._finish(request, response, started, surface, request_id)
 
@@ -214,7 +215,7 @@ class Edge:
             headers = _headers_from(exc.initial_metadata(), exc.trailing_metadata())
             error = _as_sent(from_rpc_error(exc.code(), exc.details(), exc.trailing_metadata()), binding)
             if error.http_status >= 500:
-                log.warning("%s %s -> %s (%s) request %s", request.method, request.path, exc.code().name, error.reason.code, request_id)
+                log.warning("%s %r -> %s (%s) request %s", request.method, request.path, exc.code().name, error.reason.code, request_id)
             return self.error(surface, error, request_id, headers)
         headers["x-request-id"] = request_id
         if codec is not None:
@@ -267,7 +268,7 @@ class Edge:
                 yield codec.stream_end(codec_context)
             except grpc.aio.AioRpcError as exc:
                 error = from_rpc_error(exc.code(), exc.details(), exc.trailing_metadata())
-                log.warning("stream %s broke off: %s (request %s)", request.path, error.reason.code, request_id)
+                log.warning("stream %r broke off: %s (request %s)", request.path, error.reason.code, request_id)
                 yield codec.encode_stream_error(error_body(surface, error, request_id), codec_context)
             finally:
                 # Also reached when the client disconnects: cancelling the call cancels the upstream request.

@@ -24,14 +24,13 @@ from time import time_ns
 from typing import NamedTuple
 
 from sqlalchemy import func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.billing.money_rules import MoneyStore, Refused, Unheld
 from services.errors import Reason, ServiceError
-from services.storage.database import utcnow
+from services.storage.database import insert_ignore, utcnow
 from services.storage.tables import ApiKeyRecord, KeySpendRow, LedgerRow, ReservationRow, WalletRow
 
 NANO_PER_USD = 1_000_000_000
@@ -139,12 +138,6 @@ class WalletState:
     reserved_nano: int
 
 
-def _insert_ignore(session: AsyncSession, table, values: dict):
-    dialect = session.bind.dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).values(**values).on_conflict_do_nothing()
-
-
 class Ledger:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], serialize_writes: bool, money: MoneyStore | None = None) -> None:
         self._sessions = sessions
@@ -165,7 +158,7 @@ class Ledger:
 
     async def ensure_wallet(self, account_id: str) -> None:
         async with self._write() as session:
-            await session.exec(_insert_ignore(session, WalletRow.__table__, {"account_id": account_id, "balance_nano": 0, "reserved_nano": 0}))
+            await session.exec(insert_ignore(session, WalletRow.__table__, {"account_id": account_id, "balance_nano": 0, "reserved_nano": 0}))
             await session.commit()
 
     async def wallet(self, account_id: str) -> WalletState:
@@ -202,7 +195,7 @@ class Ledger:
         number of replicas cannot together overflow it either."""
         amount_in_range(amount_nano, field)
         async with self._write() as session:
-            await session.exec(_insert_ignore(session, WalletRow.__table__, {"account_id": account_id, "balance_nano": 0, "reserved_nano": 0}))
+            await session.exec(insert_ignore(session, WalletRow.__table__, {"account_id": account_id, "balance_nano": 0, "reserved_nano": 0}))
             added = await session.exec(
                 update(WalletRow)
                 .where(WalletRow.account_id == account_id, WalletRow.balance_nano <= MAX_AMOUNT_NANO - amount_nano)
