@@ -197,12 +197,12 @@ class Edge:
             span.update_name(route)
             span.set_attribute("http.route", found.template.template)
             metadata += self.telemetry.tracing.inject(span).items()
-        request.reached_services = True
         authorization = _credentials(request, surface, query)
         if authorization is None and request.has_header(b"cookie"):  # a browser signed in to the console
             authorization, refusal = console.cookie_credential(Request(request.scope, request.receive))
-            if refusal is not None:
+            if refusal is not None:  # refused here (a bad CSRF token): the edge logs it, as its own
                 return self.error(surface, refusal, request_id, {})
+        request.reached_services = True
         if authorization:
             metadata.append(("authorization", _metadata_safe(authorization)))
         if binding.server_streaming:

@@ -5,6 +5,7 @@ sign-out ends it, attempts are rate-limited, invites, and tenancy exactly as for
 from __future__ import annotations
 
 import io
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -223,3 +224,18 @@ def test_invites_and_users_into_missing_accounts_are_not_found(gateway):
         assert r.status_code == 404, (path, body, r.text)
     assert requests.post(f"{gateway.url}/v1/sessions", json={"email": "a" * 400 + "@x.test", "password": PASSWORD},
                          timeout=10).status_code == 401
+
+
+def test_a_write_refused_for_its_csrf_token_is_in_the_access_log(gateway, monkeypatch, capfd):
+    create_user(gateway, "ops@example.com", monkeypatch=monkeypatch)
+    browser = sign_in(gateway, "ops@example.com")
+    browser.headers.pop("X-CSRF-Token")
+    refused = browser.post(f"{gateway.url}/v1/keys", json={"name": "x"}, timeout=10)
+    assert refused.status_code == 403
+    request_id, logged = refused.headers["X-Request-Id"], ""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and f"request_id={request_id} " not in logged:
+        logged += capfd.readouterr().err
+        time.sleep(0.05)
+    line = next(x for x in logged.splitlines() if f"request_id={request_id} " in x)
+    assert "status=403" in line and 'route="POST /v1/keys"' in line
