@@ -15,8 +15,9 @@ Choices not forced by the wire format:
 - Embeddings are always requested as floats (the canonical response holds doubles); a base64 answer
   is decoded anyway.
 - A stream's usage is passed on once, as the last chunk, whatever the upstream did (OpenAI sends it
-  in a chunk of its own, some compatible servers on every chunk); if the upstream sent none it is
-  estimated, so billing never sees a stream without usage.
+  in a chunk of its own, some compatible servers on every chunk); if the upstream sent none, or
+  counts no call can have (base.tokens), it is estimated, so billing never sees a stream without
+  usage.
 - The stream is read by the shared SSE reader (adapters/sse.py): multi-line `data:`, CRLF and a last
   event without its blank line are all read; an event that is not JSON, other than `[DONE]`, is malformed.
 """
@@ -24,7 +25,6 @@ Choices not forced by the wire format:
 from __future__ import annotations
 
 import base64
-import math
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -39,7 +39,7 @@ from yarl import URL
 from services.config import ProviderConfig
 from services.routing.adapters.base import CountsTokensLocally, ProbeRequest, Target, Timeouts, UpstreamError
 from services.routing.adapters.base import copy_sampling, estimate_tokens, json_object, parse_retry_after, probe_headers
-from services.routing.adapters.base import unsupported
+from services.routing.adapters.base import set_estimated_usage, set_usage, tokens, unsupported
 from services.routing.adapters.sse import SSEParser
 from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
@@ -257,32 +257,13 @@ def encode_chat(kind: str, upstream_model: str, request: chat_pb2.ChatRequest, s
 # -- response decoding ------------------------------------------------------------------------
 
 
-def _set_usage(usage: usage_pb2.TokenUsage, data: Any) -> None:
-    """The upstream's usage object into the message's usage field (set in place: a copy costs more)."""
-    prompt = int(data.get("prompt_tokens") or 0)
-    completion = int(data.get("completion_tokens") or 0)
-    usage.input_tokens = prompt
-    usage.output_tokens = completion
-    usage.total_tokens = int(data.get("total_tokens") or prompt + completion)
-
-
-def _prompt_chars(request: chat_pb2.ChatRequest) -> int:
-    total = 0
-    for m in request.messages:
-        total += len(m.text)
-        for p in m.parts:
-            total += len(p.text)
-        for c in m.tool_calls:
-            total += len(c.function.arguments)
-    return total
-
-
-def _set_estimated_usage(usage: usage_pb2.TokenUsage, request: chat_pb2.ChatRequest, completion_chars: int) -> None:
-    prompt = math.ceil(_prompt_chars(request) / 4)
-    completion = math.ceil(completion_chars / 4)
-    usage.input_tokens = prompt
-    usage.output_tokens = completion
-    usage.total_tokens = prompt + completion
+def _set_usage(usage: usage_pb2.TokenUsage, data: Any, request: chat_pb2.ChatRequest, completion_chars: int) -> None:
+    """The upstream's usage object into the message's usage field (set in place: a copy costs more);
+    the estimate if there is none, or it holds a count no call can have."""
+    if not (data and isinstance(data, dict) and set_usage(
+        usage, tokens(data.get("prompt_tokens")), tokens(data.get("completion_tokens")), data.get("total_tokens")
+    )):
+        set_estimated_usage(usage, request, completion_chars)
 
 
 def _text_of(content: Any) -> str:
@@ -331,11 +312,7 @@ def decode_completion(data: dict[str, Any], request: chat_pb2.ChatRequest) -> ch
             extra = {k: v for k, v in m.items() if v and k not in _KNOWN_MESSAGE_KEYS}
             if extra:
                 message.extra_json = orjson.dumps(extra)
-    usage = data.get("usage")
-    if usage:
-        _set_usage(completion.usage, usage)
-    else:
-        _set_estimated_usage(completion.usage, request, out_chars)
+    _set_usage(completion.usage, data.get("usage"), request, out_chars)
     return completion
 
 
@@ -392,6 +369,19 @@ def _stream_error(error: Any, key: str | None, started: bool) -> UpstreamError:
     if kind == "invalid_request_error" and not started:
         return UpstreamError(text, retryable=False, client_error=True, started=started)
     return UpstreamError(text, retryable=True, started=started)
+
+
+def _set_input_usage(usage: usage_pb2.TokenUsage, data: Any) -> bool:
+    """An embeddings or rerank answer's usage (input only; some servers give only total_tokens)."""
+    if not data or not isinstance(data, dict):
+        return False
+    total = data.get("total_tokens")
+    return set_usage(usage, tokens(data.get("prompt_tokens") or total), 0, total)
+
+
+def _set_estimated_input(usage: usage_pb2.TokenUsage, prompt: int) -> None:
+    usage.input_tokens = usage.total_tokens = prompt
+    usage.estimated = True
 
 
 def _decode_vector(value: Any) -> Any:
@@ -638,10 +628,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         if not done and not finished:
             raise UpstreamError("upstream stream ended early", retryable=True, started=started)
         final = chat_pb2.ChatCompletionChunk(id=last_id, created=last_created or int(time.time()))
-        if usage and isinstance(usage, dict):
-            _set_usage(final.usage, usage)
-        else:
-            _set_estimated_usage(final.usage, request, out_chars)
+        _set_usage(final.usage, usage, request, out_chars)
         yield final
 
     async def embed(
@@ -664,14 +651,8 @@ class OpenAICompatAdapter(CountsTokensLocally):
             for position, item in enumerate(data["data"]):
                 embedding = response.data.add(index=item.get("index", position))
                 embedding.embedding.extend(_decode_vector(item["embedding"]))
-            usage = data.get("usage")
-            if usage:
-                prompt = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
-                total = int(usage.get("total_tokens") or prompt)
-            else:
-                prompt = total = sum(estimate_tokens(text) for text in request.input)
-            response.usage.input_tokens = prompt
-            response.usage.total_tokens = total
+            if not _set_input_usage(response.usage, data.get("usage")):
+                _set_estimated_input(response.usage, sum(estimate_tokens(text) for text in request.input))
             return response
         except (KeyError, TypeError, AttributeError, ValueError, struct.error):
             raise _malformed() from None
@@ -782,14 +763,8 @@ class OpenAICompatAdapter(CountsTokensLocally):
                 # From the request, not the upstream's echo: vLLM and Jina shape the echoed document differently.
                 if request.return_documents and 0 <= index < count:
                     result.document = documents[index]
-            usage = data.get("usage")
-            if usage:
-                prompt = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
-                total = int(usage.get("total_tokens") or prompt)
-            else:
-                prompt = total = estimate_tokens(request.query) + sum(estimate_tokens(d) for d in documents)
-            response.usage.input_tokens = prompt
-            response.usage.total_tokens = total
+            if not _set_input_usage(response.usage, data.get("usage")):
+                _set_estimated_input(response.usage, estimate_tokens(request.query) + sum(estimate_tokens(d) for d in documents))
             return response
         except (KeyError, TypeError, AttributeError, ValueError):
             raise _malformed() from None
