@@ -248,3 +248,13 @@ def test_believable_usage_is_billed_as_reported(gw, upstream, kind, stream):
     record = usage_record(gw, r.headers["x-request-id"])
     assert record["usageEstimated"] is False and (record["inputTokens"], record["outputTokens"]) == (120_000, 0)
     assert -charge["amountNanoUsd"] == record["costNanoUsd"] == 120_000 * NANO // 1_000_000
+
+
+def test_a_cost_is_never_negative():
+    """Whatever reaches the price: a cost is what a charge takes from the wallet, so a negative one
+    would pay money into it. The adapters refuse negative counts; this holds if one ever slips by."""
+    from services.billing.ledger import cost_nano
+
+    assert cost_nano(-100_000, -100_000, 1_000_000_000, 2_000_000_000) == 0
+    assert cost_nano(-100_000, 10, 1_000_000_000, 2_000_000_000) == 0
+    assert cost_nano(3, 4, 1_000_000_000, 2_000_000_000) == 11_000  # and a real one is still exact
