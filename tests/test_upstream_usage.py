@@ -11,7 +11,9 @@ the fake upstream on 127.0.0.1.
 
 from __future__ import annotations
 
+import io
 import time
+import wave
 
 import orjson
 import pytest
@@ -67,6 +69,7 @@ def gw(tmp_path_factory, upstream):
             "embed": {"mode": "embedding", "input_usd_per_million_tokens": "1",
                       "deployments": [{"provider": "gpt", "model": "text-embedding-3-small"}]},
             "rerank": {"mode": "rerank", "input_usd_per_million_tokens": "1", "deployments": [{"provider": "gpt", "model": "rerank-v1"}]},
+            "whisper": {"mode": "transcription", "usd_per_audio_second": "0.0001", "deployments": [{"provider": "gpt", "model": "whisper-1"}]},
         },
         "limits": {"default_rate_limit_per_minute": 100_000},
         "routing": {"retries_per_deployment": 0},
@@ -218,6 +221,35 @@ def test_an_unbelievable_token_count_is_an_upstream_error(gw, upstream, payload,
         assert error["code"] == 503 and error["status"] == "UNAVAILABLE"
     assert r.status_code == 503, r.text
     assert "malformed token count" in error["message"], error
+
+
+@pytest.mark.parametrize("response_format", ["json", "verbose_json"])
+@pytest.mark.parametrize("seconds", [-100_000, -0.5, 10**30, 1e300, MAX_TOKENS + 1], ids=str)
+def test_an_unbelievable_recording_length_is_measured_instead(gw, upstream, seconds, response_format):
+    """A transcription is billed per second of audio: a length the upstream reports that no recording
+    can have (negative, or beyond what the books count) is unknown, as when it reports none, and the
+    gateway measures the WAV itself (before: charged one second, or an internal error)."""
+    recording = io.BytesIO()
+    with wave.open(recording, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\x01\x00" * 20_000)  # 2.5 s
+    before = wallet(gw)
+    upstream.set_mode("openai", "ok", seconds=seconds, times=1)
+    r = requests.post(f"{gw.url}/v1/audio/transcriptions", headers=auth(gw), timeout=20,
+                      data={"model": "whisper", "response_format": response_format},
+                      files={"file": ("talk.wav", recording.getvalue(), "audio/wav")})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["text"].startswith("fake transcript of talk.wav")
+    if response_format == "verbose_json":
+        assert answer["duration"] == 2.5
+    else:
+        assert answer["usage"]["seconds"] == 3 and answer["usage"]["cost"] == 0.0003
+    charge = ledger_charge(gw, r.headers["x-request-id"])
+    assert charge["amountNanoUsd"] == -3 * 100_000  # 3 started seconds at $0.0001
+    assert wallet(gw)["balanceNanoUsd"] == before["balanceNanoUsd"] + charge["amountNanoUsd"]
 
 
 def assert_billed_an_estimate(gw, r: requests.Response, before: dict) -> dict:

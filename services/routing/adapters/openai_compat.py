@@ -37,7 +37,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from services.config import ProviderConfig
-from services.routing.adapters.base import CountsTokensLocally, ProbeRequest, Target, Timeouts, UpstreamError
+from services.routing.adapters.base import MAX_TOKENS, CountsTokensLocally, ProbeRequest, Target, Timeouts, UpstreamError
 from services.routing.adapters.base import copy_sampling, estimate_tokens, json_object, parse_retry_after, probe_headers
 from services.routing.adapters.base import set_estimated_usage, set_usage, tokens, unsupported
 from services.routing.adapters.sse import SSEParser
@@ -436,17 +436,25 @@ def _image_fields(request, target: Target) -> dict[str, Any]:
     return fields
 
 
+def _seconds(value: Any) -> float:
+    """A recording's length as the upstream reports it, or 0 (unknown: the gateway measures or
+    estimates it, as when none is reported) when no recording can have it: negative, or more seconds
+    than the books count (billed seconds are kept as the usage's input tokens: MAX_TOKENS)."""
+    seconds = float(value or 0)
+    return seconds if 0 <= seconds <= MAX_TOKENS else 0.0
+
+
 def decode_transcription(data: dict[str, Any], response: routing_pb2.CreateTranscriptionResponse) -> None:
     text = data["text"]
     if not isinstance(text, str):
         raise TypeError("text")
     response.text = text
     response.language = data.get("language") or ""
-    response.duration = float(data.get("duration") or 0)
+    response.duration = _seconds(data.get("duration"))
     usage = data.get("usage")
     # whisper's json answer has no duration field but reports the seconds it billed.
     if not response.duration and isinstance(usage, dict) and usage.get("type") == "duration":
-        response.duration = float(usage.get("seconds") or 0)
+        response.duration = _seconds(usage.get("seconds"))
     for item in data.get("segments") or ():
         response.segments.add(
             id=int(item.get("id") or 0), seek=int(item.get("seek") or 0), start=float(item.get("start") or 0),
