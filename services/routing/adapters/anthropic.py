@@ -24,7 +24,8 @@ import asyncio
 import base64
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -33,7 +34,7 @@ import orjson
 
 from services.config import ProviderConfig
 from services.routing.adapters.base import ProbeRequest, Target, Timeouts, UpstreamError, copy_sampling, parse_retry_after
-from services.routing.adapters.base import probe_headers, set_estimated_usage, set_usage, tokens, unsupported
+from services.routing.adapters.base import probe_headers, scrub, set_estimated_usage, set_usage, tokens, unsupported
 from services.routing.adapters.sse import EventTooLarge, sse_events
 from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
@@ -73,8 +74,6 @@ _ERROR_TYPE_STATUS = {
     "overloaded_error": 529,
 }
 _DEFAULT_SCHEMA = {"type": "object", "properties": {}}
-# Upstream text copied into error messages is cut to this; a message is for people, not a dump.
-_MAX_MESSAGE = 500
 # An SSE event can hold a whole content block: read in large pieces, and allow events of 2 MiB.
 _READ_BUFSIZE = 1 << 20
 _MAX_EVENT_BYTES = 2 * _READ_BUFSIZE
@@ -425,21 +424,8 @@ class _StreamTranslator:
 # -- errors -----------------------------------------------------------------------------------
 
 
-class _Redactor:
-    """Scrubs the provider's secrets out of upstream text before it goes into an error message."""
-
-    __slots__ = ("secrets",)
-
-    def __init__(self, provider: ProviderConfig, key: str | None) -> None:
-        secrets = [v for v in provider.headers.values() if len(v) >= 8]
-        if key:
-            secrets.append(key)
-        self.secrets = secrets
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "[redacted]")
-        return text[:_MAX_MESSAGE]
+# Upstream text -> text fit for an error message: base.scrub with the call's provider and key.
+_Redactor = Callable[[str], str]
 
 
 def _classify(
@@ -509,7 +495,7 @@ class AnthropicAdapter:
                 f"no API key configured for provider '{provider.name}' ({provider.api_key_env or 'api_key_env unset'})",
                 retryable=False,
             )
-        return f"{provider.base_url}/v1/messages", orjson.dumps(body), headers, _Redactor(provider, key)
+        return f"{provider.base_url}/v1/messages", orjson.dumps(body), headers, partial(scrub, provider=provider, key=key)
 
     async def chat(
         self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts

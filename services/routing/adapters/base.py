@@ -6,13 +6,14 @@ format and back. The router (retries, fallback, cool-down) sits above the adapte
 `UpstreamError`s.
 
 What more than one adapter needs lives here (Retry-After, sampling fields, extra_json, local token
-counts, probe headers, reading an upstream's usage); the Server-Sent Events reader is sse.py, the
-registry of kinds kinds.py.
+counts, probe headers, reading an upstream's usage, scrubbing secrets out of upstream text); the
+Server-Sent Events reader is sse.py, the registry of kinds kinds.py.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,6 +32,8 @@ from switchyard.type.v1 import usage_pb2
 # The largest context window a model can be configured with (services/config.py): no one call uses
 # more tokens, so an upstream's larger count is not usage.
 MAX_TOKENS = 2**31 - 1
+# Upstream text copied into a message is for people, not a dump.
+MAX_MESSAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +193,24 @@ def set_estimated_usage(usage: usage_pb2.TokenUsage, request: chat_pb2.ChatReque
     usage.output_tokens = output
     usage.total_tokens = prompt + output
     usage.estimated = True
+
+
+def scrub(text: str, provider: ProviderConfig, key: str | None) -> str:
+    """Upstream text fit for a message a client sees: the provider's API key and the value of every
+    header configured for it replaced by "[redacted]", then cut to MAX_MESSAGE characters.
+
+    Upstreams, and proxies in front of them, echo what they were sent, and a configured header is as
+    likely a credential as the key (an organisation id, a proxy's token). Every value, however
+    short: a short one may cost a message some words, never a secret. One pass with the longest
+    first, so where secrets overlap the longest is taken whole, and no "[redacted]" is scrubbed
+    again; before the cut, which could otherwise keep the start of a secret it split."""
+    secrets = [v for v in provider.headers.values() if v.strip()]
+    if key:
+        secrets.append(key)
+    if secrets:
+        secrets.sort(key=len, reverse=True)
+        text = re.sub("|".join(map(re.escape, secrets)), "[redacted]", text)
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
 
 
 def parse_retry_after(headers: Any) -> float | None:

@@ -63,7 +63,7 @@ from multidict import CIMultiDict
 from services.config import ProviderConfig
 from services.routing.adapters.base import ProbeRequest, Target, Timeouts, UpstreamError, copy_sampling
 from services.routing.adapters.base import estimate_tokens, json_object, parse_retry_after, probe_headers, set_estimated_usage
-from services.routing.adapters.base import set_usage, tokens, unsupported
+from services.routing.adapters.base import scrub, set_usage, tokens, unsupported
 from services.routing.adapters.sse import EventTooLarge, sse_events
 from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
@@ -459,10 +459,6 @@ def _key_rejected(error: dict) -> bool:
     return "API key" in str(error.get("message", ""))
 
 
-def _scrub(message: str, key: str | None) -> str:
-    return message.replace(key, "[redacted]") if key and key in message else message
-
-
 def error_from_response(
     target: Target, status: int, raw: bytes, headers, *, key: str | None = None, started: bool = False
 ) -> UpstreamError:
@@ -493,7 +489,7 @@ def _classify(
         message = error.get("message")
         if not isinstance(message, str) or not message:
             message = f"upstream provider '{name}' refused the request (HTTP {status})"
-        return UpstreamError(_scrub(message, key), retryable=False, client_error=True, status=status, started=started)
+        return UpstreamError(scrub(message, target.provider, key), retryable=False, client_error=True, status=status, started=started)
     return UpstreamError(f"upstream provider '{name}' returned HTTP {status}", retryable=False, status=status, started=started)
 
 

@@ -39,7 +39,7 @@ from yarl import URL
 from services.config import ProviderConfig
 from services.routing.adapters.base import MAX_TOKENS, CountsTokensLocally, ProbeRequest, Target, Timeouts, UpstreamError
 from services.routing.adapters.base import copy_sampling, estimate_tokens, json_object, parse_retry_after, probe_headers
-from services.routing.adapters.base import set_estimated_usage, set_usage, tokens, unsupported
+from services.routing.adapters.base import scrub, set_estimated_usage, set_usage, tokens, unsupported
 from services.routing.adapters.sse import SSEParser
 from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
@@ -51,8 +51,6 @@ _CLIENT_ERROR_STATUSES = frozenset({400, 404, 413, 422})
 _CREDENTIAL_STATUSES = frozenset({401, 403})
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 _MAX_ERROR_BODY = 64 * 1024
-# Upstream text copied into a message is for people, not a dump.
-_MAX_MESSAGE = 500
 # One SSE event can hold a big tool-call argument chunk: read in large pieces, and allow events of 2 MiB.
 _READ_BUFSIZE = 1 << 20
 _MAX_EVENT_BYTES = 2 * _READ_BUFSIZE
@@ -76,15 +74,6 @@ _MALFORMED = "malformed upstream response"
 
 def _malformed(started: bool = False) -> UpstreamError:
     return UpstreamError(_MALFORMED, retryable=True, started=started)
-
-
-def _scrub(message: str, key: str | None) -> str:
-    """An upstream may echo what it was sent (OpenAI echoes a wrong key): never pass a key on."""
-    if len(message) > _MAX_MESSAGE:
-        message = message[:_MAX_MESSAGE] + "…"
-    if key and key in message:
-        message = message.replace(key, "[redacted]")
-    return message
 
 
 def _error_message(body: bytes) -> str | None:
@@ -117,7 +106,7 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
     return b"".join(chunks)
 
 
-async def _status_error(response: aiohttp.ClientResponse, key: str | None) -> UpstreamError:
+async def _status_error(response: aiohttp.ClientResponse, provider: ProviderConfig, key: str | None) -> UpstreamError:
     status = response.status
     if status >= 500 or status in _RETRYABLE_4XX:
         what = "rate limit reached" if status == 429 else "server error" if status >= 500 else "temporary failure"
@@ -130,7 +119,8 @@ async def _status_error(response: aiohttp.ClientResponse, key: str | None) -> Up
         )
     if status in _CLIENT_ERROR_STATUSES:
         message = _error_message(await _read_capped(response)) or f"upstream rejected the request (HTTP {status})"
-        return UpstreamError(_scrub(message, key), retryable=False, client_error=True, status=status)
+        # An upstream may echo what it was sent (OpenAI echoes a wrong key).
+        return UpstreamError(scrub(message, provider, key), retryable=False, client_error=True, status=status)
     return UpstreamError(f"unexpected upstream answer (HTTP {status})", retryable=False, status=status)
 
 
@@ -362,10 +352,10 @@ def _decode_chunk(chunk_id: str, created: int, choices: list[Any]) -> tuple[chat
     return chunk, chars, finished
 
 
-def _stream_error(error: Any, key: str | None, started: bool) -> UpstreamError:
+def _stream_error(error: Any, provider: ProviderConfig, key: str | None, started: bool) -> UpstreamError:
     message = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else None
     kind = error.get("type") if isinstance(error, dict) else None
-    text = "upstream error mid-stream" + (f": {_scrub(message, key)}" if isinstance(message, str) and message else "")
+    text = "upstream error mid-stream" + (f": {scrub(message, provider, key)}" if isinstance(message, str) and message else "")
     if kind == "invalid_request_error" and not started:
         return UpstreamError(text, retryable=False, client_error=True, started=started)
     return UpstreamError(text, retryable=True, started=started)
@@ -529,7 +519,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         try:
             async with session.post(url, data=body, headers=headers, timeout=self._client_timeout(timeouts)) as response:
                 if not 200 <= response.status < 300:
-                    raise await _status_error(response, key)
+                    raise await _status_error(response, provider, key)
                 return await response.read(), response.headers.get("content-type", "application/octet-stream")
         except UpstreamError:
             raise
@@ -584,7 +574,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
                 read_bufsize=_READ_BUFSIZE,
             ) as response:
                 if not 200 <= response.status < 300:
-                    raise await _status_error(response, key)
+                    raise await _status_error(response, provider, key)
                 # Bulk reads parsed a chunk at a time: reading line by line through aiohttp's
                 # StreamReader cost more CPU than decoding the events.
                 content = response.content
@@ -605,7 +595,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
                             raise _malformed(started)
                         error = event.get("error")
                         if error is not None:
-                            raise _stream_error(error, key, started)
+                            raise _stream_error(error, provider, key, started)
                         u = event.get("usage")
                         if u:
                             usage = u
