@@ -38,7 +38,7 @@ class ProviderConfig(BaseModel):
     base_url: str | None = Field(default=None, description="The upstream's base URL (unset: the kind's public endpoint; azure: required, `https://<resource>.openai.azure.com`).")
     api_key_env: str | None = Field(default=None, description="The environment variable that holds the provider's key (the key itself is never written in the config).")
     api_version: str | None = Field(default=None, description="Azure OpenAI only: the `api-version` query parameter.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers sent with every upstream request.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers sent with every upstream request. Their values, like the key, are taken out of any upstream text a client sees.")
 
     @model_validator(mode="after")
     def _check(self) -> "ProviderConfig":

@@ -26,7 +26,9 @@ Modes, per family, switchable at runtime with `set_mode(family, mode, **opts)`:
 
     ok            answer normally (the default)
     fail          answer `status` (default 500) with the family's error body; opts: status,
-                  message, headers (extra response headers, e.g. {"retry-after": "1"})
+                  message, headers (extra response headers, e.g. {"retry-after": "1"}),
+                  echo_headers=True (the message ends with every header the request carried, as
+                  some servers and the proxies in front of them do)
     stall         wait `seconds` (default 30), then answer as in "ok"; stop() interrupts it
     unauthorized  always 401 with the family's error body, whatever the key
 
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import threading
 import time
@@ -82,8 +85,17 @@ class RecordedRequest:
     at: float = field(default_factory=time.monotonic)
 
 
+def dumps(data: Any) -> bytes:
+    """JSON as an upstream sends it. orjson refuses integers beyond 64 bits, which an upstream may
+    still send (a usage of 10**30 tokens): those are written by the standard library."""
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        return json.dumps(data, separators=(",", ":")).encode()
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
+    return web.Response(body=dumps(data), status=status, content_type="application/json", headers=headers)
 
 
 # -- families: how each provider checks credentials and shapes its errors --------------------
@@ -462,6 +474,8 @@ class FakeUpstream:
         elif mode.name == "fail":
             status = int(mode.opts.get("status", 500))
             message = mode.opts.get("message", f"fake upstream failure ({status})")
+            if mode.opts.get("echo_headers"):
+                message += " (request headers: " + "; ".join(f"{k}: {v}" for k, v in request.headers.items()) + ")"
             return json_response(family.error_body(status, message), status, mode.opts.get("headers"))
         elif mode.name == "unauthorized":
             return json_response(family.error_body(401, "unauthorized (fake upstream mode)"), 401)

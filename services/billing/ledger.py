@@ -114,9 +114,11 @@ def cost_nano(input_tokens: int, output_tokens: int, input_price: int, output_pr
 
     Capped at MAX_AMOUNT_NANO: no wallet holds more, so a larger worst case (a huge max_tokens times
     a huge price) holds all a wallet can have instead of overflowing int64 on its way to the database,
-    and a charge never exceeds its hold plus what is free anyway."""
+    and a charge never exceeds its hold plus what is free anyway. Never below zero: a cost is what a
+    charge takes from the wallet, and a negative one would pay money into it (the adapters refuse
+    negative counts; this holds whatever reaches it)."""
     numerator = input_tokens * input_price + output_tokens * output_price
-    return min(-(-numerator // 1_000_000), MAX_AMOUNT_NANO)
+    return max(0, min(-(-numerator // 1_000_000), MAX_AMOUNT_NANO))
 
 
 class Reservation(NamedTuple):

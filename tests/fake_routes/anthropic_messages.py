@@ -19,6 +19,8 @@ Answers deterministically, so a streamed and a whole answer to the same request 
   text containing "#stop_reason=<reason>" (e.g. refusal, pause_turn) gets that stop_reason instead.
 - usage: ~4 characters a token over the prompt's text and the answer; cache_creation_input_tokens and
   cache_read_input_tokens are 0 unless `upstream.anthropic_cache_usage` is set to a dict of them.
+  set_mode("anthropic", "ok", usage={...}): those keys replace the usage's own (streamed: in
+  message_start, and output_tokens in message_delta too), and count_tokens' answer's.
 
 Streaming ("stream": true) sends Anthropic's exact event sequence: message_start, content_block_start,
 ping, content_block_delta (text_delta pieces of `upstream.text_piece` characters, default 8; for
@@ -45,7 +47,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fake_upstream import FAMILIES, MODE, json_response, route
+from tests.fake_upstream import FAMILIES, MODE, dumps, json_response, route
 
 ALLOWED_KEYS = frozenset({
     "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature",
@@ -343,7 +345,7 @@ async def _stream(upstream, request: web.Request, message: dict) -> web.StreamRe
     for name, data in events:
         if delay:
             await asyncio.sleep(delay)
-        await response.write(b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")
+        await response.write(b"event: " + name.encode() + b"\ndata: " + dumps(data) + b"\n\n")
     if cut_after is not None and not mode.opts.get("error") and not mode.opts.get("graceful"):
         _drop(request)
         return response
@@ -357,6 +359,7 @@ async def anthropic_messages(upstream, request, recorded, params):
     if problem:
         return _error(400, problem)
     message = answer(upstream, recorded.json)
+    message["usage"].update(request[MODE].opts.get("usage") or {})
     if recorded.json.get("stream"):
         return await _stream(upstream, request, message)
     if request[MODE].name == "cut":
@@ -382,4 +385,4 @@ async def anthropic_count_tokens(upstream, request, recorded, params):
     if problem:
         return _error(400, problem)
     upstream.counted = getattr(upstream, "counted", 0) + 1
-    return json_response({"input_tokens": _tokens(_prompt_chars(body))})
+    return json_response({"input_tokens": _tokens(_prompt_chars(body)), **(request[MODE].opts.get("usage") or {})})

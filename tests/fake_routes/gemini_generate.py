@@ -41,6 +41,8 @@ Knobs:
     stream N events then drop the connection; a non-streamed answer sends half its body, then drops
   - upstream.chunk_delay: seconds to sleep between streamed events (default 0; the first event is
     not delayed, so a long delay makes a stream that starts and then goes silent)
+  - set_mode("gemini", "ok", usage={...}): those keys replace usageMetadata's own (streamed: the last
+    event's; the earlier ones take their prompt count from it), and countTokens' answer's
   - upstream.gemini_canned = {"status": int, "body": ..., "headers": {...}}: answered instead of the
     generated reply on every data-plane route (after validation); for streamGenerateContent with
     status 200 and a list body, each element is sent as one SSE event. Tests that set it delete it.
@@ -58,7 +60,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fake_upstream import MODE, json_response, route
+from tests.fake_upstream import MODE, dumps, json_response, route
 
 _TOP_LEVEL = frozenset(
     {"contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "safetySettings", "cachedContent"}
@@ -346,7 +348,7 @@ async def _send_events(upstream, request: web.Request, events: list[Any], header
                 break
             if delay and sent:
                 await asyncio.sleep(delay)
-            await response.write(b"data: " + orjson.dumps(event) + b"\r\n\r\n")
+            await response.write(b"data: " + dumps(event) + b"\r\n\r\n")
         if cut_after is not None:
             _drop(request)
             return response
@@ -360,7 +362,7 @@ async def _send_json(request: web.Request, data: Any, status: int = 200, headers
     cut_after = _cut_after(request)
     if cut_after is None:
         return json_response(data, status, headers)
-    body = orjson.dumps(data)
+    body = dumps(data)
     response = web.StreamResponse(status=status, headers=headers)
     response.content_type = "application/json"
     response.content_length = len(body)
@@ -390,6 +392,7 @@ async def _generate(upstream, request: web.Request, recorded, params: dict[str, 
 
     model = params["model"]
     candidates, usage, response_id = _answer(body, model, recorded.body)
+    usage.update(request[MODE].opts.get("usage") or {})
     if not stream:
         return await _send_json(
             request, {"candidates": candidates, "usageMetadata": usage, "modelVersion": model, "responseId": response_id}
@@ -471,4 +474,4 @@ async def gemini_count_tokens(upstream, request, recorded, params):
         return _error(400, str(exc))
     _, usage, _ = _answer(generate, params["model"], recorded.body)
     upstream.counted = getattr(upstream, "counted", 0) + 1
-    return await _send_json(request, {"totalTokens": usage["promptTokenCount"]})
+    return await _send_json(request, {"totalTokens": usage["promptTokenCount"], **(request[MODE].opts.get("usage") or {})})

@@ -28,6 +28,9 @@ Knobs:
   A non-streamed answer in cut mode sends half its body (under a full Content-Length) and drops.
 - set_mode(family, "ok", raw_body=..., content_type=...): answer 200 with exactly that body (for
   malformed answers, hand-written SSE...).
+- set_mode(family, "ok", usage={...}): those keys replace the usage's own (chat: in the JSON answer
+  and in a stream's usage chunk; embeddings, rerank), for what an upstream may report: negative or
+  absurd counts...
 - `upstream.chunk_delay = seconds` (read with getattr, default 0): a pause before every SSE event after
   the first, so tests can see chunks arrive one by one, stall a stream, or cancel it midway.
 - `stream_disconnects(upstream)`: how many streams this upstream saw the client abandon before the end.
@@ -48,7 +51,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fake_upstream import MODE, _looks_anthropic, json_response, route
+from tests.fake_upstream import MODE, _looks_anthropic, dumps, json_response, route
 
 CREATED = 1_715_367_049
 SYSTEM_FINGERPRINT = "fp_fake0001"
@@ -131,6 +134,7 @@ class _Answer:
         digest = hashlib.sha256(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)).hexdigest()
         self.id = f"chatcmpl-fake{digest[:20]}"
         self.model = model
+        self.reported: dict = {}
         self.prompt_tokens = _tokens(sum(len(_text(m.get("content"))) for m in messages))
         tool = _forced_tool(body)
         self.tool_call = None
@@ -161,6 +165,7 @@ class _Answer:
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+            **self.reported,
         }
 
     def completion(self, family: str) -> dict:
@@ -222,7 +227,7 @@ def _raw_answer(request: web.Request) -> web.Response | None:
 
 
 async def _cut_body(request: web.Request, data: dict) -> web.StreamResponse:
-    body = orjson.dumps(data)
+    body = dumps(data)
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     response.content_length = len(body)
     await response.prepare(request)
@@ -249,7 +254,7 @@ async def _stream(upstream, request: web.Request, events: list[dict]) -> web.Str
                 return response
             if sent and delay:
                 await asyncio.sleep(delay)
-            await response.write(b"data: " + orjson.dumps(event) + b"\n\n")
+            await response.write(b"data: " + dumps(event) + b"\n\n")
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
     except ConnectionError:
@@ -273,6 +278,7 @@ async def _chat(upstream, request: web.Request, recorded, family: str, model: st
     if not isinstance(messages, list) or not messages:
         return _error(family, 400, "'messages' is a required property")
     answer = _Answer(body, model or body["model"])
+    answer.reported = request[MODE].opts.get("usage") or {}
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return await _stream(upstream, request, answer.events(family, include_usage))
@@ -317,7 +323,7 @@ async def _embeddings(request: web.Request, recorded, family: str, model: str | 
             vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": vector})
     tokens = sum(_tokens(len(t)) for t in inputs)
-    response = {"object": "list", "data": data, "model": model or body.get("model"), "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    response = {"object": "list", "data": data, "model": model or body.get("model"), "usage": {"prompt_tokens": tokens, "total_tokens": tokens, **(request[MODE].opts.get("usage") or {})}}
     if request[MODE].name == "cut":
         return await _cut_body(request, response)
     return json_response(response)
@@ -358,4 +364,4 @@ async def openai_rerank(upstream, request, recorded, params):
         results.append(result)
     tokens = _tokens(len(body["query"])) * max(1, len(documents)) + sum(_tokens(len(d)) for d in documents)
     digest = hashlib.sha256(body["query"].encode()).hexdigest()[:16]
-    return json_response({"id": f"rerank-fake{digest}", "model": body.get("model"), "usage": {"total_tokens": tokens}, "results": results})
+    return json_response({"id": f"rerank-fake{digest}", "model": body.get("model"), "usage": {"total_tokens": tokens, **(request[MODE].opts.get("usage") or {})}, "results": results})

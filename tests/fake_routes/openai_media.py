@@ -1,4 +1,8 @@
-"""Fake OpenAI images and audio routes (real HTTP, OpenAI's wire formats: JSON and multipart)."""
+"""Fake OpenAI images and audio routes (real HTTP, OpenAI's wire formats: JSON and multipart).
+
+Knob: set_mode(family, "ok", seconds=N): transcriptions and translations report N as the recording's
+length (verbose_json `duration`, json `usage.seconds`) instead of FAKE_AUDIO_SECONDS.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from email.parser import BytesParser
 from aiohttp import web
 
 from tests.fake_routes.openai_chat import _not_anthropic
-from tests.fake_upstream import json_response, route
+from tests.fake_upstream import MODE, json_response, route
 
 # The first bytes of an MP3 frame: enough for clients that sniff the format.
 FAKE_MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 64
@@ -118,7 +122,7 @@ async def openai_image_variations(upstream, request, recorded, params):
     return _images_answer(form, "variation")
 
 
-async def _transcription(recorded, task: str, model_required: bool) -> web.Response:
+async def _transcription(request, recorded, task: str, model_required: bool) -> web.Response:
     form = received_form(recorded)
     files = form.files.get("file")
     if not files:
@@ -134,12 +138,13 @@ async def _transcription(recorded, task: str, model_required: bool) -> web.Respo
     if response_format in ("srt", "vtt"):
         head = "1\n00:00:00,000 --> 00:00:12,300\n" if response_format == "srt" else "WEBVTT\n\n00:00:00.000 --> 00:00:12.300\n"
         return web.Response(text=f"{head}{text}\n\n", content_type="text/plain")
-    usage = {"type": "duration", "seconds": math.ceil(FAKE_AUDIO_SECONDS)}
+    seconds = request[MODE].opts.get("seconds", FAKE_AUDIO_SECONDS)
+    usage = {"type": "duration", "seconds": math.ceil(seconds) if seconds == FAKE_AUDIO_SECONDS else seconds}
     if response_format == "json":
         return json_response({"text": text, "usage": usage})
     answer = {
         "task": task, "language": "english" if task == "translate" else form.field("language") or "english",
-        "duration": FAKE_AUDIO_SECONDS, "text": text,
+        "duration": seconds, "text": text,
         "segments": [{"id": 0, "seek": 0, "start": 0.0, "end": FAKE_AUDIO_SECONDS, "text": text, "tokens": [50364, 1012],
                       "temperature": 0.0, "avg_logprob": -0.25, "compression_ratio": 1.1, "no_speech_prob": 0.01}],
         "usage": usage,
@@ -151,15 +156,15 @@ async def _transcription(recorded, task: str, model_required: bool) -> web.Respo
 
 @route("POST", "/v1/audio/transcriptions", family="openai", when=_not_anthropic)
 async def openai_transcriptions(upstream, request, recorded, params):
-    return await _transcription(recorded, "transcribe", model_required=True)
+    return await _transcription(request, recorded, "transcribe", model_required=True)
 
 
 @route("POST", "/v1/audio/translations", family="openai", when=_not_anthropic)
 async def openai_translations(upstream, request, recorded, params):
-    return await _transcription(recorded, "translate", model_required=True)
+    return await _transcription(request, recorded, "translate", model_required=True)
 
 
 @route("POST", "/openai/deployments/{deployment}/audio/transcriptions", family="azure")
 async def azure_transcriptions(upstream, request, recorded, params):
     # Azure names the model in the path (the deployment), not in the form.
-    return await _transcription(recorded, "transcribe", model_required=False)
+    return await _transcription(request, recorded, "transcribe", model_required=False)

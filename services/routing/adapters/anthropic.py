@@ -14,7 +14,8 @@ Request mapping choices that are not forced by the wire format:
   thinking, service_tier, metadata.user_id); OpenAI's `parallel_tool_calls: false` becomes
   `tool_choice.disable_parallel_tool_use`. Anything else would be an upstream 400, so it is dropped.
 Response mapping: text blocks are concatenated; thinking and server-tool blocks are not part of the
-canonical answer and are skipped.
+canonical answer and are skipped. Usage with a count no call can have (base.tokens) is no usage: a
+whole answer leaves it to the gateway's estimate, a stream estimates it in its usage chunk.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import asyncio
 import base64
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -32,7 +34,7 @@ import orjson
 
 from services.config import ProviderConfig
 from services.routing.adapters.base import ProbeRequest, Target, Timeouts, UpstreamError, copy_sampling, parse_retry_after
-from services.routing.adapters.base import probe_headers, unsupported
+from services.routing.adapters.base import probe_headers, scrub, set_estimated_usage, set_usage, tokens, unsupported
 from services.routing.adapters.sse import EventTooLarge, sse_events
 from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
@@ -72,8 +74,6 @@ _ERROR_TYPE_STATUS = {
     "overloaded_error": 529,
 }
 _DEFAULT_SCHEMA = {"type": "object", "properties": {}}
-# Upstream text copied into error messages is cut to this; a message is for people, not a dump.
-_MAX_MESSAGE = 500
 # An SSE event can hold a whole content block: read in large pieces, and allow events of 2 MiB.
 _READ_BUFSIZE = 1 << 20
 _MAX_EVENT_BYTES = 2 * _READ_BUFSIZE
@@ -291,11 +291,12 @@ def build_body(request: chat_pb2.ChatRequest, model: str, *, stream: bool, defau
 # -- Anthropic -> canonical -------------------------------------------------------------------
 
 
-def _usage(usage: dict) -> usage_pb2.TokenUsage:
+def _set_usage(out: usage_pb2.TokenUsage, usage: Any) -> bool:
+    if not isinstance(usage, dict):
+        return False
     # Cached prompt tokens are still prompt tokens: billing sees all of them as input.
-    prompt = (usage.get("input_tokens") or 0) + (usage.get("cache_creation_input_tokens") or 0) + (usage.get("cache_read_input_tokens") or 0)
-    output = usage.get("output_tokens") or 0
-    return usage_pb2.TokenUsage(input_tokens=prompt, output_tokens=output, total_tokens=prompt + output)
+    prompt = tokens(usage.get("input_tokens"), usage.get("cache_creation_input_tokens"), usage.get("cache_read_input_tokens"))
+    return set_usage(out, prompt, tokens(usage.get("output_tokens")))
 
 
 def parse_message(data: dict) -> chat_pb2.ChatCompletion:
@@ -315,15 +316,16 @@ def parse_message(data: dict) -> chat_pb2.ChatCompletion:
     if texts or not calls:
         message.text = "".join(texts)
     choice = chat_pb2.ChatChoice(index=0, message=message, finish_reason=FINISH_REASONS.get(data.get("stop_reason") or "", "stop"))
-    return chat_pb2.ChatCompletion(
-        id=data.get("id", ""), created=int(time.time()), choices=[choice], usage=_usage(data.get("usage") or {}),
-    )
+    completion = chat_pb2.ChatCompletion(id=data.get("id", ""), created=int(time.time()), choices=[choice])
+    # Left empty when unusable: the gateway then bills what it bills an answer without usage.
+    _set_usage(completion.usage, data.get("usage"))
+    return completion
 
 
 class _StreamTranslator:
     """Anthropic stream events in, OpenAI-style chunks out."""
 
-    __slots__ = ("redact", "id", "created", "tool_index", "blocks", "usage", "finish", "stopped", "role_sent")
+    __slots__ = ("redact", "id", "created", "tool_index", "blocks", "usage", "finish", "stopped", "role_sent", "produced")
 
     def __init__(self, redact: "_Redactor") -> None:
         self.redact = redact
@@ -331,10 +333,11 @@ class _StreamTranslator:
         self.created = int(time.time())
         self.tool_index = 0
         self.blocks: dict[int, int] = {}  # content block index -> tool call index
-        self.usage: dict[str, int] = {}
+        self.usage: dict[str, Any] = {}
         self.finish: str | None = None
         self.stopped = False
         self.role_sent = False
+        self.produced = 0  # characters of output, for the estimate when the usage is unusable
 
     def _chunk(self, delta: chat_pb2.ChunkDelta, finish: str = "") -> list[chat_pb2.ChatCompletionChunk]:
         out = []
@@ -351,10 +354,11 @@ class _StreamTranslator:
         ))
         return out
 
-    def _merge_usage(self, usage: dict | None) -> None:
-        if usage:
+    def _merge_usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
             for key, value in usage.items():
-                if isinstance(value, int):
+                # A null leaves the count message_start gave; anything else is read (and judged) at the end.
+                if value is not None:
                     self.usage[key] = value
 
     def feed(self, event: dict) -> list[chat_pb2.ChatCompletionChunk]:
@@ -364,12 +368,16 @@ class _StreamTranslator:
             dtype = delta.get("type")
             if dtype == "text_delta":
                 text = delta.get("text")
-                return self._chunk(chat_pb2.ChunkDelta(content=text)) if text else []
+                if not text:
+                    return []
+                self.produced += len(text)
+                return self._chunk(chat_pb2.ChunkDelta(content=text))
             if dtype == "input_json_delta":
                 tool = self.blocks.get(event.get("index", -1))
                 partial = delta.get("partial_json")
                 if tool is None or not partial:
                     return []
+                self.produced += len(partial)
                 return self._chunk(chat_pb2.ChunkDelta(tool_calls=[chat_pb2.ToolCallDelta(index=tool, function_arguments=partial)]))
             return []  # thinking, signature and citation deltas have no canonical place
         if kind == "content_block_start":
@@ -383,6 +391,7 @@ class _StreamTranslator:
                     index=tool, id=block.get("id", ""), type="function", function_name=block.get("name", ""),
                 )]))
             if btype == "text" and block.get("text"):
+                self.produced += len(block["text"])
                 return self._chunk(chat_pb2.ChunkDelta(content=block["text"]))
             return []
         if kind == "message_start":
@@ -404,28 +413,19 @@ class _StreamTranslator:
             raise _error_event(event.get("error") or {}, self.redact)
         return []  # ping, content_block_stop, and event types added after this was written
 
-    def usage_chunk(self) -> chat_pb2.ChatCompletionChunk:
-        return chat_pb2.ChatCompletionChunk(id=self.id, created=self.created, usage=_usage(self.usage))
+    def usage_chunk(self, request: chat_pb2.ChatRequest) -> chat_pb2.ChatCompletionChunk:
+        chunk = chat_pb2.ChatCompletionChunk(id=self.id, created=self.created)
+        # No usage at all is estimated too, as the other adapters' streams do: billing reads this chunk.
+        if not (self.usage and _set_usage(chunk.usage, self.usage)):
+            set_estimated_usage(chunk.usage, request, self.produced)
+        return chunk
 
 
 # -- errors -----------------------------------------------------------------------------------
 
 
-class _Redactor:
-    """Scrubs the provider's secrets out of upstream text before it goes into an error message."""
-
-    __slots__ = ("secrets",)
-
-    def __init__(self, provider: ProviderConfig, key: str | None) -> None:
-        secrets = [v for v in provider.headers.values() if len(v) >= 8]
-        if key:
-            secrets.append(key)
-        self.secrets = secrets
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "[redacted]")
-        return text[:_MAX_MESSAGE]
+# Upstream text -> text fit for an error message: base.scrub with the call's provider and key.
+_Redactor = Callable[[str], str]
 
 
 def _classify(
@@ -495,7 +495,7 @@ class AnthropicAdapter:
                 f"no API key configured for provider '{provider.name}' ({provider.api_key_env or 'api_key_env unset'})",
                 retryable=False,
             )
-        return f"{provider.base_url}/v1/messages", orjson.dumps(body), headers, _Redactor(provider, key)
+        return f"{provider.base_url}/v1/messages", orjson.dumps(body), headers, partial(scrub, provider=provider, key=key)
 
     async def chat(
         self, session: UpstreamSession, target: Target, request: chat_pb2.ChatRequest, timeouts: Timeouts
@@ -542,7 +542,7 @@ class AnthropicAdapter:
                         raise
             if translator.finish is None:
                 raise UpstreamError("The Anthropic stream ended before the message was complete.", retryable=True)
-            yield translator.usage_chunk()
+            yield translator.usage_chunk(request)
         except UpstreamError as err:
             err.started = started
             raise
@@ -572,12 +572,13 @@ class AnthropicAdapter:
         if status != 200:
             raise _http_error(status, raw, response_headers, redact)
         try:
-            tokens = orjson.loads(raw).get("input_tokens")
+            reported = orjson.loads(raw).get("input_tokens")
         except (orjson.JSONDecodeError, AttributeError):
-            tokens = None
-        if not isinstance(tokens, int):
+            reported = None
+        count = tokens(reported) if reported is not None else None
+        if count is None:
             raise UpstreamError("The Anthropic upstream sent a malformed token count.", retryable=True, status=status)
-        return routing_pb2.CountTokensResponse(input_tokens=tokens, method="exact")
+        return routing_pb2.CountTokensResponse(input_tokens=count, method="exact")
 
     async def embed(self, session, target, request: routing_pb2.CreateEmbeddingsRequest, timeouts) -> routing_pb2.CreateEmbeddingsResponse:
         raise unsupported("anthropic", "embeddings")

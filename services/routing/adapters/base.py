@@ -6,12 +6,14 @@ format and back. The router (retries, fallback, cool-down) sits above the adapte
 `UpstreamError`s.
 
 What more than one adapter needs lives here (Retry-After, sampling fields, extra_json, local token
-counts, probe headers); the Server-Sent Events reader is sse.py, the registry of kinds kinds.py.
+counts, probe headers, reading an upstream's usage, scrubbing secrets out of upstream text); the
+Server-Sent Events reader is sse.py, the registry of kinds kinds.py.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,6 +27,13 @@ from multidict import CIMultiDict
 from services.config import ProviderConfig
 from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
+from switchyard.type.v1 import usage_pb2
+
+# The largest context window a model can be configured with (services/config.py): no one call uses
+# more tokens, so an upstream's larger count is not usage.
+MAX_TOKENS = 2**31 - 1
+# Upstream text copied into a message is for people, not a dump.
+MAX_MESSAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +139,78 @@ def unsupported(kind: str, operation: str) -> UpstreamError:
 def estimate_tokens(text: str) -> int:
     """The documented estimate where a count is needed but no upstream reported one: ~4 characters a token."""
     return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+def tokens(*counts: Any) -> int | None:
+    """The sum of token counts an upstream reported (one field, or the fields that make up one count,
+    like Anthropic's cached and uncached input); a count left out (None) is 0. None when any of them
+    is not a count a call can have: negative (billed, it would credit the wallet), a fraction, not a
+    number, or more than MAX_TOKENS in all (10**30 does not even fit the books' integers)."""
+    total = 0
+    for count in counts:
+        if count.__class__ is not int:  # not isinstance: True is an int, and no count
+            if count is None:
+                continue
+            if count.__class__ is not float or not count.is_integer():
+                return None
+            count = int(count)
+        if count < 0:
+            return None
+        total += count
+    return total if total <= MAX_TOKENS else None
+
+
+def set_usage(usage: usage_pb2.TokenUsage, input_tokens: int | None, output_tokens: int | None, total_tokens: Any = None) -> bool:
+    """`usage` from counts read with tokens(), and the upstream's own total when it is a count. False,
+    leaving `usage` as it was, when either count is None: the caller then does what it does for an
+    upstream that reported no usage (the documented estimate), so what a request is billed is never
+    a number no real call could have used."""
+    if input_tokens is None or output_tokens is None:
+        return False
+    usage.input_tokens = input_tokens
+    usage.output_tokens = output_tokens
+    usage.total_tokens = tokens(total_tokens) or input_tokens + output_tokens
+    return True
+
+
+def _prompt_chars(request: chat_pb2.ChatRequest) -> int:
+    total = 0
+    for m in request.messages:
+        total += len(m.text)
+        for p in m.parts:
+            total += len(p.text)
+        for c in m.tool_calls:
+            total += len(c.function.arguments)
+    return total
+
+
+def set_estimated_usage(usage: usage_pb2.TokenUsage, request: chat_pb2.ChatRequest, output_chars: int) -> None:
+    """The documented estimate (~4 characters a token) of a chat the upstream reported no usable
+    usage for: its messages' text and tool-call arguments in, `output_chars` characters out."""
+    prompt = -(-_prompt_chars(request) // 4)
+    output = -(-output_chars // 4)
+    usage.input_tokens = prompt
+    usage.output_tokens = output
+    usage.total_tokens = prompt + output
+    usage.estimated = True
+
+
+def scrub(text: str, provider: ProviderConfig, key: str | None) -> str:
+    """Upstream text fit for a message a client sees: the provider's API key and the value of every
+    header configured for it replaced by "[redacted]", then cut to MAX_MESSAGE characters.
+
+    Upstreams, and proxies in front of them, echo what they were sent, and a configured header is as
+    likely a credential as the key (an organisation id, a proxy's token). Every value, however
+    short: a short one may cost a message some words, never a secret. One pass with the longest
+    first, so where secrets overlap the longest is taken whole, and no "[redacted]" is scrubbed
+    again; before the cut, which could otherwise keep the start of a secret it split."""
+    secrets = [v for v in provider.headers.values() if v.strip()]
+    if key:
+        secrets.append(key)
+    if secrets:
+        secrets.sort(key=len, reverse=True)
+        text = re.sub("|".join(map(re.escape, secrets)), "[redacted]", text)
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
 
 
 def parse_retry_after(headers: Any) -> float | None:

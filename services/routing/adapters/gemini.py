@@ -39,7 +39,9 @@ Gemini -> canonical
     functionCall parts      -> tool_calls call_0, call_1, ... (numbered across the whole response)
     finishReason            -> stop / tool_calls / length / content_filter
     promptFeedback.blockReason without candidates -> client error naming the reason
-    usageMetadata           -> input = prompt + toolUsePrompt, output = candidates + thoughts
+    usageMetadata           -> input = prompt + toolUsePrompt, output = candidates + thoughts; with a
+                               count no call can have (base.tokens) it is no usage: a whole answer
+                               leaves it to the gateway's estimate, a stream estimates it itself
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 import aiohttp
@@ -59,7 +62,8 @@ from multidict import CIMultiDict
 
 from services.config import ProviderConfig
 from services.routing.adapters.base import ProbeRequest, Target, Timeouts, UpstreamError, copy_sampling
-from services.routing.adapters.base import estimate_tokens, json_object, parse_retry_after, probe_headers, unsupported
+from services.routing.adapters.base import estimate_tokens, json_object, parse_retry_after, probe_headers, set_estimated_usage
+from services.routing.adapters.base import scrub, set_usage, tokens, unsupported
 from services.routing.adapters.sse import EventTooLarge, sse_events
 from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
@@ -354,10 +358,11 @@ def encode_chat_request(request: chat_pb2.ChatRequest) -> dict:
 # -- Gemini -> canonical ----------------------------------------------------------------------
 
 
-def _usage(meta: dict) -> usage_pb2.TokenUsage:
-    prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
-    output = int(meta.get("candidatesTokenCount") or 0) + int(meta.get("thoughtsTokenCount") or 0)
-    return usage_pb2.TokenUsage(input_tokens=prompt, output_tokens=output, total_tokens=prompt + output)
+def _set_usage(usage: usage_pb2.TokenUsage, meta: Any) -> bool:
+    if not isinstance(meta, dict):
+        return False
+    return set_usage(usage, tokens(meta.get("promptTokenCount"), meta.get("toolUsePromptTokenCount")),
+                     tokens(meta.get("candidatesTokenCount"), meta.get("thoughtsTokenCount")))
 
 
 def _finish_reason(native: str | None, has_calls: bool) -> str:
@@ -409,7 +414,8 @@ def decode_generate_response(data: dict) -> chat_pb2.ChatCompletion:
                 finish_reason=_finish_reason(candidate.get("finishReason"), bool(tool_calls)),
             )
         )
-    completion.usage.CopyFrom(_usage(data.get("usageMetadata") or {}))
+    # Left empty when unusable: the gateway then bills what it bills an answer without usage.
+    _set_usage(completion.usage, data.get("usageMetadata"))
     return completion
 
 
@@ -453,10 +459,6 @@ def _key_rejected(error: dict) -> bool:
     return "API key" in str(error.get("message", ""))
 
 
-def _scrub(message: str, key: str | None) -> str:
-    return message.replace(key, "[redacted]") if key and key in message else message
-
-
 def error_from_response(
     target: Target, status: int, raw: bytes, headers, *, key: str | None = None, started: bool = False
 ) -> UpstreamError:
@@ -487,7 +489,7 @@ def _classify(
         message = error.get("message")
         if not isinstance(message, str) or not message:
             message = f"upstream provider '{name}' refused the request (HTTP {status})"
-        return UpstreamError(_scrub(message, key), retryable=False, client_error=True, status=status, started=started)
+        return UpstreamError(scrub(message, target.provider, key), retryable=False, client_error=True, status=status, started=started)
     return UpstreamError(f"upstream provider '{name}' returned HTTP {status}", retryable=False, status=status, started=started)
 
 
@@ -578,14 +580,11 @@ class _StreamDecoder:
         return bool(self.finished) and all(self.finished.values())
 
     def usage_chunk(self, request: chat_pb2.ChatRequest) -> chat_pb2.ChatCompletionChunk:
-        if self.usage_meta is not None:
-            usage = _usage(self.usage_meta)
-        else:
-            # The gateway bills from this chunk; an upstream that sent no counts gets the estimate.
-            prompt = sum(estimate_tokens(t) for m in request.messages for t in _message_texts(m))
-            output = -(-self.generated_chars // 4)  # estimate_tokens() of that many characters
-            usage = usage_pb2.TokenUsage(input_tokens=prompt, output_tokens=output, total_tokens=prompt + output)
-        return chat_pb2.ChatCompletionChunk(id=self.response_id, created=self.created, usage=usage)
+        chunk = chat_pb2.ChatCompletionChunk(id=self.response_id, created=self.created)
+        # The gateway bills from this chunk; an upstream that sent no usable counts gets the estimate.
+        if not _set_usage(chunk.usage, self.usage_meta):
+            set_estimated_usage(chunk.usage, request, self.generated_chars)
+        return chunk
 
 
 # -- the adapter ------------------------------------------------------------------------------
@@ -732,8 +731,9 @@ class GeminiAdapter:
         generate = {k: v for k, v in encode_chat_request(request).items() if k in _COUNT_TOKENS_KEYS}
         generate["model"] = f"models/{target.upstream_model.removeprefix('models/')}"
         data = await self._post(session, target, "countTokens", {"generateContentRequest": generate}, timeouts)
-        tokens = data.get("totalTokens")
-        if not isinstance(tokens, int):
+        reported = data.get("totalTokens")
+        count = tokens(reported) if reported is not None else None
+        if count is None:
             raise UpstreamError(f"upstream provider '{target.provider.name or KIND}' sent a malformed token count",
                                 retryable=True, status=200)
-        return routing_pb2.CountTokensResponse(input_tokens=tokens, method="exact")
+        return routing_pb2.CountTokensResponse(input_tokens=count, method="exact")

@@ -15,8 +15,9 @@ Choices not forced by the wire format:
 - Embeddings are always requested as floats (the canonical response holds doubles); a base64 answer
   is decoded anyway.
 - A stream's usage is passed on once, as the last chunk, whatever the upstream did (OpenAI sends it
-  in a chunk of its own, some compatible servers on every chunk); if the upstream sent none it is
-  estimated, so billing never sees a stream without usage.
+  in a chunk of its own, some compatible servers on every chunk); if the upstream sent none, or
+  counts no call can have (base.tokens), it is estimated, so billing never sees a stream without
+  usage.
 - The stream is read by the shared SSE reader (adapters/sse.py): multi-line `data:`, CRLF and a last
   event without its blank line are all read; an event that is not JSON, other than `[DONE]`, is malformed.
 """
@@ -24,7 +25,6 @@ Choices not forced by the wire format:
 from __future__ import annotations
 
 import base64
-import math
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -37,9 +37,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from services.config import ProviderConfig
-from services.routing.adapters.base import CountsTokensLocally, ProbeRequest, Target, Timeouts, UpstreamError
+from services.routing.adapters.base import MAX_TOKENS, CountsTokensLocally, ProbeRequest, Target, Timeouts, UpstreamError
 from services.routing.adapters.base import copy_sampling, estimate_tokens, json_object, parse_retry_after, probe_headers
-from services.routing.adapters.base import unsupported
+from services.routing.adapters.base import scrub, set_estimated_usage, set_usage, tokens, unsupported
 from services.routing.adapters.sse import SSEParser
 from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
@@ -51,8 +51,6 @@ _CLIENT_ERROR_STATUSES = frozenset({400, 404, 413, 422})
 _CREDENTIAL_STATUSES = frozenset({401, 403})
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 _MAX_ERROR_BODY = 64 * 1024
-# Upstream text copied into a message is for people, not a dump.
-_MAX_MESSAGE = 500
 # One SSE event can hold a big tool-call argument chunk: read in large pieces, and allow events of 2 MiB.
 _READ_BUFSIZE = 1 << 20
 _MAX_EVENT_BYTES = 2 * _READ_BUFSIZE
@@ -76,15 +74,6 @@ _MALFORMED = "malformed upstream response"
 
 def _malformed(started: bool = False) -> UpstreamError:
     return UpstreamError(_MALFORMED, retryable=True, started=started)
-
-
-def _scrub(message: str, key: str | None) -> str:
-    """An upstream may echo what it was sent (OpenAI echoes a wrong key): never pass a key on."""
-    if len(message) > _MAX_MESSAGE:
-        message = message[:_MAX_MESSAGE] + "…"
-    if key and key in message:
-        message = message.replace(key, "[redacted]")
-    return message
 
 
 def _error_message(body: bytes) -> str | None:
@@ -117,7 +106,7 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
     return b"".join(chunks)
 
 
-async def _status_error(response: aiohttp.ClientResponse, key: str | None) -> UpstreamError:
+async def _status_error(response: aiohttp.ClientResponse, provider: ProviderConfig, key: str | None) -> UpstreamError:
     status = response.status
     if status >= 500 or status in _RETRYABLE_4XX:
         what = "rate limit reached" if status == 429 else "server error" if status >= 500 else "temporary failure"
@@ -130,7 +119,8 @@ async def _status_error(response: aiohttp.ClientResponse, key: str | None) -> Up
         )
     if status in _CLIENT_ERROR_STATUSES:
         message = _error_message(await _read_capped(response)) or f"upstream rejected the request (HTTP {status})"
-        return UpstreamError(_scrub(message, key), retryable=False, client_error=True, status=status)
+        # An upstream may echo what it was sent (OpenAI echoes a wrong key).
+        return UpstreamError(scrub(message, provider, key), retryable=False, client_error=True, status=status)
     return UpstreamError(f"unexpected upstream answer (HTTP {status})", retryable=False, status=status)
 
 
@@ -257,32 +247,13 @@ def encode_chat(kind: str, upstream_model: str, request: chat_pb2.ChatRequest, s
 # -- response decoding ------------------------------------------------------------------------
 
 
-def _set_usage(usage: usage_pb2.TokenUsage, data: Any) -> None:
-    """The upstream's usage object into the message's usage field (set in place: a copy costs more)."""
-    prompt = int(data.get("prompt_tokens") or 0)
-    completion = int(data.get("completion_tokens") or 0)
-    usage.input_tokens = prompt
-    usage.output_tokens = completion
-    usage.total_tokens = int(data.get("total_tokens") or prompt + completion)
-
-
-def _prompt_chars(request: chat_pb2.ChatRequest) -> int:
-    total = 0
-    for m in request.messages:
-        total += len(m.text)
-        for p in m.parts:
-            total += len(p.text)
-        for c in m.tool_calls:
-            total += len(c.function.arguments)
-    return total
-
-
-def _set_estimated_usage(usage: usage_pb2.TokenUsage, request: chat_pb2.ChatRequest, completion_chars: int) -> None:
-    prompt = math.ceil(_prompt_chars(request) / 4)
-    completion = math.ceil(completion_chars / 4)
-    usage.input_tokens = prompt
-    usage.output_tokens = completion
-    usage.total_tokens = prompt + completion
+def _set_usage(usage: usage_pb2.TokenUsage, data: Any, request: chat_pb2.ChatRequest, completion_chars: int) -> None:
+    """The upstream's usage object into the message's usage field (set in place: a copy costs more);
+    the estimate if there is none, or it holds a count no call can have."""
+    if not (data and isinstance(data, dict) and set_usage(
+        usage, tokens(data.get("prompt_tokens")), tokens(data.get("completion_tokens")), data.get("total_tokens")
+    )):
+        set_estimated_usage(usage, request, completion_chars)
 
 
 def _text_of(content: Any) -> str:
@@ -331,11 +302,7 @@ def decode_completion(data: dict[str, Any], request: chat_pb2.ChatRequest) -> ch
             extra = {k: v for k, v in m.items() if v and k not in _KNOWN_MESSAGE_KEYS}
             if extra:
                 message.extra_json = orjson.dumps(extra)
-    usage = data.get("usage")
-    if usage:
-        _set_usage(completion.usage, usage)
-    else:
-        _set_estimated_usage(completion.usage, request, out_chars)
+    _set_usage(completion.usage, data.get("usage"), request, out_chars)
     return completion
 
 
@@ -385,13 +352,26 @@ def _decode_chunk(chunk_id: str, created: int, choices: list[Any]) -> tuple[chat
     return chunk, chars, finished
 
 
-def _stream_error(error: Any, key: str | None, started: bool) -> UpstreamError:
+def _stream_error(error: Any, provider: ProviderConfig, key: str | None, started: bool) -> UpstreamError:
     message = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else None
     kind = error.get("type") if isinstance(error, dict) else None
-    text = "upstream error mid-stream" + (f": {_scrub(message, key)}" if isinstance(message, str) and message else "")
+    text = "upstream error mid-stream" + (f": {scrub(message, provider, key)}" if isinstance(message, str) and message else "")
     if kind == "invalid_request_error" and not started:
         return UpstreamError(text, retryable=False, client_error=True, started=started)
     return UpstreamError(text, retryable=True, started=started)
+
+
+def _set_input_usage(usage: usage_pb2.TokenUsage, data: Any) -> bool:
+    """An embeddings or rerank answer's usage (input only; some servers give only total_tokens)."""
+    if not data or not isinstance(data, dict):
+        return False
+    total = data.get("total_tokens")
+    return set_usage(usage, tokens(data.get("prompt_tokens") or total), 0, total)
+
+
+def _set_estimated_input(usage: usage_pb2.TokenUsage, prompt: int) -> None:
+    usage.input_tokens = usage.total_tokens = prompt
+    usage.estimated = True
 
 
 def _decode_vector(value: Any) -> Any:
@@ -446,17 +426,25 @@ def _image_fields(request, target: Target) -> dict[str, Any]:
     return fields
 
 
+def _seconds(value: Any) -> float:
+    """A recording's length as the upstream reports it, or 0 (unknown: the gateway measures or
+    estimates it, as when none is reported) when no recording can have it: negative, or more seconds
+    than the books count (billed seconds are kept as the usage's input tokens: MAX_TOKENS)."""
+    seconds = float(value or 0)
+    return seconds if 0 <= seconds <= MAX_TOKENS else 0.0
+
+
 def decode_transcription(data: dict[str, Any], response: routing_pb2.CreateTranscriptionResponse) -> None:
     text = data["text"]
     if not isinstance(text, str):
         raise TypeError("text")
     response.text = text
     response.language = data.get("language") or ""
-    response.duration = float(data.get("duration") or 0)
+    response.duration = _seconds(data.get("duration"))
     usage = data.get("usage")
     # whisper's json answer has no duration field but reports the seconds it billed.
     if not response.duration and isinstance(usage, dict) and usage.get("type") == "duration":
-        response.duration = float(usage.get("seconds") or 0)
+        response.duration = _seconds(usage.get("seconds"))
     for item in data.get("segments") or ():
         response.segments.add(
             id=int(item.get("id") or 0), seek=int(item.get("seek") or 0), start=float(item.get("start") or 0),
@@ -531,7 +519,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         try:
             async with session.post(url, data=body, headers=headers, timeout=self._client_timeout(timeouts)) as response:
                 if not 200 <= response.status < 300:
-                    raise await _status_error(response, key)
+                    raise await _status_error(response, provider, key)
                 return await response.read(), response.headers.get("content-type", "application/octet-stream")
         except UpstreamError:
             raise
@@ -586,7 +574,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
                 read_bufsize=_READ_BUFSIZE,
             ) as response:
                 if not 200 <= response.status < 300:
-                    raise await _status_error(response, key)
+                    raise await _status_error(response, provider, key)
                 # Bulk reads parsed a chunk at a time: reading line by line through aiohttp's
                 # StreamReader cost more CPU than decoding the events.
                 content = response.content
@@ -607,7 +595,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
                             raise _malformed(started)
                         error = event.get("error")
                         if error is not None:
-                            raise _stream_error(error, key, started)
+                            raise _stream_error(error, provider, key, started)
                         u = event.get("usage")
                         if u:
                             usage = u
@@ -638,10 +626,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
         if not done and not finished:
             raise UpstreamError("upstream stream ended early", retryable=True, started=started)
         final = chat_pb2.ChatCompletionChunk(id=last_id, created=last_created or int(time.time()))
-        if usage and isinstance(usage, dict):
-            _set_usage(final.usage, usage)
-        else:
-            _set_estimated_usage(final.usage, request, out_chars)
+        _set_usage(final.usage, usage, request, out_chars)
         yield final
 
     async def embed(
@@ -664,14 +649,8 @@ class OpenAICompatAdapter(CountsTokensLocally):
             for position, item in enumerate(data["data"]):
                 embedding = response.data.add(index=item.get("index", position))
                 embedding.embedding.extend(_decode_vector(item["embedding"]))
-            usage = data.get("usage")
-            if usage:
-                prompt = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
-                total = int(usage.get("total_tokens") or prompt)
-            else:
-                prompt = total = sum(estimate_tokens(text) for text in request.input)
-            response.usage.input_tokens = prompt
-            response.usage.total_tokens = total
+            if not _set_input_usage(response.usage, data.get("usage")):
+                _set_estimated_input(response.usage, sum(estimate_tokens(text) for text in request.input))
             return response
         except (KeyError, TypeError, AttributeError, ValueError, struct.error):
             raise _malformed() from None
@@ -782,14 +761,8 @@ class OpenAICompatAdapter(CountsTokensLocally):
                 # From the request, not the upstream's echo: vLLM and Jina shape the echoed document differently.
                 if request.return_documents and 0 <= index < count:
                     result.document = documents[index]
-            usage = data.get("usage")
-            if usage:
-                prompt = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
-                total = int(usage.get("total_tokens") or prompt)
-            else:
-                prompt = total = estimate_tokens(request.query) + sum(estimate_tokens(d) for d in documents)
-            response.usage.input_tokens = prompt
-            response.usage.total_tokens = total
+            if not _set_input_usage(response.usage, data.get("usage")):
+                _set_estimated_input(response.usage, estimate_tokens(request.query) + sum(estimate_tokens(d) for d in documents))
             return response
         except (KeyError, TypeError, AttributeError, ValueError):
             raise _malformed() from None
