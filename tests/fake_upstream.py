@@ -241,6 +241,11 @@ def _looks_anthropic(request: web.Request) -> bool:
     return "x-api-key" in request.headers or "anthropic-version" in request.headers
 
 
+def not_anthropic(request: web.Request) -> bool:
+    """For OpenAI routes that an Anthropic call to the same path must not take (a route's `when`)."""
+    return not _looks_anthropic(request)
+
+
 OPENAI_MODELS = ["gpt-4o-mini", "gpt-4o"]
 ANTHROPIC_MODELS = {"claude-sonnet-4-5": "Claude Sonnet 4.5", "claude-haiku-4-5": "Claude Haiku 4.5"}
 GEMINI_MODELS = ["gemini-2.0-flash", "gemini-2.5-pro"]

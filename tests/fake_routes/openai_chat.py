@@ -51,7 +51,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fake_upstream import MODE, _looks_anthropic, dumps, json_response, route
+from tests.fake_upstream import MODE, dumps, json_response, not_anthropic, route
 
 CREATED = 1_715_367_049
 SYSTEM_FINGERPRINT = "fp_fake0001"
@@ -70,10 +70,6 @@ def stream_disconnects(upstream) -> int:
 def _record_disconnect(upstream) -> None:
     with _disconnects_lock:
         _disconnects[upstream] = _disconnects.get(upstream, 0) + 1
-
-
-def _not_anthropic(request: web.Request) -> bool:
-    return not _looks_anthropic(request)
 
 
 def _tokens(chars: int) -> int:
@@ -287,7 +283,7 @@ async def _chat(upstream, request: web.Request, recorded, family: str, model: st
     return json_response(answer.completion(family))
 
 
-@route("POST", "/v1/chat/completions", family="openai", when=_not_anthropic)
+@route("POST", "/v1/chat/completions", family="openai", when=not_anthropic)
 async def openai_chat(upstream, request, recorded, params):
     return await _chat(upstream, request, recorded, "openai", None)
 
@@ -329,7 +325,7 @@ async def _embeddings(request: web.Request, recorded, family: str, model: str | 
     return json_response(response)
 
 
-@route("POST", "/v1/embeddings", family="openai", when=_not_anthropic)
+@route("POST", "/v1/embeddings", family="openai", when=not_anthropic)
 async def openai_embeddings(upstream, request, recorded, params):
     return await _embeddings(request, recorded, "openai", None)
 
@@ -339,7 +335,7 @@ async def azure_embeddings(upstream, request, recorded, params):
     return await _embeddings(request, recorded, "azure", params["deployment"])
 
 
-@route("POST", "/v1/rerank", family="openai", when=_not_anthropic)
+@route("POST", "/v1/rerank", family="openai", when=not_anthropic)
 async def openai_rerank(upstream, request, recorded, params):
     raw = _raw_answer(request)
     if raw is not None:

@@ -15,14 +15,13 @@ from email.parser import BytesParser
 
 from aiohttp import web
 
-from tests.fake_routes.openai_chat import _not_anthropic
-from tests.fake_upstream import MODE, json_response, route
+from tests.fake_upstream import MODE, json_response, not_anthropic, route
 
 # The first bytes of an MP3 frame: enough for clients that sniff the format.
 FAKE_MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 64
 
 
-@route("POST", "/v1/images/generations", family="openai", when=_not_anthropic)
+@route("POST", "/v1/images/generations", family="openai", when=not_anthropic)
 async def openai_images(upstream, request, recorded, params):
     body = recorded.json or {}
     if not isinstance(body.get("prompt"), str) or not body["prompt"]:
@@ -36,7 +35,7 @@ async def openai_images(upstream, request, recorded, params):
     return json_response({"created": int(time.time()), "data": data})
 
 
-@route("POST", "/v1/audio/speech", family="openai", when=_not_anthropic)
+@route("POST", "/v1/audio/speech", family="openai", when=not_anthropic)
 async def openai_speech(upstream, request, recorded, params):
     body = recorded.json or {}
     if not body.get("input") or not body.get("voice"):
@@ -104,7 +103,7 @@ def _images_answer(form: ReceivedForm, label: str) -> web.Response:
     return json_response({"created": int(time.time()), "data": data})
 
 
-@route("POST", "/v1/images/edits", family="openai", when=_not_anthropic)
+@route("POST", "/v1/images/edits", family="openai", when=not_anthropic)
 async def openai_image_edits(upstream, request, recorded, params):
     form = received_form(recorded)
     if not (form.files.get("image") or form.files.get("image[]")):
@@ -114,7 +113,7 @@ async def openai_image_edits(upstream, request, recorded, params):
     return _images_answer(form, "edit")
 
 
-@route("POST", "/v1/images/variations", family="openai", when=_not_anthropic)
+@route("POST", "/v1/images/variations", family="openai", when=not_anthropic)
 async def openai_image_variations(upstream, request, recorded, params):
     form = received_form(recorded)
     if not form.files.get("image"):
@@ -154,12 +153,12 @@ async def _transcription(request, recorded, task: str, model_required: bool) -> 
     return json_response(answer)
 
 
-@route("POST", "/v1/audio/transcriptions", family="openai", when=_not_anthropic)
+@route("POST", "/v1/audio/transcriptions", family="openai", when=not_anthropic)
 async def openai_transcriptions(upstream, request, recorded, params):
     return await _transcription(request, recorded, "transcribe", model_required=True)
 
 
-@route("POST", "/v1/audio/translations", family="openai", when=_not_anthropic)
+@route("POST", "/v1/audio/translations", family="openai", when=not_anthropic)
 async def openai_translations(upstream, request, recorded, params):
     return await _transcription(request, recorded, "translate", model_required=True)
 
