@@ -10,28 +10,32 @@ error events in a stream before and after its first output, against the fake ups
 
 from __future__ import annotations
 
-import orjson
 import pytest
 import requests
 
+from tests.chat_surfaces import (
+    SURFACES,
+    answers,
+    ask,
+    funded_gateway,
+    keyed_upstream,
+    models_of_every_kind,
+    providers_of_every_kind,
+)
 from tests.fake_upstream import DEFAULT_API_KEY, FakeUpstream
-from tests.harness import ThreadGateway, make_settings
 
 KEY_ENV = "SWITCHYARD_TEST_SECRETS_PROVIDER_KEY"
 SECRET = "hdrsecret_ABCDEFGH12345"
 PIN = "pin4321"  # shorter than a key, still the operator's secret
 SECRETS = (SECRET, PIN, DEFAULT_API_KEY)
 HEADERS = {"X-Secret-Hdr": SECRET, "X-Proxy-Pin": PIN}
-PROMPT = "Name a colour, please"
 
 MODELS = {"openai": "gpt", "anthropic": "claude", "gemini": "gemini"}
-SURFACES = ["openai-chat", "anthropic-messages", "gemini-generate"]
 
 
 @pytest.fixture(scope="module")
 def upstream():
-    with pytest.MonkeyPatch.context() as env, FakeUpstream() as fake:
-        env.setenv(KEY_ENV, DEFAULT_API_KEY)
+    with keyed_upstream(KEY_ENV) as fake:
         yield fake
 
 
@@ -40,26 +44,14 @@ def gw(tmp_path_factory, upstream):
     base = upstream.base_url
     common = {"api_key_env": KEY_ENV, "headers": HEADERS}
     config = {
-        "providers": {
-            "gpt": {"kind": "openai", "base_url": f"{base}/v1", **common},
-            "anthropic": {"kind": "anthropic", "base_url": base, **common},
-            "google": {"kind": "gemini", "base_url": base, **common},
-        },
-        "models": {
-            "gpt": {"deployments": [{"provider": "gpt", "model": "gpt-4o-mini"}]},
-            "claude": {"deployments": [{"provider": "anthropic", "model": "claude-sonnet-4-5"}]},
-            "gemini": {"deployments": [{"provider": "google", "model": "gemini-2.0-flash"}]},
-        },
+        "providers": providers_of_every_kind(base, **common),
+        "models": models_of_every_kind(),
         "limits": {"default_rate_limit_per_minute": 100_000},
         "routing": {"retries_per_deployment": 0, "allowed_fails_per_minute": 100_000},
     }
-    gateway = ThreadGateway(make_settings(tmp_path_factory.mktemp("secrets"), **config)).start()
-    # The models are priced from the catalogue: a request is admitted only with money to hold.
-    r = requests.post(f"{gateway.url}/v1/accounts/acct_default/wallet:topup", json={"amountUsd": "10"},
-                      headers={"Authorization": f"Bearer {gateway.admin_key}"}, timeout=10)
-    assert r.status_code == 200, r.text
-    yield gateway
-    gateway.stop()
+    # Priced from the built-in catalogue.
+    with funded_gateway(tmp_path_factory.mktemp("secrets"), **config) as gateway:
+        yield gateway
 
 
 @pytest.fixture(autouse=True)
@@ -69,31 +61,12 @@ def _reset(upstream):
     upstream.gemini_canned = None
 
 
-def ask(gw, surface: str, model: str, stream: bool) -> requests.Response:
-    if surface == "openai-chat":
-        body: dict = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 100, "stream": stream}
-        return requests.post(f"{gw.url}/v1/chat/completions", json=body, timeout=20,
-                             headers={"Authorization": f"Bearer {gw.admin_key}"})
-    if surface == "anthropic-messages":
-        body = {"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": PROMPT}], "stream": stream}
-        return requests.post(f"{gw.url}/v1/messages", json=body, timeout=20,
-                             headers={"x-api-key": gw.admin_key, "anthropic-version": "2023-06-01"})
-    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-    body = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}], "generationConfig": {"maxOutputTokens": 100}}
-    return requests.post(f"{gw.url}/v1beta/models/{model}:{method}", json=body, timeout=20,
-                         headers={"x-goog-api-key": gw.admin_key})
-
-
 def error_of(surface: str, r: requests.Response) -> dict:
     """The error a client of `surface` reads: the body's, or a stream's error event's."""
-    if r.headers.get("content-type", "").startswith("text/event-stream"):
-        events = [orjson.loads(line[5:]) for line in r.text.splitlines()
-                  if line.startswith("data:") and line[5:].strip() != "[DONE]"]
-        errors = [e for e in events if "error" in e]
-        assert len(errors) == 1 and errors[0] is events[-1], r.text
-        body = errors[0]
-    else:
-        body = r.json()
+    events = answers(r)
+    errors = [e for e in events if "error" in e]
+    assert len(errors) == 1 and errors[0] is events[-1], r.text
+    body = errors[0]
     if surface == "anthropic-messages":
         assert body["type"] == "error"
     error = body["error"]

@@ -15,16 +15,22 @@ import io
 import time
 import wave
 
-import orjson
 import pytest
 import requests
 
-from tests.fake_upstream import DEFAULT_API_KEY, FakeUpstream
-from tests.harness import ThreadGateway, make_settings
+from tests.chat_surfaces import (
+    PROMPT,
+    SURFACES,
+    answers,
+    ask,
+    funded_gateway,
+    keyed_upstream,
+    models_of_every_kind,
+    providers_of_every_kind,
+)
 
 KEY_ENV = "SWITCHYARD_TEST_USAGE_PROVIDER_KEY"
 NANO = 1_000_000_000
-PROMPT = "Name a colour, please"
 # The largest context window a model can be configured with: no real count is larger.
 MAX_TOKENS = 2**31 - 1
 
@@ -41,13 +47,11 @@ HOSTILE = {
     "one count negative": (-100_000, 7),
     "a fraction": (12.5, 7),
 }
-SURFACES = ["openai-chat", "anthropic-messages", "gemini-generate"]
 
 
 @pytest.fixture(scope="module")
 def upstream():
-    with pytest.MonkeyPatch.context() as env, FakeUpstream() as fake:
-        env.setenv(KEY_ENV, DEFAULT_API_KEY)
+    with keyed_upstream(KEY_ENV) as fake:
         yield fake
 
 
@@ -57,15 +61,9 @@ def gw(tmp_path_factory, upstream):
     key = {"api_key_env": KEY_ENV}
     price = {"input_usd_per_million_tokens": "1", "output_usd_per_million_tokens": "2", "max_output_tokens": 1000}
     config = {
-        "providers": {
-            "gpt": {"kind": "openai", "base_url": f"{base}/v1", **key},
-            "anthropic": {"kind": "anthropic", "base_url": base, **key},
-            "google": {"kind": "gemini", "base_url": base, **key},
-        },
+        "providers": providers_of_every_kind(base, **key),
         "models": {
-            "gpt": {**price, "deployments": [{"provider": "gpt", "model": "gpt-4o-mini"}]},
-            "claude": {**price, "deployments": [{"provider": "anthropic", "model": "claude-sonnet-4-5"}]},
-            "gemini": {**price, "deployments": [{"provider": "google", "model": "gemini-2.0-flash"}]},
+            **models_of_every_kind(**price),
             "embed": {"mode": "embedding", "input_usd_per_million_tokens": "1",
                       "deployments": [{"provider": "gpt", "model": "text-embedding-3-small"}]},
             "rerank": {"mode": "rerank", "input_usd_per_million_tokens": "1", "deployments": [{"provider": "gpt", "model": "rerank-v1"}]},
@@ -74,12 +72,8 @@ def gw(tmp_path_factory, upstream):
         "limits": {"default_rate_limit_per_minute": 100_000},
         "routing": {"retries_per_deployment": 0},
     }
-    gateway = ThreadGateway(make_settings(tmp_path_factory.mktemp("usage"), **config)).start()
-    r = requests.post(f"{gateway.url}/v1/accounts/acct_default/wallet:topup", json={"amountUsd": "10"},
-                      headers=auth(gateway), timeout=10)
-    assert r.status_code == 200, r.text
-    yield gateway
-    gateway.stop()
+    with funded_gateway(tmp_path_factory.mktemp("usage"), **config) as gateway:
+        yield gateway
 
 
 @pytest.fixture(autouse=True)
@@ -93,29 +87,6 @@ def _funded(gw):
 
 def auth(gw) -> dict:
     return {"Authorization": f"Bearer {gw.admin_key}"}
-
-
-def ask(gw, surface: str, model: str, stream: bool) -> tuple[requests.Response, list[dict]]:
-    """POST one chat on `surface`; the response and its JSON objects (a stream's events, in order)."""
-    if surface == "openai-chat":
-        body: dict = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 100}
-        if stream:
-            body.update(stream=True, stream_options={"include_usage": True})
-        r = requests.post(f"{gw.url}/v1/chat/completions", json=body, headers=auth(gw), timeout=20)
-    elif surface == "anthropic-messages":
-        body = {"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": PROMPT}], "stream": stream}
-        r = requests.post(f"{gw.url}/v1/messages", json=body, timeout=20,
-                          headers={"x-api-key": gw.admin_key, "anthropic-version": "2023-06-01"})
-    else:
-        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        body = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}], "generationConfig": {"maxOutputTokens": 100}}
-        r = requests.post(f"{gw.url}/v1beta/models/{model}:{method}", json=body, timeout=20,
-                          headers={"x-goog-api-key": gw.admin_key})
-    if not stream or not r.headers.get("content-type", "").startswith("text/event-stream"):
-        return r, [r.json()]
-    events = [orjson.loads(line[5:]) for line in r.text.splitlines()
-              if line.startswith("data:") and line[5:].strip() != "[DONE]"]
-    return r, events
 
 
 def counts_and_costs(node, key: str = ""):
@@ -165,13 +136,14 @@ def test_unbelievable_usage_is_billed_as_an_estimate(gw, upstream, payload, kind
     before = wallet(gw)
     upstream.set_mode(kind, "ok", usage=native(*HOSTILE[payload]), times=1)
 
-    r, answers = ask(gw, surface, model, stream)
+    r = ask(gw, surface, model, stream)
+    replies = answers(r)
 
     # The answer arrives whole, with no error (before the fix: a credit, or an internal_error event).
     assert r.status_code == 200, r.text
     assert "Fake" in r.text
-    assert not [a for a in answers if "error" in a or a.get("type") == "error"], r.text
-    shown = list(counts_and_costs(answers))
+    assert not [a for a in replies if "error" in a or a.get("type") == "error"], r.text
+    shown = list(counts_and_costs(replies))
     assert shown and all(0 <= value <= MAX_TOKENS for _, value in shown), shown
     if "x-switchyard-cost-usd" in r.headers:
         assert not r.headers["x-switchyard-cost-usd"].startswith("-")
@@ -274,7 +246,7 @@ def test_believable_usage_is_billed_as_reported(gw, upstream, kind, stream):
     """The other side of the check: large but possible counts are the upstream's word, not an estimate."""
     model, native = KINDS[kind]
     upstream.set_mode(kind, "ok", usage=native(120_000, 0), times=1)
-    r, _ = ask(gw, "openai-chat", model, stream)
+    r = ask(gw, "openai-chat", model, stream)
     assert r.status_code == 200, r.text
     charge = ledger_charge(gw, r.headers["x-request-id"])
     record = usage_record(gw, r.headers["x-request-id"])
