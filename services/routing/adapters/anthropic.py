@@ -34,7 +34,7 @@ import orjson
 
 from services.config import ProviderConfig
 from services.routing.adapters.base import ProbeRequest, Target, Timeouts, UpstreamError, copy_sampling, parse_retry_after
-from services.routing.adapters.base import probe_headers, scrub, set_estimated_usage, set_usage, tokens, unsupported
+from services.routing.adapters.base import exact_count, probe_headers, scrub, set_estimated_usage, set_usage, tokens, unsupported
 from services.routing.adapters.sse import EventTooLarge, sse_events
 from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
@@ -575,7 +575,7 @@ class AnthropicAdapter:
             reported = orjson.loads(raw).get("input_tokens")
         except (orjson.JSONDecodeError, AttributeError):
             reported = None
-        count = tokens(reported) if reported is not None else None
+        count = exact_count(reported)
         if count is None:
             raise UpstreamError("The Anthropic upstream sent a malformed token count.", retryable=True, status=status)
         return routing_pb2.CountTokensResponse(input_tokens=count, method="exact")

@@ -160,6 +160,11 @@ def tokens(*counts: Any) -> int | None:
     return total if total <= MAX_TOKENS else None
 
 
+def exact_count(value: Any) -> int | None:
+    """A count an answer exists to give (count_tokens): None when it is missing or no count at all."""
+    return None if value is None else tokens(value)
+
+
 def set_usage(usage: usage_pb2.TokenUsage, input_tokens: int | None, output_tokens: int | None, total_tokens: Any = None) -> bool:
     """`usage` from counts read with tokens(), and the upstream's own total when it is a count. False,
     leaving `usage` as it was, when either count is None: the caller then does what it does for an

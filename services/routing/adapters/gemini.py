@@ -63,7 +63,7 @@ from multidict import CIMultiDict
 from services.config import ProviderConfig
 from services.routing.adapters.base import ProbeRequest, Target, Timeouts, UpstreamError, copy_sampling
 from services.routing.adapters.base import estimate_tokens, json_object, parse_retry_after, probe_headers, set_estimated_usage
-from services.routing.adapters.base import scrub, set_usage, tokens, unsupported
+from services.routing.adapters.base import exact_count, scrub, set_usage, tokens, unsupported
 from services.routing.adapters.sse import EventTooLarge, sse_events
 from services.routing.http_client import UpstreamSession
 from switchyard.routing.v1 import chat_pb2, routing_pb2
@@ -731,8 +731,7 @@ class GeminiAdapter:
         generate = {k: v for k, v in encode_chat_request(request).items() if k in _COUNT_TOKENS_KEYS}
         generate["model"] = f"models/{target.upstream_model.removeprefix('models/')}"
         data = await self._post(session, target, "countTokens", {"generateContentRequest": generate}, timeouts)
-        reported = data.get("totalTokens")
-        count = tokens(reported) if reported is not None else None
+        count = exact_count(data.get("totalTokens"))
         if count is None:
             raise UpstreamError(f"upstream provider '{target.provider.name or KIND}' sent a malformed token count",
                                 retryable=True, status=200)

@@ -38,7 +38,7 @@ from yarl import URL
 
 from services.config import ProviderConfig
 from services.routing.adapters.base import MAX_TOKENS, CountsTokensLocally, ProbeRequest, Target, Timeouts, UpstreamError
-from services.routing.adapters.base import copy_sampling, estimate_tokens, json_object, parse_retry_after, probe_headers
+from services.routing.adapters.base import copy_sampling, json_object, parse_retry_after, probe_headers
 from services.routing.adapters.base import scrub, set_estimated_usage, set_usage, tokens, unsupported
 from services.routing.adapters.sse import SSEParser
 from services.routing.http_client import UpstreamSession
@@ -361,17 +361,12 @@ def _stream_error(error: Any, provider: ProviderConfig, key: str | None, started
     return UpstreamError(text, retryable=True, started=started)
 
 
-def _set_input_usage(usage: usage_pb2.TokenUsage, data: Any) -> bool:
-    """An embeddings or rerank answer's usage (input only; some servers give only total_tokens)."""
-    if not data or not isinstance(data, dict):
-        return False
-    total = data.get("total_tokens")
-    return set_usage(usage, tokens(data.get("prompt_tokens") or total), 0, total)
-
-
-def _set_estimated_input(usage: usage_pb2.TokenUsage, prompt: int) -> None:
-    usage.input_tokens = usage.total_tokens = prompt
-    usage.estimated = True
+def _set_input_usage(usage: usage_pb2.TokenUsage, data: Any) -> None:
+    """An embeddings or rerank answer's usage (input only; some servers give only total_tokens). Left
+    empty when there is none or it is no count a call can have: the servicer then bills the estimate."""
+    if data and isinstance(data, dict):
+        total = data.get("total_tokens")
+        set_usage(usage, tokens(data.get("prompt_tokens") or total), 0, total)
 
 
 def _decode_vector(value: Any) -> Any:
@@ -649,8 +644,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
             for position, item in enumerate(data["data"]):
                 embedding = response.data.add(index=item.get("index", position))
                 embedding.embedding.extend(_decode_vector(item["embedding"]))
-            if not _set_input_usage(response.usage, data.get("usage")):
-                _set_estimated_input(response.usage, sum(estimate_tokens(text) for text in request.input))
+            _set_input_usage(response.usage, data.get("usage"))  # else the servicer estimates it
             return response
         except (KeyError, TypeError, AttributeError, ValueError, struct.error):
             raise _malformed() from None
@@ -761,8 +755,7 @@ class OpenAICompatAdapter(CountsTokensLocally):
                 # From the request, not the upstream's echo: vLLM and Jina shape the echoed document differently.
                 if request.return_documents and 0 <= index < count:
                     result.document = documents[index]
-            if not _set_input_usage(response.usage, data.get("usage")):
-                _set_estimated_input(response.usage, estimate_tokens(request.query) + sum(estimate_tokens(d) for d in documents))
+            _set_input_usage(response.usage, data.get("usage"))  # else the servicer estimates it
             return response
         except (KeyError, TypeError, AttributeError, ValueError):
             raise _malformed() from None
